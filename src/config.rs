@@ -1,0 +1,472 @@
+//! The run configuration: a TOML file with sane defaults, overridable from the environment.
+//!
+//! Invariants after [`Config::load`] / [`Config::validate`]: the tick is positive, every
+//! window length is a positive multiple of the tick, window lists are sorted and free of
+//! duplicates, and every internal range is a well-formed CIDR. Unknown keys are errors
+//! (naming the key), never silently ignored. Environment variables named
+//! `VIGIL__SECTION__KEY=value` override the file (value parsed as TOML, else taken as a string).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::event::Ip;
+
+/// A configuration problem, with the file or key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// A duration written as text ("1s", "5m", "1h 30m") or as whole milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
+pub struct DurationMs(pub u64);
+
+impl DurationMs {
+    pub fn from_text(text: &str) -> Result<Self, String> {
+        let d = humantime::parse_duration(text.trim())
+            .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. \"1s\", \"5m\", \"1h\""))?;
+        Ok(DurationMs(d.as_millis() as u64))
+    }
+    pub fn as_duration(self) -> Duration {
+        Duration::from_millis(self.0)
+    }
+}
+
+impl From<DurationMs> for String {
+    fn from(d: DurationMs) -> String {
+        humantime::format_duration(d.as_duration()).to_string()
+    }
+}
+
+impl std::fmt::Display for DurationMs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.as_duration()))
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationMs {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Millis(u64),
+            Text(String),
+        }
+        match Raw::deserialize(de)? {
+            Raw::Millis(ms) => Ok(DurationMs(ms)),
+            Raw::Text(t) => DurationMs::from_text(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// An address range such as `10.0.0.0/8` or `fc00::/7`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub struct Cidr {
+    base: u128,
+    /// Prefix length in the 128-bit (IPv4-mapped) space.
+    prefix: u32,
+    text_v4: bool,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (addr, len) = text
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("`{text}` is not a CIDR range; write e.g. \"10.0.0.0/8\""))?;
+        let addr: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{text}`: `{addr}` is not an IP address"))?;
+        let len: u32 = len
+            .parse()
+            .map_err(|_| format!("`{text}`: `{len}` is not a prefix length"))?;
+        let (max, offset) = if addr.is_ipv4() { (32, 96) } else { (128, 0) };
+        if len > max {
+            return Err(format!("`{text}`: prefix length {len} is larger than {max}"));
+        }
+        let prefix = len + offset;
+        let base = Ip::from_addr(addr).0 & mask(prefix);
+        Ok(Cidr {
+            base,
+            prefix,
+            text_v4: addr.is_ipv4(),
+        })
+    }
+
+    /// Whether the address lies inside the range.
+    #[inline]
+    pub fn contains(&self, ip: Ip) -> bool {
+        ip.0 & mask(self.prefix) == self.base
+    }
+}
+
+#[inline]
+fn mask(prefix: u32) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - prefix)
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        let (addr, len) = if c.text_v4 {
+            (Ip(c.base).to_string(), c.prefix - 96)
+        } else {
+            (std::net::Ipv6Addr::from(c.base).to_string(), c.prefix)
+        };
+        format!("{addr}/{len}")
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(de)?;
+        Cidr::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What to do with a record later than the allowed lateness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LatePolicy {
+    /// Send it to the rejects with reason `late`.
+    #[default]
+    Reject,
+    /// Apply it at the current watermark, as a correction (also counted as `late_corrected`).
+    Correct,
+}
+
+/// `[time]`: ticks, lateness and the watermark.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeConfig {
+    /// Granularity of dataflow timestamps: event time is truncated to it.
+    pub tick: DurationMs,
+    /// How far behind the highest event time seen a record may be and still be exact.
+    pub lateness: DurationMs,
+    pub late_policy: LatePolicy,
+    /// A source partition with no data for this long (wall clock) stops holding the frontier.
+    pub idle_timeout: DurationMs,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        TimeConfig {
+            tick: DurationMs(1_000),
+            lateness: DurationMs(5_000),
+            late_policy: LatePolicy::Reject,
+            idle_timeout: DurationMs(30_000),
+        }
+    }
+}
+
+/// `[windows]`: sliding windows kept per device and tumbling windows written as rows.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowConfig {
+    pub sliding: Vec<DurationMs>,
+    pub tumbling: Vec<DurationMs>,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            sliding: vec![DurationMs(60_000), DurationMs(300_000), DurationMs(3_600_000)],
+            tumbling: vec![DurationMs(60_000)],
+        }
+    }
+}
+
+/// `[network]`: which destination addresses count as internal.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    pub internal: Vec<Cidr>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            internal: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+                .iter()
+                .map(|t| Cidr::parse(t).expect("default ranges are valid"))
+                .collect(),
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// Whether a destination lies outside every internal range.
+    #[inline]
+    pub fn is_external(&self, ip: Ip) -> bool {
+        !self.internal.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// `[input]`: how records are read.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// `auto`, `csv`, `jsonl` or `zeek`.
+    pub format: String,
+    /// Longer records are rejected with reason `too_long`.
+    pub max_record_bytes: usize,
+    /// Records read per batch before the dataflow is stepped.
+    pub batch_records: usize,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            format: "auto".into(),
+            max_record_bytes: 64 * 1024,
+            batch_records: 16_384,
+        }
+    }
+}
+
+/// `[output]`: what the file outputs hold.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Also write a feature snapshot every this much event time (0 = only at the end).
+    pub snapshot_every: DurationMs,
+    /// How many bytes of a rejected record's raw text are kept.
+    pub reject_raw_bytes: usize,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            snapshot_every: DurationMs(0),
+            reject_raw_bytes: 512,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub time: TimeConfig,
+    pub windows: WindowConfig,
+    pub network: NetworkConfig,
+    pub input: InputConfig,
+    pub output: OutputConfig,
+    /// Per-detector sections, checked by the detector registry.
+    pub detectors: toml::Table,
+}
+
+impl Config {
+    /// Reads a TOML file (or the defaults when `path` is `None`), applies `VIGIL__*`
+    /// environment overrides, and validates the result.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Io {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "defaults".to_string()),
+        };
+        let overrides: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("VIGIL__"))
+            .collect();
+        Self::from_toml_with(&text, &origin, &overrides)
+    }
+
+    /// Parses TOML text with explicit overrides (`VIGIL__SECTION__KEY`, value).
+    pub fn from_toml_with(
+        text: &str,
+        origin: &str,
+        overrides: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        for (name, raw) in overrides {
+            let path: Vec<String> = name
+                .trim_start_matches("VIGIL__")
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            let value = parse_override(raw);
+            set_path(&mut table, &path, value).map_err(|message| ConfigError::Invalid {
+                key: path.join("."),
+                message: format!("from environment variable {name}: {message}"),
+            })?;
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                origin: origin.to_string(),
+                message: e.to_string(),
+            })?;
+        config.validate()
+    }
+
+    /// Parses TOML text without environment overrides.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_toml_with(text, "text", &[])
+    }
+
+    /// Checks the invariants stated in the module header and normalises window lists.
+    pub fn validate(mut self) -> Result<Self, ConfigError> {
+        let tick = self.time.tick.0;
+        if tick == 0 {
+            return Err(invalid("time.tick", "must be positive, e.g. \"1s\""));
+        }
+        for (key, list) in [
+            ("windows.sliding", &mut self.windows.sliding),
+            ("windows.tumbling", &mut self.windows.tumbling),
+        ] {
+            for w in list.iter() {
+                if w.0 == 0 || w.0 % tick != 0 {
+                    return Err(invalid(
+                        key,
+                        &format!("window {w} must be a positive multiple of time.tick ({})", self.time.tick),
+                    ));
+                }
+            }
+            list.sort();
+            list.dedup();
+        }
+        if self.windows.sliding.is_empty() {
+            return Err(invalid("windows.sliding", "at least one sliding window is needed"));
+        }
+        if self.input.batch_records == 0 {
+            return Err(invalid("input.batch_records", "must be at least 1"));
+        }
+        if self.output.snapshot_every.0 % tick != 0 {
+            return Err(invalid("output.snapshot_every", "must be a multiple of time.tick"));
+        }
+        match self.input.format.as_str() {
+            "auto" | "csv" | "jsonl" | "zeek" => {}
+            other => {
+                return Err(invalid(
+                    "input.format",
+                    &format!("unknown format `{other}`; use auto, csv, jsonl or zeek"),
+                ))
+            }
+        }
+        Ok(self)
+    }
+
+    /// Tick length in milliseconds.
+    pub fn tick_ms(&self) -> u64 {
+        self.time.tick.0
+    }
+
+    /// The window lengths the engine maintains, in ticks: the sliding windows plus any
+    /// tumbling length not already among them (tumbling rows are read off these).
+    pub fn maintained_windows_ticks(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = self
+            .windows
+            .sliding
+            .iter()
+            .chain(self.windows.tumbling.iter())
+            .map(|w| w.0 / self.tick_ms())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+fn invalid(key: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn parse_override(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("`{first}` is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.tick_ms(), 1000);
+        assert_eq!(c.maintained_windows_ticks(), vec![60, 300, 3600]);
+    }
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let e = Config::from_toml("[time]\ntickk = \"1s\"\n").unwrap_err().to_string();
+        assert!(e.contains("tickk"), "{e}");
+    }
+
+    #[test]
+    fn window_not_multiple_of_tick_is_rejected() {
+        let e = Config::from_toml("[time]\ntick = \"7s\"\n").unwrap_err().to_string();
+        assert!(e.contains("windows.sliding"), "{e}");
+    }
+
+    #[test]
+    fn env_override_wins() {
+        let c = Config::from_toml_with(
+            "[time]\ntick = \"1s\"\n",
+            "t",
+            &[("VIGIL__TIME__TICK".into(), "2s".into())],
+        )
+        .unwrap();
+        assert_eq!(c.tick_ms(), 2000);
+    }
+
+    #[test]
+    fn cidr_membership() {
+        let net = NetworkConfig::default();
+        let ip = |s: &str| Ip::from_addr(s.parse().unwrap());
+        assert!(!net.is_external(ip("10.9.8.7")));
+        assert!(!net.is_external(ip("172.31.0.1")));
+        assert!(net.is_external(ip("172.32.0.1")));
+        assert!(net.is_external(ip("8.8.8.8")));
+        assert!(net.is_external(ip("2001:db8::1")));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+    }
+}

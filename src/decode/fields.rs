@@ -1,0 +1,171 @@
+//! Field parsers shared by every format: timestamps, counters, ports, addresses, readings.
+//!
+//! Invariant: each parser either returns a validated value or a [`DecodeError`] whose detail
+//! names the field and quotes (a bounded part of) the offending text.
+
+use super::reject::{DecodeError, RejectReason};
+use crate::event::{Ip, MAX_TS_MS, MIN_TS_MS};
+
+fn quote(text: &str) -> String {
+    let mut t: String = text.chars().take(40).collect();
+    if t.len() < text.len() {
+        t.push('…');
+    }
+    format!("`{t}`")
+}
+
+/// Checks the accepted event-time range.
+pub fn check_ts_range(ts_ms: i64, field: &str) -> Result<i64, DecodeError> {
+    if (MIN_TS_MS..MAX_TS_MS).contains(&ts_ms) {
+        Ok(ts_ms)
+    } else {
+        Err(DecodeError::new(
+            RejectReason::TimeOutOfRange,
+            format!("{field} {ts_ms} ms is outside 2000-01-01..2100-01-01"),
+        ))
+    }
+}
+
+/// Epoch milliseconds (an integer) or an RFC 3339 date-time.
+pub fn parse_ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(DecodeError::new(RejectReason::MissingField, format!("{field} is empty")));
+    }
+    let ms = if t.as_bytes()[0].is_ascii_digit() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<i64>().map_err(|_| {
+            DecodeError::new(RejectReason::BadTimestamp, format!("{field} {} is too large", quote(t)))
+        })?
+    } else if t.starts_with('-') && t[1..].bytes().all(|b| b.is_ascii_digit()) && t.len() > 1 {
+        return Err(DecodeError::new(
+            RejectReason::TimeOutOfRange,
+            format!("{field} {} is before 2000-01-01", quote(t)),
+        ));
+    } else {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|_| {
+                DecodeError::new(
+                    RejectReason::BadTimestamp,
+                    format!("{field} {} is neither epoch milliseconds nor RFC 3339", quote(t)),
+                )
+            })?
+            .timestamp_millis()
+    };
+    check_ts_range(ms, field)
+}
+
+/// A non-negative integer counter; empty means 0.
+pub fn parse_counter(text: &str, field: &str) -> Result<u64, DecodeError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(0);
+    }
+    if let Ok(v) = t.parse::<u64>() {
+        return Ok(v);
+    }
+    match t.parse::<f64>() {
+        Ok(f) if f < 0.0 => Err(DecodeError::new(
+            RejectReason::NegativeValue,
+            format!("{field} {} is negative", quote(t)),
+        )),
+        Ok(f) if f.is_finite() && f.fract() == 0.0 && f < 1.8e19 => Ok(f as u64),
+        _ => Err(DecodeError::new(
+            RejectReason::BadNumber,
+            format!("{field} {} is not a whole number", quote(t)),
+        )),
+    }
+}
+
+/// A float counter such as Zeek's duration in seconds, returned in milliseconds.
+pub fn parse_seconds_as_ms(value: f64, field: &str) -> Result<u64, DecodeError> {
+    if !value.is_finite() {
+        return Err(DecodeError::new(RejectReason::BadNumber, format!("{field} is not finite")));
+    }
+    if value < 0.0 {
+        return Err(DecodeError::new(RejectReason::NegativeValue, format!("{field} {value} is negative")));
+    }
+    Ok((value * 1000.0).round() as u64)
+}
+
+/// A destination port; empty means 0.
+pub fn parse_port(text: &str, field: &str) -> Result<u16, DecodeError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(0);
+    }
+    match t.parse::<i64>() {
+        Ok(p) if (0..=65535).contains(&p) => Ok(p as u16),
+        Ok(_) => Err(DecodeError::new(
+            RejectReason::BadPort,
+            format!("{field} {} is not in 0..=65535", quote(t)),
+        )),
+        Err(_) => Err(DecodeError::new(
+            RejectReason::BadNumber,
+            format!("{field} {} is not a port number", quote(t)),
+        )),
+    }
+}
+
+/// An IP address; empty means "no address" (`::`).
+pub fn parse_ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(Ip(0));
+    }
+    t.parse::<std::net::IpAddr>().map(Ip::from_addr).map_err(|_| {
+        DecodeError::new(RejectReason::BadIp, format!("{field} {} is not an IP address", quote(t)))
+    })
+}
+
+/// The device's reading: empty means none; NaN and infinities are kept (they are evidence).
+pub fn parse_value(text: &str, field: &str) -> Result<Option<f64>, DecodeError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.parse::<f64>().map(Some).map_err(|_| {
+        DecodeError::new(RejectReason::BadNumber, format!("{field} {} is not a number", quote(t)))
+    })
+}
+
+/// The device name: required, trimmed, at most 256 bytes.
+pub fn parse_device(text: &str, field: &str) -> Result<crate::event::DeviceId, DecodeError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(DecodeError::new(RejectReason::MissingField, format!("{field} is empty")));
+    }
+    if t.len() > 256 {
+        return Err(DecodeError::new(RejectReason::Malformed, format!("{field} is longer than 256 bytes")));
+    }
+    Ok(t.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_ts_text("1700000000000", "ts").unwrap(), 1_700_000_000_000);
+        assert_eq!(parse_ts_text("2023-11-14T22:13:20Z", "ts").unwrap(), 1_700_000_000_000);
+        assert_eq!(parse_ts_text("2023-11-14T23:13:20.5+01:00", "ts").unwrap(), 1_700_000_000_500);
+        assert_eq!(parse_ts_text("12", "ts").unwrap_err().reason, RejectReason::TimeOutOfRange);
+        assert_eq!(parse_ts_text("-5", "ts").unwrap_err().reason, RejectReason::TimeOutOfRange);
+        assert_eq!(parse_ts_text("yesterday", "ts").unwrap_err().reason, RejectReason::BadTimestamp);
+        assert_eq!(parse_ts_text("", "ts").unwrap_err().reason, RejectReason::MissingField);
+    }
+
+    #[test]
+    fn counters_and_ports() {
+        assert_eq!(parse_counter("", "b").unwrap(), 0);
+        assert_eq!(parse_counter("12", "b").unwrap(), 12);
+        assert_eq!(parse_counter("12.0", "b").unwrap(), 12);
+        assert_eq!(parse_counter("-3", "b").unwrap_err().reason, RejectReason::NegativeValue);
+        assert_eq!(parse_counter("x", "b").unwrap_err().reason, RejectReason::BadNumber);
+        assert_eq!(parse_port("70000", "p").unwrap_err().reason, RejectReason::BadPort);
+        assert_eq!(parse_port("http", "p").unwrap_err().reason, RejectReason::BadNumber);
+        assert_eq!(parse_ip("300.1.1.1", "ip").unwrap_err().reason, RejectReason::BadIp);
+        assert!(parse_value("NaN", "v").unwrap().unwrap().is_nan());
+        assert_eq!(parse_value("", "v").unwrap(), None);
+    }
+}

@@ -1,0 +1,89 @@
+//! The feature store: the arrangement of `(device, DeviceWindows)` keyed by device, read
+//! point-in-time, with its compaction managed in one place.
+//!
+//! Invariants: a [`FeatureStore`] never lets compaction pass a time it may still be asked
+//! about — the logical compaction frontier trails the completed frontier by one tick (so
+//! "as of the last complete tick" can always be read) and never passes a pinned snapshot
+//! time. A read sees only this worker's shard of devices; a full snapshot is the union over
+//! all workers.
+
+use differential_dataflow::operators::arrange::TraceAgent;
+use differential_dataflow::trace::cursor::{cursor_list, Cursor};
+use differential_dataflow::trace::implementations::ValSpine;
+use differential_dataflow::trace::TraceReader;
+use timely::progress::frontier::{Antichain, AntichainRef};
+
+
+use crate::event::DeviceId;
+use crate::window::DeviceState;
+
+/// The arranged window statistics (the feature store's storage).
+pub type FeatureTrace = TraceAgent<ValSpine<DeviceId, DeviceState, u64, isize>>;
+
+/// A worker's handle on the feature store arrangement.
+pub struct FeatureStore {
+    trace: FeatureTrace,
+    /// Earliest time a reader still needs.
+    pinned: Option<u64>,
+    compacted_to: u64,
+}
+
+impl FeatureStore {
+    pub fn new(trace: FeatureTrace) -> Self {
+        FeatureStore {
+            trace,
+            pinned: None,
+            compacted_to: 0,
+        }
+    }
+
+    /// Keeps times from `tick` on readable until unpinned.
+    pub fn pin(&mut self, tick: Option<u64>) {
+        self.pinned = tick;
+    }
+
+    /// Allows compaction up to the last complete tick (`complete` is the frontier: every
+    /// tick below it is final), but not past a pinned time.
+    pub fn advance(&mut self, complete: u64) {
+        let mut target = complete.saturating_sub(1);
+        if let Some(p) = self.pinned {
+            target = target.min(p);
+        }
+        if target > self.compacted_to {
+            self.compacted_to = target;
+            self.trace.set_logical_compaction(AntichainRef::new(&[target]));
+            self.trace.set_physical_compaction(AntichainRef::new(&[target]));
+        }
+    }
+
+    /// This worker's devices and their state as of `tick` (which must be complete).
+    pub fn read_at(&mut self, tick: u64) -> Vec<(DeviceId, DeviceState)> {
+        let mut out = Vec::new();
+        // All batches (an empty upper is always a clean cut); later times are filtered out.
+        let Some(batches) = self.trace.batches_through(Antichain::new().borrow()) else {
+            return out;
+        };
+        let (mut cursor, storage) = cursor_list(batches);
+        while let Some(key) = cursor.get_key(&storage) {
+            while let Some(val) = cursor.get_val(&storage) {
+                let mut count = 0isize;
+                cursor.map_times(&storage, |t, d| {
+                    if *t <= tick {
+                        count += *d;
+                    }
+                });
+                if count > 0 {
+                    out.push((key.clone(), val.clone()));
+                }
+                cursor.step_val(&storage);
+            }
+            cursor.step_key(&storage);
+        }
+        out
+    }
+
+    /// The trace, for importing into other dataflows (queries).
+    pub fn trace(&mut self) -> &mut FeatureTrace {
+        &mut self.trace
+    }
+}

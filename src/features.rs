@@ -1,0 +1,195 @@
+//! The feature store's vector: one named, documented feature vector per device, a pure
+//! function of the device's window statistics at a time.
+//!
+//! Invariants: the names and their order depend only on the configured sliding windows
+//! (`FeatureLayout::new`), never on the data; every value is a finite f64 (absent readings
+//! give 0, with `value_count_*` saying how many readings there were), so models can use the
+//! vector as it is. Windows are named by their length as humantime writes it ("1m", "1h").
+
+use crate::config::Config;
+use crate::window::stats::{DeviceWindows, WindowStats};
+
+/// Per-window features, in order; `{w}` is replaced by the window's name.
+pub const PER_WINDOW: [(&str, &str); 17] = [
+    ("events_{w}", "events in the window"),
+    ("bytes_out_{w}", "bytes sent"),
+    ("bytes_in_{w}", "bytes received"),
+    ("packets_{w}", "packets"),
+    ("bytes_out_ext_{w}", "bytes sent to external (non-internal) addresses"),
+    ("distinct_dst_{w}", "distinct destination addresses"),
+    ("distinct_ports_{w}", "distinct destination ports"),
+    ("value_count_{w}", "valid readings"),
+    ("value_invalid_{w}", "invalid readings (NaN, infinite, beyond ±1e9)"),
+    ("value_mean_{w}", "mean reading (0 when none)"),
+    ("value_std_{w}", "standard deviation of readings (0 when none)"),
+    ("value_min_{w}", "smallest reading (0 when none)"),
+    ("value_max_{w}", "largest reading (0 when none)"),
+    ("event_rate_{w}", "events per minute"),
+    ("bytes_out_rate_{w}", "bytes sent per second"),
+    ("ext_ratio_{w}", "share of bytes sent that went to external addresses"),
+    ("out_in_ratio_{w}", "bytes sent / (bytes received + 1)"),
+];
+
+/// Cross-window features (shortest vs longest sliding window).
+pub const CROSS_WINDOW: [(&str, &str); 3] = [
+    ("rate_ratio", "event rate of the shortest window / event rate of the longest (0 when the longest is empty)"),
+    ("ext_rate_ratio", "external bytes rate of the shortest window / of the longest (0 when the longest has none)"),
+    ("dst_ratio", "distinct destinations of the shortest window / of the longest (0 when the longest has none)"),
+];
+
+/// Which maintained windows feed the features, and the resulting names.
+#[derive(Clone, Debug)]
+pub struct FeatureLayout {
+    /// (index into `DeviceWindows::windows`, length in ms, name) per sliding window.
+    windows: Vec<(usize, u64, String)>,
+    names: Vec<String>,
+}
+
+/// A window length as a feature-name suffix: "1m", "5m", "1h", "1h30m".
+pub fn window_name(ms: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_millis(ms))
+        .to_string()
+        .replace(' ', "")
+}
+
+impl FeatureLayout {
+    pub fn new(config: &Config) -> Self {
+        let maintained = config.maintained_windows_ticks();
+        let tick = config.tick_ms();
+        let windows: Vec<(usize, u64, String)> = config
+            .windows
+            .sliding
+            .iter()
+            .map(|w| {
+                let i = maintained.iter().position(|&l| l * tick == w.0).expect("sliding windows are maintained");
+                (i, w.0, window_name(w.0))
+            })
+            .collect();
+        let mut names = Vec::new();
+        for (_, _, wname) in &windows {
+            for (pattern, _) in PER_WINDOW {
+                names.push(pattern.replace("{w}", wname));
+            }
+        }
+        for (name, _) in CROSS_WINDOW {
+            names.push(name.to_string());
+        }
+        FeatureLayout { windows, names }
+    }
+
+    /// Feature names, in vector order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Name and description of every feature, for documentation and `--help` output.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (_, _, wname) in &self.windows {
+            for (pattern, text) in PER_WINDOW {
+                out.push((pattern.replace("{w}", wname), format!("{text}, last {wname}")));
+            }
+        }
+        for (name, text) in CROSS_WINDOW {
+            out.push((name.to_string(), text.to_string()));
+        }
+        out
+    }
+
+    /// The feature vector of one device state.
+    pub fn vector(&self, state: &DeviceWindows) -> Vec<f64> {
+        let mut v = Vec::with_capacity(self.names.len());
+        for &(i, ms, _) in &self.windows {
+            per_window(&state.windows[i], ms, &mut v);
+        }
+        let (first, last) = (self.windows.first().expect("one window"), self.windows.last().expect("one window"));
+        let (s, l) = (&state.windows[first.0], &state.windows[last.0]);
+        let (s_min, l_min) = (first.1 as f64 / 60_000.0, last.1 as f64 / 60_000.0);
+        v.push(ratio(s.count as f64 / s_min, l.count as f64 / l_min));
+        v.push(ratio(s.bytes_out_external as f64 / s_min, l.bytes_out_external as f64 / l_min));
+        v.push(ratio(s.distinct_dst as f64, l.distinct_dst as f64));
+        v
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+fn per_window(s: &WindowStats, ms: u64, v: &mut Vec<f64>) {
+    let minutes = ms as f64 / 60_000.0;
+    let seconds = ms as f64 / 1_000.0;
+    v.extend_from_slice(&[
+        s.count as f64,
+        s.bytes_out as f64,
+        s.bytes_in as f64,
+        s.packets as f64,
+        s.bytes_out_external as f64,
+        s.distinct_dst as f64,
+        s.distinct_ports as f64,
+        s.value_count as f64,
+        s.value_invalid as f64,
+        s.value_mean().unwrap_or(0.0),
+        s.value_std().unwrap_or(0.0),
+        s.value_min_f64().unwrap_or(0.0),
+        s.value_max_f64().unwrap_or(0.0),
+        s.count as f64 / minutes,
+        s.bytes_out as f64 / seconds,
+        ratio(s.bytes_out_external as f64, s.bytes_out as f64),
+        s.bytes_out as f64 / (s.bytes_in as f64 + 1.0),
+    ]);
+}
+
+/// One line of `features.jsonl`: the device, the time it is as of, and its named features.
+pub fn feature_row(layout: &FeatureLayout, device: &str, as_of_ms: i64, state: &DeviceWindows) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    map.insert("device_id".into(), device.into());
+    map.insert("as_of_ms".into(), as_of_ms.into());
+    map.insert("last_seen_ms".into(), state.last_seen_ms.into());
+    for (name, value) in layout.names().iter().zip(layout.vector(state)) {
+        map.insert(name.clone(), serde_json::json!(value));
+    }
+    serde_json::Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_windows() {
+        let config = Config::from_toml("").unwrap();
+        let layout = FeatureLayout::new(&config);
+        assert_eq!(layout.names().len(), 3 * PER_WINDOW.len() + CROSS_WINDOW.len());
+        assert_eq!(layout.names()[0], "events_1m");
+        assert!(layout.names().contains(&"bytes_out_ext_1h".to_string()));
+    }
+
+    #[test]
+    fn vector_values() {
+        let config = Config::from_toml("").unwrap();
+        let layout = FeatureLayout::new(&config);
+        let w = |count, ext| WindowStats {
+            count,
+            bytes_out: 100,
+            bytes_out_external: ext,
+            ..Default::default()
+        };
+        let state = DeviceWindows {
+            last_seen_ms: 0,
+            windows: vec![w(6, 50), w(10, 50), w(60, 100)],
+        };
+        let v = layout.vector(&state);
+        assert_eq!(v.len(), layout.names().len());
+        let at = |name: &str| v[layout.names().iter().position(|n| n == name).unwrap()];
+        assert_eq!(at("events_1m"), 6.0);
+        assert_eq!(at("event_rate_1h"), 1.0);
+        assert_eq!(at("ext_ratio_1m"), 0.5);
+        assert_eq!(at("rate_ratio"), 6.0);
+        assert!(v.iter().all(|x| x.is_finite()));
+    }
+}

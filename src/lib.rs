@@ -1,0 +1,17 @@
+//! vigil: incremental anomaly detection over security event logs, on timely and
+//! differential dataflow.
+//!
+//! The library holds everything; `src/main.rs` is a thin command line over it. Data flows
+//! decode → event time → per-device windows → features → detectors → outputs; see
+//! `docs/semantics.md` for the exact definitions every module keeps.
+
+pub mod config;
+pub mod decode;
+pub mod event;
+pub mod generate;
+pub mod feature_store;
+pub mod features;
+pub mod output;
+pub mod pipeline;
+pub mod source;
+pub mod window;

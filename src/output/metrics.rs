@@ -1,0 +1,153 @@
+//! Run metrics (shared by all workers of a process) and the end-of-run summary.
+//!
+//! Invariant: `read = accepted + Σ rejected`, counted by the worker that owns each record;
+//! late records rejected are in `rejected[late]`, late records applied as corrections are in
+//! `accepted` and in `late_corrected`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+use crate::decode::RejectReason;
+
+/// Counters updated while a run goes on.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub read: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: [AtomicU64; RejectReason::ALL.len()],
+    pub late_corrected: AtomicU64,
+    pub window_rows: AtomicU64,
+    pub devices: AtomicU64,
+    pub features_written: AtomicU64,
+    /// Highest event time seen (epoch ms), for progress and lag.
+    pub max_event_ms: AtomicU64,
+    /// The frontier (tick) the outputs are complete through.
+    pub frontier_tick: AtomicU64,
+}
+
+impl Metrics {
+    pub fn reject(&self, reason: RejectReason) {
+        self.rejected[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    pub fn rejected_by_reason(&self) -> BTreeMap<String, u64> {
+        RejectReason::ALL
+            .iter()
+            .map(|r| (r.as_str().to_string(), self.rejected[r.index()].load(Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+/// `summary.json`: what a run did.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    pub events_read: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Late records: rejected as late plus applied as corrections.
+    pub late: u64,
+    pub late_corrected: u64,
+    pub devices: u64,
+    pub window_rows: u64,
+    pub features: u64,
+    pub anomalies: u64,
+    /// Event time the outputs are complete through (epoch ms), when any record had a time.
+    pub end_event_time_ms: Option<i64>,
+    pub workers: usize,
+    pub elapsed_s: f64,
+    pub events_per_s: f64,
+    pub peak_rss_bytes: u64,
+}
+
+impl Summary {
+    pub fn from_metrics(m: &Metrics, workers: usize, elapsed_s: f64, end_event_time_ms: Option<i64>) -> Self {
+        let read = m.read.load(Relaxed);
+        let late_rejected = m.rejected[RejectReason::Late.index()].load(Relaxed);
+        let late_corrected = m.late_corrected.load(Relaxed);
+        Summary {
+            events_read: read,
+            accepted: m.accepted.load(Relaxed),
+            rejected: m.rejected_total(),
+            rejected_by_reason: m.rejected_by_reason(),
+            late: late_rejected + late_corrected,
+            late_corrected,
+            devices: m.devices.load(Relaxed),
+            window_rows: m.window_rows.load(Relaxed),
+            features: m.features_written.load(Relaxed),
+            anomalies: 0,
+            end_event_time_ms,
+            workers,
+            elapsed_s,
+            events_per_s: if elapsed_s > 0.0 { read as f64 / elapsed_s } else { 0.0 },
+            peak_rss_bytes: peak_rss_bytes(),
+        }
+    }
+
+    /// A few human lines for the end of a run.
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "events read {}, accepted {}, rejected {}{}, late {} ({} corrected)\n",
+            self.events_read,
+            self.accepted,
+            self.rejected,
+            if self.rejected_by_reason.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    self.rejected_by_reason.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+                )
+            },
+            self.late,
+            self.late_corrected
+        );
+        s += &format!(
+            "devices {}, window rows {}, feature rows {}, anomalies {}\n",
+            self.devices, self.window_rows, self.features, self.anomalies
+        );
+        s += &format!(
+            "{:.2} s on {} worker(s): {:.0} events/s, peak RSS {:.1} MiB",
+            self.elapsed_s,
+            self.workers,
+            self.events_per_s,
+            self.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+        );
+        s
+    }
+}
+
+/// The process's peak resident set size (VmHWM), 0 where unknown.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The process's current resident set size (VmRSS), 0 where unknown.
+pub fn current_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}

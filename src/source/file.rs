@@ -1,0 +1,265 @@
+//! Records from files, folders of files and stdin.
+//!
+//! Invariants: a folder is read as its regular, non-hidden files in name order; each file is
+//! decoded with its own format and header; blank lines are skipped (not records); line
+//! numbers are 1-based within each file and count every line. A file that cannot be opened,
+//! or whose CSV header is unusable, is an input error, not a stream of rejects.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::SourceError;
+use crate::decode::{Format, RecordDecoder};
+
+/// What `--input` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputSpec {
+    /// Files, in order (a folder already expanded).
+    Files(Vec<PathBuf>),
+    /// Standard input.
+    Stdin,
+    /// Bytes already in memory (benchmarks, tests), under a name.
+    Memory { name: String, data: Arc<Vec<u8>> },
+}
+
+impl InputSpec {
+    /// Resolves `-` to stdin, a folder to its files, a file to itself.
+    pub fn resolve(input: &Path) -> Result<Self, SourceError> {
+        if input.as_os_str() == "-" {
+            return Ok(InputSpec::Stdin);
+        }
+        let err = |message: String| SourceError::Input {
+            path: input.display().to_string(),
+            message,
+        };
+        let meta = std::fs::metadata(input).map_err(|e| {
+            err(format!("{e}; give a file, a folder of files, or - for stdin"))
+        })?;
+        if meta.is_file() {
+            return Ok(InputSpec::Files(vec![input.to_path_buf()]));
+        }
+        if !meta.is_dir() {
+            return Err(err("is neither a file nor a folder".into()));
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+            .map_err(|e| err(e.to_string()))?
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.path())
+            .filter(|p| p.is_file())
+            .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(err("the folder holds no files".into()));
+        }
+        Ok(InputSpec::Files(files))
+    }
+
+    /// Total size in bytes, when known (for progress).
+    pub fn total_bytes(&self) -> Option<u64> {
+        match self {
+            InputSpec::Files(files) => Some(files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum()),
+            InputSpec::Stdin => None,
+            InputSpec::Memory { data, .. } => Some(data.len() as u64),
+        }
+    }
+}
+
+/// A record handed to the caller.
+pub struct Record<'a> {
+    pub source: &'a Arc<str>,
+    pub line: u64,
+    pub bytes: &'a [u8],
+    pub decoder: &'a RecordDecoder,
+}
+
+struct OpenFile {
+    reader: Box<dyn BufRead>,
+    name: Arc<str>,
+    line: u64,
+    decoder: RecordDecoder,
+    /// A first line that turned out to be a record, not a header.
+    held: Option<(u64, Vec<u8>)>,
+}
+
+/// Reads the records of an [`InputSpec`] in order.
+pub struct RecordReader {
+    queue: std::collections::VecDeque<(Origin, Arc<str>)>,
+    current: Option<OpenFile>,
+    format: Option<Format>,
+    max_record_bytes: usize,
+    buf: Vec<u8>,
+    bytes_read: Arc<AtomicU64>,
+}
+
+impl RecordReader {
+    /// A reader over the input; `format` None means detect per file.
+    pub fn new(spec: &InputSpec, format: Option<Format>, max_record_bytes: usize, bytes_read: Arc<AtomicU64>) -> Self {
+        let queue = match spec {
+            InputSpec::Files(files) => files
+                .iter()
+                .map(|p| (Origin::File(p.clone()), Arc::from(p.display().to_string())))
+                .collect(),
+            InputSpec::Stdin => std::iter::once((Origin::Stdin, Arc::from("stdin"))).collect(),
+            InputSpec::Memory { name, data } => {
+                std::iter::once((Origin::Memory(data.clone()), Arc::from(name.as_str()))).collect()
+            }
+        };
+        RecordReader {
+            queue,
+            current: None,
+            format,
+            max_record_bytes,
+            buf: Vec::with_capacity(4096),
+            bytes_read,
+        }
+    }
+
+    /// A reader that yields nothing (a worker with no share of the input).
+    pub fn empty() -> Self {
+        RecordReader {
+            queue: Default::default(),
+            current: None,
+            format: None,
+            max_record_bytes: 0,
+            buf: Vec::new(),
+            bytes_read: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, name: &str) -> Result<bool, SourceError> {
+        buf.clear();
+        let n = reader.read_until(b'\n', buf).map_err(|source| SourceError::Io {
+            path: name.to_string(),
+            source,
+        })?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        Ok(true)
+    }
+
+    fn open_next(&mut self) -> Result<bool, SourceError> {
+        let Some((origin, name)) = self.queue.pop_front() else {
+            return Ok(false);
+        };
+        let counter = self.bytes_read.clone();
+        let mut reader: Box<dyn BufRead> = match &origin {
+            Origin::File(p) => {
+                let file = File::open(p).map_err(|source| SourceError::Io {
+                    path: name.to_string(),
+                    source,
+                })?;
+                Box::new(BufReader::with_capacity(1 << 20, CountingRead(file, counter)))
+            }
+            Origin::Stdin => Box::new(BufReader::with_capacity(1 << 20, CountingRead(std::io::stdin(), counter))),
+            Origin::Memory(data) => Box::new(std::io::Cursor::new(SharedBytes(data.clone()))),
+        };
+        let path = match &origin {
+            Origin::File(p) => Some(p.as_path()),
+            _ => None,
+        };
+        // The first non-blank line decides the format and may be a header.
+        let mut line = 0;
+        loop {
+            if !Self::read_line(reader.as_mut(), &mut self.buf, &name)? {
+                // An empty file: nothing to read.
+                return Ok(true);
+            }
+            line += 1;
+            if !self.buf.trim_ascii().is_empty() {
+                break;
+            }
+        }
+        let format = self.format.unwrap_or_else(|| Format::detect(path, &self.buf));
+        let (decoder, is_header) = RecordDecoder::for_file(format, &self.buf, self.max_record_bytes).map_err(|e| {
+            SourceError::Input {
+                path: name.to_string(),
+                message: format!(
+                    "line {line}: {}; a CSV input needs a header naming its columns (ts,device_id,src_ip,dst_ip,dst_port,protocol,bytes_out,bytes_in,packets,duration_ms,value) or no header at all",
+                    e.detail
+                ),
+            }
+        })?;
+        let held = (!is_header).then(|| (line, self.buf.clone()));
+        self.current = Some(OpenFile {
+            reader,
+            name,
+            line,
+            decoder,
+            held,
+        });
+        Ok(true)
+    }
+
+    /// Hands up to `max` records to `each`; returns false once the input is exhausted.
+    pub fn next_batch(&mut self, max: usize, mut each: impl FnMut(Record<'_>)) -> Result<bool, SourceError> {
+        let mut n = 0;
+        while n < max {
+            if self.current.is_none() && !self.open_next()? {
+                return Ok(false);
+            }
+            let Some(file) = self.current.as_mut() else { continue };
+            if let Some((line, bytes)) = file.held.take() {
+                each(Record {
+                    source: &file.name,
+                    line,
+                    bytes: &bytes,
+                    decoder: &file.decoder,
+                });
+                n += 1;
+                continue;
+            }
+            if !Self::read_line(file.reader.as_mut(), &mut self.buf, &file.name)? {
+                self.current = None;
+                continue;
+            }
+            file.line += 1;
+            if self.buf.trim_ascii().is_empty() {
+                continue;
+            }
+            each(Record {
+                source: &file.name,
+                line: file.line,
+                bytes: &self.buf,
+                decoder: &file.decoder,
+            });
+            n += 1;
+        }
+        Ok(true)
+    }
+}
+
+/// Counts bytes read, for progress.
+struct CountingRead<R>(R, Arc<AtomicU64>);
+
+impl<R: Read> Read for CountingRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+enum Origin {
+    File(PathBuf),
+    Stdin,
+    Memory(Arc<Vec<u8>>),
+}
+
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}

@@ -1,0 +1,11 @@
+//! Per-device windows: the statistics record, the sliding-window state of one device, and
+//! the timely operator that maintains them for every device as the frontier advances.
+//!
+//! Invariant: the operator's output, accumulated up to tick `T`, equals
+//! `{ (device, DeviceWindows(device, T)) }` as defined in `docs/semantics.md`.
+
+pub mod operator;
+pub mod sliding;
+pub mod stats;
+
+pub use stats::{DeviceState, DeviceWindows, WindowRow, WindowStats};

@@ -1,0 +1,298 @@
+//! The `window_stats` timely operator: per-device sliding windows for every device, driven
+//! by the input frontier, emitting a differential collection of `(device, DeviceWindows)`
+//! and the rows of closed tumbling windows.
+//!
+//! Invariants: events arrive exchanged by device hash (the same placement differential's
+//! arrangements use), each tagged with its tick, never below the stream's frontier. A tick is
+//! processed only once the input frontier has passed it, ticks in increasing order, and for
+//! each touched device expiries before insertions — so every emitted state is final and the
+//! accumulated output at `T` is `DeviceWindows(d, T)` for every device seen by `T`
+//! (`docs/semantics.md`). When the input is exhausted, the remaining open tumbling periods are
+//! closed and written, but no collection change beyond the last event tick is emitted.
+
+use std::collections::{BTreeMap, HashMap};
+
+use differential_dataflow::hashable::Hashable;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::Capability;
+use timely::progress::frontier::MutableAntichain;
+use timely::dataflow::StreamVec;
+
+use super::sliding::{DeviceSlide, Obs};
+use super::stats::{DeviceState, DeviceWindows, WindowRow};
+use crate::config::{Config, NetworkConfig};
+use crate::event::{DeviceId, Event};
+
+/// A change of the window-stats collection: `((device, state), tick, diff)`.
+pub type WindowChange = ((DeviceId, DeviceState), u64, isize);
+
+/// The window layout the operator maintains.
+#[derive(Clone, Debug)]
+pub struct WindowSpec {
+    /// Maintained window lengths in ticks, ascending.
+    pub lens: Vec<u64>,
+    /// Indices into `lens` of the tumbling windows.
+    pub tumbling: Vec<usize>,
+    pub tick_ms: u64,
+    pub network: NetworkConfig,
+}
+
+impl WindowSpec {
+    pub fn from_config(config: &Config) -> Self {
+        let lens = config.maintained_windows_ticks();
+        let tick_ms = config.tick_ms();
+        let tumbling = config
+            .windows
+            .tumbling
+            .iter()
+            .map(|w| lens.iter().position(|&l| l == w.0 / tick_ms).expect("tumbling lengths are maintained"))
+            .collect();
+        WindowSpec {
+            lens,
+            tumbling,
+            tick_ms,
+            network: config.network.clone(),
+        }
+    }
+}
+
+struct DeviceSlot {
+    name: DeviceId,
+    slide: DeviceSlide,
+    last_seen_ms: i64,
+    /// The state most recently emitted (None before the first).
+    emitted: Option<DeviceState>,
+    /// Tick of the latest processing of this device (expiries applied up to it).
+    processed: u64,
+    /// Tick of the latest insertion.
+    latest_tick: Option<u64>,
+    /// Per tumbling window: boundary tick of the period this device is listed in.
+    tumble_mark: Vec<u64>,
+}
+
+/// Every device's windows on this worker.
+struct WindowState {
+    spec: WindowSpec,
+    index: HashMap<DeviceId, u32>,
+    slots: Vec<DeviceSlot>,
+    /// Events not yet processed, by tick.
+    pending: BTreeMap<u64, Vec<Event>>,
+    /// Devices with an expiry at a tick.
+    wakeups: BTreeMap<u64, Vec<u32>>,
+    /// Per tumbling window: boundary tick → devices with events in that period.
+    periods: Vec<BTreeMap<u64, Vec<u32>>>,
+    touched: Vec<u32>,
+}
+
+impl WindowState {
+    fn new(spec: WindowSpec) -> Self {
+        let periods = vec![BTreeMap::new(); spec.tumbling.len()];
+        WindowState {
+            spec,
+            index: HashMap::new(),
+            slots: Vec::new(),
+            pending: BTreeMap::new(),
+            wakeups: BTreeMap::new(),
+            periods,
+            touched: Vec::new(),
+        }
+    }
+
+    /// The earliest tick with work to do.
+    fn next_tick(&self) -> Option<u64> {
+        let mut next = self.pending.keys().next().copied();
+        let mut consider = |t: Option<u64>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.wakeups.keys().next().copied());
+        for p in &self.periods {
+            consider(p.keys().next().copied());
+        }
+        next
+    }
+
+    fn slot_for(&mut self, name: &DeviceId) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.slots.len() as u32;
+        self.slots.push(DeviceSlot {
+            name: name.clone(),
+            slide: DeviceSlide::new(&self.spec.lens),
+            last_seen_ms: i64::MIN,
+            emitted: None,
+            processed: u64::MAX,
+            latest_tick: None,
+            tumble_mark: vec![u64::MAX; self.spec.tumbling.len()],
+        });
+        self.index.insert(name.clone(), i);
+        i
+    }
+
+    fn touch(&mut self, i: u32, now: u64) {
+        let slot = &mut self.slots[i as usize];
+        if slot.processed != now {
+            slot.slide.advance_to(now);
+            slot.processed = now;
+            self.touched.push(i);
+        }
+    }
+
+    /// Processes tick `now`: expiries, insertions, then emits changes (when `emit`) and the
+    /// tumbling rows of periods ending at `now`.
+    fn process_tick(&mut self, now: u64, emit: bool, out: &mut Vec<WindowChange>, rows: &mut Vec<WindowRow>) {
+        self.touched.clear();
+        if let Some(devices) = self.wakeups.remove(&now) {
+            for i in devices {
+                self.touch(i, now);
+            }
+        }
+        if let Some(events) = self.pending.remove(&now) {
+            for event in events {
+                let i = self.slot_for(&event.device);
+                self.touch(i, now);
+                let external = event.dst_ip.0 != 0 && self.spec.network.is_external(event.dst_ip);
+                let obs = Obs::new(
+                    now,
+                    event.bytes_out,
+                    event.bytes_in,
+                    event.packets,
+                    external,
+                    event.dst_ip.0,
+                    event.dst_port,
+                    event.value,
+                );
+                let slot = &mut self.slots[i as usize];
+                slot.slide.insert(obs);
+                slot.last_seen_ms = slot.last_seen_ms.max(event.ts_ms);
+                if slot.latest_tick != Some(now) {
+                    slot.latest_tick = Some(now);
+                    for &len in &self.spec.lens {
+                        self.wakeups.entry(now + len).or_default().push(i);
+                    }
+                    for (k, &wi) in self.spec.tumbling.iter().enumerate() {
+                        let len = self.spec.lens[wi];
+                        let boundary = (now / len) * len + len - 1;
+                        if slot.tumble_mark[k] != boundary {
+                            slot.tumble_mark[k] = boundary;
+                            self.periods[k].entry(boundary).or_default().push(i);
+                        }
+                    }
+                }
+            }
+        }
+        if emit {
+            for &i in &self.touched {
+                let slot = &mut self.slots[i as usize];
+                // A touched device always changed: an event entered or one expired.
+                let state = DeviceState::new(DeviceWindows {
+                    last_seen_ms: slot.last_seen_ms,
+                    windows: slot.slide.all_stats(),
+                });
+                if let Some(old) = slot.emitted.take() {
+                    debug_assert!(*old != *state, "a touched device changes");
+                    out.push(((slot.name.clone(), old), now, -1));
+                }
+                out.push(((slot.name.clone(), state.clone()), now, 1));
+                slot.emitted = Some(state);
+            }
+        }
+        for k in 0..self.spec.tumbling.len() {
+            if let Some(mut devices) = self.periods[k].remove(&now) {
+                let wi = self.spec.tumbling[k];
+                let len = self.spec.lens[wi];
+                let tick_ms = self.spec.tick_ms as i64;
+                devices.sort_by(|a, b| self.slots[*a as usize].name.cmp(&self.slots[*b as usize].name));
+                for i in devices {
+                    let slot = &mut self.slots[i as usize];
+                    if slot.processed != now {
+                        slot.slide.advance_to(now);
+                        slot.processed = now;
+                    }
+                    rows.push(WindowRow {
+                        window_end_ms: (now as i64 + 1) * tick_ms,
+                        window_len_ms: len * self.spec.tick_ms,
+                        device: slot.name.clone(),
+                        window_start_ms: (now as i64 + 1 - len as i64) * tick_ms,
+                        stats: slot.slide.stats(wi).clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Number of devices this worker maintains.
+    fn devices(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+/// Builds the operator over a stream of `(tick, event)`; returns the collection changes and
+/// the closed tumbling rows.
+pub fn window_stats<'s>(
+    events: StreamVec<'s, u64, (u64, Event)>,
+    spec: WindowSpec,
+    device_count: std::rc::Rc<std::cell::Cell<usize>>,
+) -> (StreamVec<'s, u64, WindowChange>, StreamVec<'s, u64, WindowRow>) {
+    let mut builder = OperatorBuilder::new("WindowStats".to_owned(), events.scope());
+    let exchange = Exchange::new(|(_, e): &(u64, Event)| e.device.hashed());
+    let mut input = builder.new_input(events, exchange);
+    let (mut changes_out, changes) = builder.new_output::<Vec<WindowChange>>();
+    let (mut rows_out, rows) = builder.new_output::<Vec<WindowRow>>();
+    builder.build(move |initial: Vec<Capability<u64>>| {
+        // One capability per output, held at the earliest time either may still emit.
+        let mut caps: Option<Vec<Capability<u64>>> = Some(initial);
+        let mut state = WindowState::new(spec);
+        let mut changes_buf = Vec::new();
+        let mut rows_buf = Vec::new();
+        move |frontiers: &[MutableAntichain<u64>]| {
+            input.for_each(|_time, data| {
+                for (tick, event) in data.drain(..) {
+                    state.pending.entry(tick).or_default().push(event);
+                }
+            });
+            let Some(held) = caps.as_mut() else { return };
+            let upper = frontiers[0].frontier().first().copied();
+            // Sessions flush the (exchange) pushers when dropped, at the end of this call.
+            let mut changes_session = changes_out.activate();
+            let mut rows_session = rows_out.activate();
+            while let Some(t) = state.next_tick() {
+                match upper {
+                    Some(u) if t >= u => break,
+                    None if state.pending.is_empty() && state.periods.iter().all(|p| p.is_empty()) => break,
+                    _ => {}
+                }
+                // Once the input is exhausted only the tumbling periods are still written.
+                let emit = upper.is_some() || !state.pending.is_empty();
+                state.process_tick(t, emit, &mut changes_buf, &mut rows_buf);
+                if !changes_buf.is_empty() {
+                    changes_session.give(&held[0], &mut changes_buf);
+                    changes_buf.clear();
+                }
+                if !rows_buf.is_empty() {
+                    rows_session.give(&held[1], &mut rows_buf);
+                    rows_buf.clear();
+                }
+            }
+            device_count.set(state.devices());
+            match upper {
+                None => {
+                    caps = None;
+                    state = WindowState::new(state.spec.clone());
+                }
+                Some(u) => {
+                    let target = state.next_tick().map_or(u, |n| n.min(u));
+                    for c in held.iter_mut() {
+                        if target > *c.time() {
+                            c.downgrade(&target);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    (changes, rows)
+}

@@ -1,0 +1,224 @@
+//! Per-device window statistics: the record the window operator maintains and emits.
+//!
+//! Invariants: every field is an exact integer, so results do not depend on the order in
+//! which events were added or removed (and so not on how many workers computed them).
+//! Readings are kept in micro-units (`value * 1e6`, rounded); a reading that is NaN,
+//! infinite or larger in magnitude than [`VALUE_LIMIT`] counts in `value_invalid` and not in
+//! the mean, variance, min or max. Address `::` (absent) and port 0 are not counted as
+//! destinations or ports and are never external.
+
+use serde::{Deserialize, Serialize};
+
+/// Readings beyond this magnitude are invalid (no physical telemetry reports them).
+pub const VALUE_LIMIT: f64 = 1e9;
+/// Micro-units per unit of a reading.
+pub const VALUE_SCALE: f64 = 1e6;
+
+/// A reading in micro-units, or `None` when it is invalid (NaN, infinite, beyond the limit).
+#[inline]
+pub fn quantize(value: f64) -> Option<i64> {
+    if value.is_finite() && value.abs() <= VALUE_LIMIT {
+        Some((value * VALUE_SCALE).round() as i64)
+    } else {
+        None
+    }
+}
+
+/// Statistics of one device over one window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowStats {
+    /// Events in the window.
+    pub count: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    pub packets: u64,
+    /// Bytes sent to destinations outside the internal ranges.
+    pub bytes_out_external: u64,
+    /// Distinct destination addresses.
+    pub distinct_dst: u32,
+    /// Distinct destination ports.
+    pub distinct_ports: u32,
+    /// Valid readings.
+    pub value_count: u64,
+    /// Readings that were NaN, infinite or beyond ±1e9.
+    pub value_invalid: u64,
+    /// Sum of valid readings, micro-units.
+    pub value_sum: i128,
+    /// Sum of squares of valid readings, micro-units squared.
+    pub value_sumsq: i128,
+    /// Smallest valid reading, micro-units.
+    pub value_min: Option<i64>,
+    /// Largest valid reading, micro-units.
+    pub value_max: Option<i64>,
+}
+
+impl WindowStats {
+    /// Mean of the valid readings.
+    pub fn value_mean(&self) -> Option<f64> {
+        (self.value_count > 0).then(|| self.value_sum as f64 / self.value_count as f64 / VALUE_SCALE)
+    }
+
+    /// Population variance of the valid readings (exact numerator when it fits in 128 bits).
+    pub fn value_variance(&self) -> Option<f64> {
+        if self.value_count == 0 {
+            return None;
+        }
+        let n = self.value_count as i128;
+        let exact = n
+            .checked_mul(self.value_sumsq)
+            .and_then(|a| self.value_sum.checked_mul(self.value_sum).and_then(|b| a.checked_sub(b)));
+        let var_micro = match exact {
+            Some(num) => num as f64 / (n as f64 * n as f64),
+            None => {
+                let mean = self.value_sum as f64 / n as f64;
+                self.value_sumsq as f64 / n as f64 - mean * mean
+            }
+        };
+        Some((var_micro / (VALUE_SCALE * VALUE_SCALE)).max(0.0))
+    }
+
+    pub fn value_std(&self) -> Option<f64> {
+        self.value_variance().map(f64::sqrt)
+    }
+
+    pub fn value_min_f64(&self) -> Option<f64> {
+        self.value_min.map(|v| v as f64 / VALUE_SCALE)
+    }
+
+    pub fn value_max_f64(&self) -> Option<f64> {
+        self.value_max.map(|v| v as f64 / VALUE_SCALE)
+    }
+
+    /// The statistics as a flat JSON object (derived readings as floats, absent as null).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "count": self.count,
+            "bytes_out": self.bytes_out,
+            "bytes_in": self.bytes_in,
+            "packets": self.packets,
+            "bytes_out_external": self.bytes_out_external,
+            "distinct_dst": self.distinct_dst,
+            "distinct_ports": self.distinct_ports,
+            "value_count": self.value_count,
+            "value_invalid": self.value_invalid,
+            "value_mean": self.value_mean(),
+            "value_std": self.value_std(),
+            "value_min": self.value_min_f64(),
+            "value_max": self.value_max_f64(),
+        })
+    }
+}
+
+/// Everything the engine maintains for one device at one time: its statistics for each
+/// maintained window (in the order of `Config::maintained_windows_ticks`) and the time of its
+/// latest event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DeviceWindows {
+    /// Event time of the device's latest event (epoch ms), whether or not still in a window.
+    pub last_seen_ms: i64,
+    pub windows: Vec<WindowStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_limits() {
+        assert_eq!(quantize(1.5), Some(1_500_000));
+        assert_eq!(quantize(-0.000_000_4), Some(0));
+        assert_eq!(quantize(f64::NAN), None);
+        assert_eq!(quantize(2e9), None);
+    }
+
+    #[test]
+    fn mean_and_variance_are_exact_for_small_sets() {
+        let vals = [1.0, 2.0, 3.0, 4.0];
+        let mut s = WindowStats::default();
+        for v in vals {
+            let q = quantize(v).unwrap() as i128;
+            s.value_count += 1;
+            s.value_sum += q;
+            s.value_sumsq += q * q;
+        }
+        assert_eq!(s.value_mean(), Some(2.5));
+        assert_eq!(s.value_variance(), Some(1.25));
+    }
+}
+
+/// One closed tumbling window of one device: a row of `windows.jsonl`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowRow {
+    /// End of the window (exclusive), epoch ms; first so rows sort by time.
+    pub window_end_ms: i64,
+    pub window_len_ms: u64,
+    pub device: crate::event::DeviceId,
+    pub window_start_ms: i64,
+    pub stats: WindowStats,
+}
+
+impl WindowRow {
+    /// The row as a flat JSON object (the `windows.jsonl` and Kafka/Pinot row shape).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut row = serde_json::json!({
+            "device_id": self.device.as_str(),
+            "window_start_ms": self.window_start_ms,
+            "window_end_ms": self.window_end_ms,
+            "window_len_ms": self.window_len_ms,
+        });
+        if let (Some(map), serde_json::Value::Object(stats)) = (row.as_object_mut(), self.stats.to_json()) {
+            map.extend(stats);
+        }
+        row
+    }
+}
+
+/// A device's state as shared in the dataflow: cheap to clone, and compared by pointer
+/// before content (the retraction of a state is usually the very allocation that was
+/// inserted, so consolidation rarely reads the windows).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeviceState(pub std::sync::Arc<DeviceWindows>);
+
+impl DeviceState {
+    pub fn new(windows: DeviceWindows) -> Self {
+        DeviceState(std::sync::Arc::new(windows))
+    }
+}
+
+impl std::ops::Deref for DeviceState {
+    type Target = DeviceWindows;
+    fn deref(&self) -> &DeviceWindows {
+        &self.0
+    }
+}
+
+impl PartialEq for DeviceState {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+
+impl Eq for DeviceState {}
+
+impl PartialOrd for DeviceState {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for DeviceState {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if std::sync::Arc::ptr_eq(&self.0, &other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
+
+impl std::hash::Hash for DeviceState {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
