@@ -17,10 +17,7 @@ use crate::event::Ip;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("config {origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("config key `{key}`: {message}")]
@@ -285,18 +282,12 @@ impl Config {
             ),
             None => (String::new(), "defaults".to_string()),
         };
-        let overrides: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("VIGIL__"))
-            .collect();
+        let overrides: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("VIGIL__")).collect();
         Self::from_toml_with(&text, &origin, &overrides)
     }
 
     /// Parses TOML text with explicit overrides (`VIGIL__SECTION__KEY`, value).
-    pub fn from_toml_with(
-        text: &str,
-        origin: &str,
-        overrides: &[(String, String)],
-    ) -> Result<Self, ConfigError> {
+    pub fn from_toml_with(text: &str, origin: &str, overrides: &[(String, String)]) -> Result<Self, ConfigError> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
             origin: origin.to_string(),
             message: e.to_string(),
@@ -341,7 +332,10 @@ impl Config {
                 if w.0 == 0 || w.0 % tick != 0 {
                     return Err(invalid(
                         key,
-                        &format!("window {w} must be a positive multiple of time.tick ({})", self.time.tick),
+                        &format!(
+                            "window {w} must be a positive multiple of time.tick ({})",
+                            self.time.tick
+                        ),
                     ));
                 }
             }

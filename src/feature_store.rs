@@ -13,7 +13,6 @@ use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::trace::TraceReader;
 use timely::progress::frontier::{Antichain, AntichainRef};
 
-
 use crate::event::DeviceId;
 use crate::window::DeviceState;
 

@@ -32,9 +32,18 @@ pub const PER_WINDOW: [(&str, &str); 17] = [
 
 /// Cross-window features (shortest vs longest sliding window).
 pub const CROSS_WINDOW: [(&str, &str); 3] = [
-    ("rate_ratio", "event rate of the shortest window / event rate of the longest (0 when the longest is empty)"),
-    ("ext_rate_ratio", "external bytes rate of the shortest window / of the longest (0 when the longest has none)"),
-    ("dst_ratio", "distinct destinations of the shortest window / of the longest (0 when the longest has none)"),
+    (
+        "rate_ratio",
+        "event rate of the shortest window / event rate of the longest (0 when the longest is empty)",
+    ),
+    (
+        "ext_rate_ratio",
+        "external bytes rate of the shortest window / of the longest (0 when the longest has none)",
+    ),
+    (
+        "dst_ratio",
+        "distinct destinations of the shortest window / of the longest (0 when the longest has none)",
+    ),
 ];
 
 /// Which maintained windows feed the features, and the resulting names.
@@ -61,7 +70,10 @@ impl FeatureLayout {
             .sliding
             .iter()
             .map(|w| {
-                let i = maintained.iter().position(|&l| l * tick == w.0).expect("sliding windows are maintained");
+                let i = maintained
+                    .iter()
+                    .position(|&l| l * tick == w.0)
+                    .expect("sliding windows are maintained");
                 (i, w.0, window_name(w.0))
             })
             .collect();
@@ -102,11 +114,17 @@ impl FeatureLayout {
         for &(i, ms, _) in &self.windows {
             per_window(&state.windows[i], ms, &mut v);
         }
-        let (first, last) = (self.windows.first().expect("one window"), self.windows.last().expect("one window"));
+        let (first, last) = (
+            self.windows.first().expect("one window"),
+            self.windows.last().expect("one window"),
+        );
         let (s, l) = (&state.windows[first.0], &state.windows[last.0]);
         let (s_min, l_min) = (first.1 as f64 / 60_000.0, last.1 as f64 / 60_000.0);
         v.push(ratio(s.count as f64 / s_min, l.count as f64 / l_min));
-        v.push(ratio(s.bytes_out_external as f64 / s_min, l.bytes_out_external as f64 / l_min));
+        v.push(ratio(
+            s.bytes_out_external as f64 / s_min,
+            l.bytes_out_external as f64 / l_min,
+        ));
         v.push(ratio(s.distinct_dst as f64, l.distinct_dst as f64));
         v
     }

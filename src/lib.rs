@@ -8,9 +8,9 @@
 pub mod config;
 pub mod decode;
 pub mod event;
-pub mod generate;
 pub mod feature_store;
 pub mod features;
+pub mod generate;
 pub mod output;
 pub mod pipeline;
 pub mod source;

@@ -11,7 +11,11 @@ fn main() {
     commands::init_logging(cli.verbose);
     if let Err(e) = commands::dispatch(cli) {
         eprintln!("error: {e:#}");
-        let code = if e.chain().any(|c| c.is::<commands::UsageError>()) { 2 } else { 1 };
+        let code = if e.chain().any(|c| c.is::<commands::UsageError>()) {
+            2
+        } else {
+            1
+        };
         std::process::exit(code);
     }
 }

@@ -9,7 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,14 +21,13 @@ use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
 use crate::config::Config;
-use crate::decode::{DecodeError, Format, Reject, RejectReason};
+use crate::decode::Format;
 use crate::event::Event;
 use crate::feature_store::FeatureStore;
 use crate::output::metrics::{Metrics, Summary};
 use crate::output::{SinkFactory, WorkerSink};
-use crate::source::file::{InputSpec, RecordReader};
-use crate::source::watermark::{Placement, Watermark};
-use crate::source::SourceError;
+use crate::source::file::InputSpec;
+use crate::source::{open_input, InputBatch, Poll, SourceError, WorkerInput};
 use crate::window::operator::{window_stats, WindowSpec};
 
 /// A failed run.
@@ -122,74 +121,29 @@ fn run_worker(
     });
     let mut store = FeatureStore::new(trace);
 
-    // Who reads what: a file input is read by every worker (each decodes its share);
-    // stdin only by worker 0.
-    let (mut reader, readers, reader_index) = match &spec.input {
-        InputSpec::Stdin if index != 0 => (RecordReader::empty(), 1, 0),
-        InputSpec::Stdin => (RecordReader::new(&spec.input, spec.format, config.input.max_record_bytes, Arc::new(AtomicU64::new(0))), 1, 0),
-        other => (RecordReader::new(other, spec.format, config.input.max_record_bytes, Arc::new(AtomicU64::new(0))), peers as u64, index as u64),
-    };
-    let progress = (spec.progress && index == 0).then(|| Progress::new(spec.input.total_bytes()));
-
-    let mut watermark = Watermark::new(config);
-    let mut record_index: u64 = 0;
-    let mut batch: Vec<(u64, Event)> = Vec::with_capacity(config.input.batch_records);
-    let raw_limit = config.output.reject_raw_bytes;
+    let mut source: Box<dyn WorkerInput> = open_input(&spec.input, spec.format, config, index, peers)?;
+    let progress = (spec.progress && index == 0).then(Progress::new);
     let snapshot_every = config.output.snapshot_every.0 / config.tick_ms();
     let mut next_snapshot: Option<u64> = None;
-    let (mut read, mut accepted, mut corrected) = (0u64, 0u64, 0u64);
-    let mut rejects: Vec<Reject> = Vec::new();
+    let mut batch = InputBatch::default();
 
     loop {
-        let more = reader.next_batch(config.input.batch_records, |record| {
-            let owner = record_index % readers == reader_index;
-            record_index += 1;
-            let peeked = record.decoder.peek_ts(record.bytes);
-            if owner {
-                read += 1;
-                match record.decoder.decode(record.bytes) {
-                    Err(e) => rejects.push(Reject::new(record.source, record.line, e, record.bytes, raw_limit)),
-                    Ok(event) => match watermark.classify(event.ts_ms) {
-                        Placement::OnTime(t) => {
-                            accepted += 1;
-                            batch.push((t, event));
-                        }
-                        Placement::Corrected(t) => {
-                            accepted += 1;
-                            corrected += 1;
-                            batch.push((t, event));
-                        }
-                        Placement::Late => {
-                            let max = watermark.max_ts().unwrap_or(event.ts_ms);
-                            let e = DecodeError::new(
-                                RejectReason::Late,
-                                format!(
-                                    "ts {} is {} ms behind the highest time seen ({max}); allowed lateness is {} ms",
-                                    event.ts_ms,
-                                    max - event.ts_ms,
-                                    config.time.lateness.0
-                                ),
-                            );
-                            rejects.push(Reject::new(record.source, record.line, e, record.bytes, raw_limit));
-                        }
-                    },
-                }
-            }
-            if let Some(ts) = peeked {
-                watermark.observe(ts);
-            }
-        })?;
-        metrics.read.fetch_add(std::mem::take(&mut read), Relaxed);
-        metrics.accepted.fetch_add(std::mem::take(&mut accepted), Relaxed);
-        metrics.late_corrected.fetch_add(std::mem::take(&mut corrected), Relaxed);
-        for r in rejects.drain(..) {
+        let poll = source.poll(config.input.batch_records, &mut batch)?;
+        metrics.read.fetch_add(std::mem::take(&mut batch.read), Relaxed);
+        metrics.accepted.fetch_add(std::mem::take(&mut batch.accepted), Relaxed);
+        metrics
+            .late_corrected
+            .fetch_add(std::mem::take(&mut batch.corrected), Relaxed);
+        for r in batch.rejects.drain(..) {
             metrics.reject(r.reason);
             sink.borrow_mut().reject(r);
         }
-        if !batch.is_empty() {
-            input.send_batch(&mut batch);
+        batch.reject_devices.clear();
+        if !batch.events.is_empty() {
+            input.send_batch(&mut batch.events);
+            batch.events.clear();
         }
-        if let Some(t) = watermark.tick() {
+        if let Some(t) = source.watermark() {
             if t > *input.time() {
                 input.advance_to(t);
             }
@@ -198,10 +152,7 @@ fn run_worker(
                 store.pin(next_snapshot);
             }
         }
-        if let Some(m) = watermark.max_ts() {
-            metrics.max_event_ms.fetch_max(m.max(0) as u64, Relaxed);
-        }
-        if !more {
+        if poll == Poll::Exhausted {
             break;
         }
         // Keep the dataflow close behind the input: memory stays bounded by the lateness.
@@ -219,15 +170,17 @@ fn run_worker(
         }
         store.advance(complete);
         metrics.frontier_tick.fetch_max(complete, Relaxed);
+        source.commit(complete)?;
         if let Some(p) = &progress {
-            p.update(&reader_bytes(&reader), metrics);
+            p.update(source.progress(), metrics);
         }
     }
 
-    // End of input: complete everything through T_end, snapshot the features as of T_end,
-    // then close the input (open tumbling periods are closed and written).
-    tracing::debug!(worker = index, t_end = ?watermark.end_tick(), "input exhausted");
-    if let Some(t_end) = watermark.end_tick() {
+    // End of input: complete everything through T_end (agreed by all workers), snapshot the
+    // features as of T_end, then close the input (open tumbling periods are closed and written).
+    let t_end = agree_max(worker, source.end_tick());
+    tracing::debug!(worker = index, t_end = ?t_end, "input exhausted");
+    if let Some(t_end) = t_end {
         store.pin(Some(t_end));
         if t_end + 1 > *input.time() {
             input.advance_to(t_end + 1);
@@ -246,6 +199,7 @@ fn run_worker(
     tracing::debug!(worker = index, "final snapshot written; closing the input");
     drop(input);
     while worker.step_or_park(Some(Duration::from_millis(10))) {}
+    source.commit(u64::MAX)?;
     tracing::debug!(worker = index, "dataflow complete");
     metrics.devices.fetch_add(device_count.get() as u64, Relaxed);
     if let Some(p) = progress {
@@ -255,8 +209,33 @@ fn run_worker(
     result.map_err(RunError::Output)
 }
 
-fn reader_bytes(_reader: &RecordReader) -> u64 {
-    0
+/// The largest of every worker's value (None when all are None): a one-shot dataflow that
+/// broadcasts each worker's value to all.
+pub fn agree_max(worker: &mut timely::worker::Worker, local: Option<u64>) -> Option<u64> {
+    use timely::dataflow::operators::vec::Broadcast;
+    use timely::dataflow::operators::Inspect;
+    let result = Rc::new(Cell::new(None::<u64>));
+    let seen = result.clone();
+    let probe = ProbeHandle::new();
+    let mut input = worker.dataflow::<u64, _, _>(|scope| {
+        let (input, stream) = scope.new_input::<Option<u64>>();
+        stream
+            .broadcast()
+            .inspect(move |v: &Option<u64>| {
+                if let Some(v) = *v {
+                    seen.set(Some(seen.get().map_or(v, |s: u64| s.max(v))));
+                }
+            })
+            .probe_with(&probe);
+        input
+    });
+    input.send(local);
+    input.advance_to(1);
+    while probe.less_than(&1) {
+        worker.step();
+    }
+    drop(input);
+    result.get()
 }
 
 /// Progress on a terminal (a bar) or in the log (a line every 10 s).
@@ -267,8 +246,8 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total_bytes: Option<u64>) -> Self {
-        let bar = indicatif::ProgressBar::with_draw_target(total_bytes, indicatif::ProgressDrawTarget::stderr());
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
         bar.set_style(
             indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -280,14 +259,26 @@ impl Progress {
         }
     }
 
-    fn update(&self, _bytes: &u64, metrics: &Metrics) {
+    fn update(&self, (bytes, total): (u64, Option<u64>), metrics: &Metrics) {
+        if let Some(total) = total {
+            self.bar.set_length(total);
+        }
+        self.bar.set_position(bytes);
         let read = metrics.read.load(Relaxed);
         let rate = read as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let msg = format!("{read} events, {} rejected, {rate:.0} events/s", metrics.rejected_total());
+        let msg = format!(
+            "{read} events, {} rejected, {rate:.0} events/s",
+            metrics.rejected_total()
+        );
         if self.bar.is_hidden() {
             if self.last_log.get().elapsed() >= Duration::from_secs(10) {
                 self.last_log.set(Instant::now());
-                tracing::info!(events = read, rejected = metrics.rejected_total(), rate = rate as u64, "progress");
+                tracing::info!(
+                    events = read,
+                    rejected = metrics.rejected_total(),
+                    rate = rate as u64,
+                    "progress"
+                );
             }
         } else {
             self.bar.set_message(msg);

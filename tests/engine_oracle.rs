@@ -6,7 +6,8 @@ mod common;
 use common::engine::{run_captured, states_at};
 use common::oracle::{Oracle, OracleInput};
 use vigil::config::Config;
-use vigil::generate::{generate, GeneratorConfig, OutputFormat};
+use vigil::generate::{generate, GeneratorConfig, IncidentPlan, OutputFormat};
+use vigil::window::DeviceWindows;
 
 fn generated(events: u64, devices: u32, seed: u64) -> Vec<u8> {
     let gen = GeneratorConfig {
@@ -17,6 +18,7 @@ fn generated(events: u64, devices: u32, seed: u64) -> Vec<u8> {
         out_of_order_share: 0.05,
         late_share: 0.01,
         malformed_share: 0.002,
+        incidents: IncidentPlan::for_devices(devices),
         ..GeneratorConfig::default()
     };
     let mut data = Vec::new();
@@ -26,7 +28,11 @@ fn generated(events: u64, devices: u32, seed: u64) -> Vec<u8> {
 
 fn check(config: &Config, data: &[u8], workers: &[usize]) {
     let oracle = Oracle::run(config, None, &OracleInput::single("input", data));
-    let mut expected_rejects: Vec<_> = oracle.rejects.iter().map(|r| (r.line, r.reason, r.raw.clone())).collect();
+    let mut expected_rejects: Vec<_> = oracle
+        .rejects
+        .iter()
+        .map(|r| (r.line, r.reason, r.raw.clone()))
+        .collect();
     expected_rejects.sort();
     let expected_rows = oracle.tumbling_rows(config);
     for &w in workers {
@@ -37,13 +43,21 @@ fn check(config: &Config, data: &[u8], workers: &[usize]) {
         assert_eq!(s.late_corrected, oracle.late_corrected, "late corrected, {w} workers");
         assert_eq!(s.events_read, s.accepted + s.rejected);
 
-        let mut rejects: Vec<_> = captured.rejects.iter().map(|r| (r.line, r.reason, r.raw.clone())).collect();
+        let mut rejects: Vec<_> = captured
+            .rejects
+            .iter()
+            .map(|r| (r.line, r.reason, r.raw.clone()))
+            .collect();
         rejects.sort();
         assert_eq!(rejects, expected_rejects, "rejects, {w} workers");
 
         // The window-stats collection at every tick where it may change, up to T_end.
         let t_end = (s.end_event_time_ms.expect("an end time") / config.tick_ms() as i64) as u64;
-        let ticks: Vec<u64> = oracle.change_ticks(config).into_iter().filter(|&t| t <= t_end).collect();
+        let ticks: Vec<u64> = oracle
+            .change_ticks(config)
+            .into_iter()
+            .filter(|&t| t <= t_end)
+            .collect();
         assert!(ticks.len() > 100, "enough ticks to be meaningful: {}", ticks.len());
         let expected = oracle.states_at(config, &ticks);
         let actual = states_at(&captured.changes, &ticks);
@@ -66,7 +80,12 @@ fn check(config: &Config, data: &[u8], workers: &[usize]) {
         assert_eq!(rows, expected_rows, "tumbling rows, {w} workers");
 
         // The final feature snapshot is the collection at T_end.
-        let mut snapshot: Vec<_> = captured.features.iter().filter(|(t, _, _)| *t == t_end).map(|(_, d, s)| (d.clone(), s.clone())).collect();
+        let mut snapshot: Vec<_> = captured
+            .features
+            .iter()
+            .filter(|(t, _, _)| *t == t_end)
+            .map(|(_, d, s)| (d.clone(), DeviceWindows::clone(s)))
+            .collect();
         snapshot.sort();
         let expected_final: Vec<_> = oracle.state_at(config, t_end).into_iter().collect();
         assert_eq!(snapshot, expected_final, "feature snapshot at T_end, {w} workers");

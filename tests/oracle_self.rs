@@ -12,8 +12,7 @@ use vigil::window::{DeviceWindows, WindowRow, WindowStats};
 /// Tick of `BASE_MS` with a 1 s tick.
 const T0: u64 = (BASE_MS / 1000) as u64;
 
-const HEADER: &str =
-    "ts,device_id,src_ip,dst_ip,dst_port,protocol,bytes_out,bytes_in,packets,duration_ms,value";
+const HEADER: &str = "ts,device_id,src_ip,dst_ip,dst_port,protocol,bytes_out,bytes_in,packets,duration_ms,value";
 
 /// tick 1 s, lateness 5 s; maintained windows 10, 30 and 60 ticks.
 fn base_config() -> Config {
@@ -36,10 +35,7 @@ fn run(config: &Config, csv: &str) -> Oracle {
 }
 
 fn check_counts(oracle: &Oracle) {
-    assert_eq!(
-        oracle.read,
-        (oracle.accepted.len() + oracle.rejects.len()) as u64
-    );
+    assert_eq!(oracle.read, (oracle.accepted.len() + oracle.rejects.len()) as u64);
 }
 
 /// Stats of events without addresses, ports or readings.
@@ -66,10 +62,7 @@ fn window_boundary_excludes_an_event_exactly_l_ticks_earlier() {
     );
     let o = run(&c, &csv);
     assert_eq!(o.read, 2);
-    assert_eq!(
-        o.accepted.iter().map(|e| e.tick).collect::<Vec<_>>(),
-        vec![T0, T0 + 10]
-    );
+    assert_eq!(o.accepted.iter().map(|e| e.tick).collect::<Vec<_>>(), vec![T0, T0 + 10]);
     assert_eq!(o.t_last, Some(T0 + 10));
     assert_eq!(o.change_ticks(&c), vec![T0, T0 + 10]);
 
@@ -78,10 +71,7 @@ fn window_boundary_excludes_an_event_exactly_l_ticks_earlier() {
     let s = o.state_at(&c, T0 + 9);
     let a = &s["a"];
     assert_eq!(a.last_seen_ms, BASE_MS);
-    assert_eq!(
-        a.windows.iter().map(|w| w.count).collect::<Vec<_>>(),
-        vec![1, 1, 1]
-    );
+    assert_eq!(a.windows.iter().map(|w| w.count).collect::<Vec<_>>(), vec![1, 1, 1]);
 
     let s = o.state_at(&c, T0 + 10);
     assert_eq!(s.len(), 1);
@@ -181,9 +171,7 @@ fn readings_invalid_values_and_extremes() {
             value_count: 4,
             value_invalid: 4,
             value_sum: 1_000_000_000_000_000 + 1_500_000 - 2_250_000,
-            value_sumsq: 1_000_000_000_000_000_000_000_000_000_000
-                + 2_250_000_000_000
-                + 5_062_500_000_000,
+            value_sumsq: 1_000_000_000_000_000_000_000_000_000_000 + 2_250_000_000_000 + 5_062_500_000_000,
             value_min: Some(-2_250_000),
             value_max: Some(1_000_000_000_000_000),
             ..Default::default()
@@ -301,10 +289,7 @@ tumbling = ["30s"]
         ]
     );
     assert_eq!(
-        o.rejects
-            .iter()
-            .map(|r| (r.line, r.reason))
-            .collect::<Vec<_>>(),
+        o.rejects.iter().map(|r| (r.line, r.reason)).collect::<Vec<_>>(),
         vec![
             (6, RejectReason::NegativeValue),
             (7, RejectReason::BadPort),
@@ -350,16 +335,10 @@ fn watermark_spans_files_of_a_partition_but_not_partitions() {
     let o = Oracle::run_partitions(
         &c,
         None,
-        &[
-            OracleInput::single("p0", first),
-            OracleInput::single("p1", second),
-        ],
+        &[OracleInput::single("p0", first), OracleInput::single("p1", second)],
     );
     check_counts(&o);
-    assert_eq!(
-        o.accepted.iter().map(|e| e.tick).collect::<Vec<_>>(),
-        vec![T0 + 20, T0]
-    );
+    assert_eq!(o.accepted.iter().map(|e| e.tick).collect::<Vec<_>>(), vec![T0 + 20, T0]);
     assert!(o.rejects.is_empty());
 }
 
@@ -413,10 +392,7 @@ fn device_with_all_windows_emptied_stays_with_zero_stats() {
     );
     let o = run(&c, &csv);
     assert_eq!(o.t_last, Some(T0 + 100));
-    assert_eq!(
-        o.change_ticks(&c),
-        vec![T0, T0 + 10, T0 + 30, T0 + 60, T0 + 100]
-    );
+    assert_eq!(o.change_ticks(&c), vec![T0, T0 + 10, T0 + 30, T0 + 60, T0 + 100]);
 
     let s = o.state_at(&c, T0 + 59);
     assert_eq!(s.len(), 1);
@@ -488,14 +464,7 @@ reject_raw_bytes = 12
             ("vm-1".to_string(), at(0), 10, ip("8.8.8.8"), 0, Some(1.5)),
             ("vm-2".to_string(), at(1_000), 20, Ip(0), 0, None),
             ("vm-3".to_string(), at(3_000), 5, Ip(0), 0, None),
-            (
-                "vm-1".to_string(),
-                at(4_000),
-                1,
-                ip("8.8.8.8"),
-                443,
-                Some(2.5)
-            ),
+            ("vm-1".to_string(), at(4_000), 1, ip("8.8.8.8"), 443, Some(2.5)),
         ]
     );
     assert_eq!(o.rejects.len(), 1);
@@ -514,10 +483,7 @@ fn header_without_ts_is_a_rejected_record() {
     assert_eq!(o.read, 2);
     assert!(o.accepted.is_empty());
     assert_eq!(
-        o.rejects
-            .iter()
-            .map(|r| (r.line, r.reason))
-            .collect::<Vec<_>>(),
+        o.rejects.iter().map(|r| (r.line, r.reason)).collect::<Vec<_>>(),
         vec![(1, RejectReason::Malformed), (2, RejectReason::Malformed)]
     );
     assert_eq!(o.t_last, None);

@@ -49,7 +49,10 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         lateness_ms: config.time.lateness.0,
         ..GeneratorConfig::default()
     };
-    eprintln!("generating {} events over {} devices (not timed)…", args.events, args.devices);
+    eprintln!(
+        "generating {} events over {} devices (not timed)…",
+        args.events, args.devices
+    );
     let t0 = Instant::now();
     let mut data = Vec::with_capacity((args.events * 90) as usize);
     let generated = generate(&gen, OutputFormat::Csv, &mut data)?;
@@ -75,9 +78,15 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     })?;
     let secs = started.elapsed().as_secs_f64();
     let s = &outcome.summary;
-    println!("vigil bench: {} events, {} devices, {} worker(s)", s.events_read, args.devices, args.workers);
+    println!(
+        "vigil bench: {} events, {} devices, {} worker(s)",
+        s.events_read, args.devices, args.workers
+    );
     println!("  pipeline: decode + watermark + sliding windows + feature arrangement + tumbling rows");
-    println!("  accepted {}, rejected {}, window rows {}", s.accepted, s.rejected, s.window_rows);
+    println!(
+        "  accepted {}, rejected {}, window rows {}",
+        s.accepted, s.rejected, s.window_rows
+    );
     println!("  elapsed {secs:.2} s");
     println!("  throughput {:.0} events/s", s.events_read as f64 / secs);
     println!(

@@ -39,9 +39,7 @@ pub fn split_fields<'a>(line: &'a str, out: &mut Vec<Cow<'a, str>>) -> Result<()
             let mut j = i + 1;
             loop {
                 match memchr::memchr(b'"', &bytes[j..]) {
-                    None => {
-                        return Err(DecodeError::new(RejectReason::Malformed, "unterminated quoted field"))
-                    }
+                    None => return Err(DecodeError::new(RejectReason::Malformed, "unterminated quoted field")),
                     Some(k) => {
                         text.push_str(&line[j..j + k]);
                         j += k + 1;
@@ -141,6 +139,14 @@ impl CsvDecoder {
             duration_ms: parse_counter(self.field(fields, 9), "duration_ms")?,
             value: parse_value(self.field(fields, 10), "value")?,
         })
+    }
+
+    /// The device column alone, when the record splits into the header's width.
+    pub fn peek_device(&self, line: &str) -> Option<String> {
+        let col = self.columns[1]?;
+        let mut fields = Vec::new();
+        split_fields(line.trim_end_matches('\r'), &mut fields).ok()?;
+        (fields.len() == self.width).then(|| fields[col].to_string())
     }
 
     /// The record's timestamp alone (cheap: used by every worker to track the watermark).

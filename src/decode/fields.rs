@@ -30,12 +30,14 @@ pub fn check_ts_range(ts_ms: i64, field: &str) -> Result<i64, DecodeError> {
 pub fn parse_ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
     let t = text.trim();
     if t.is_empty() {
-        return Err(DecodeError::new(RejectReason::MissingField, format!("{field} is empty")));
+        return Err(DecodeError::new(
+            RejectReason::MissingField,
+            format!("{field} is empty"),
+        ));
     }
     let ms = if t.as_bytes()[0].is_ascii_digit() && t.bytes().all(|b| b.is_ascii_digit()) {
-        t.parse::<i64>().map_err(|_| {
-            DecodeError::new(RejectReason::BadTimestamp, format!("{field} {} is too large", quote(t)))
-        })?
+        t.parse::<i64>()
+            .map_err(|_| DecodeError::new(RejectReason::BadTimestamp, format!("{field} {} is too large", quote(t))))?
     } else if t.starts_with('-') && t[1..].bytes().all(|b| b.is_ascii_digit()) && t.len() > 1 {
         return Err(DecodeError::new(
             RejectReason::TimeOutOfRange,
@@ -79,10 +81,16 @@ pub fn parse_counter(text: &str, field: &str) -> Result<u64, DecodeError> {
 /// A float counter such as Zeek's duration in seconds, returned in milliseconds.
 pub fn parse_seconds_as_ms(value: f64, field: &str) -> Result<u64, DecodeError> {
     if !value.is_finite() {
-        return Err(DecodeError::new(RejectReason::BadNumber, format!("{field} is not finite")));
+        return Err(DecodeError::new(
+            RejectReason::BadNumber,
+            format!("{field} is not finite"),
+        ));
     }
     if value < 0.0 {
-        return Err(DecodeError::new(RejectReason::NegativeValue, format!("{field} {value} is negative")));
+        return Err(DecodeError::new(
+            RejectReason::NegativeValue,
+            format!("{field} {value} is negative"),
+        ));
     }
     Ok((value * 1000.0).round() as u64)
 }
@@ -113,7 +121,10 @@ pub fn parse_ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
         return Ok(Ip(0));
     }
     t.parse::<std::net::IpAddr>().map(Ip::from_addr).map_err(|_| {
-        DecodeError::new(RejectReason::BadIp, format!("{field} {} is not an IP address", quote(t)))
+        DecodeError::new(
+            RejectReason::BadIp,
+            format!("{field} {} is not an IP address", quote(t)),
+        )
     })
 }
 
@@ -123,19 +134,25 @@ pub fn parse_value(text: &str, field: &str) -> Result<Option<f64>, DecodeError> 
     if t.is_empty() {
         return Ok(None);
     }
-    t.parse::<f64>().map(Some).map_err(|_| {
-        DecodeError::new(RejectReason::BadNumber, format!("{field} {} is not a number", quote(t)))
-    })
+    t.parse::<f64>()
+        .map(Some)
+        .map_err(|_| DecodeError::new(RejectReason::BadNumber, format!("{field} {} is not a number", quote(t))))
 }
 
 /// The device name: required, trimmed, at most 256 bytes.
 pub fn parse_device(text: &str, field: &str) -> Result<crate::event::DeviceId, DecodeError> {
     let t = text.trim();
     if t.is_empty() {
-        return Err(DecodeError::new(RejectReason::MissingField, format!("{field} is empty")));
+        return Err(DecodeError::new(
+            RejectReason::MissingField,
+            format!("{field} is empty"),
+        ));
     }
     if t.len() > 256 {
-        return Err(DecodeError::new(RejectReason::Malformed, format!("{field} is longer than 256 bytes")));
+        return Err(DecodeError::new(
+            RejectReason::Malformed,
+            format!("{field} is longer than 256 bytes"),
+        ));
     }
     Ok(t.into())
 }
@@ -148,10 +165,22 @@ mod tests {
     fn timestamps() {
         assert_eq!(parse_ts_text("1700000000000", "ts").unwrap(), 1_700_000_000_000);
         assert_eq!(parse_ts_text("2023-11-14T22:13:20Z", "ts").unwrap(), 1_700_000_000_000);
-        assert_eq!(parse_ts_text("2023-11-14T23:13:20.5+01:00", "ts").unwrap(), 1_700_000_000_500);
-        assert_eq!(parse_ts_text("12", "ts").unwrap_err().reason, RejectReason::TimeOutOfRange);
-        assert_eq!(parse_ts_text("-5", "ts").unwrap_err().reason, RejectReason::TimeOutOfRange);
-        assert_eq!(parse_ts_text("yesterday", "ts").unwrap_err().reason, RejectReason::BadTimestamp);
+        assert_eq!(
+            parse_ts_text("2023-11-14T23:13:20.5+01:00", "ts").unwrap(),
+            1_700_000_000_500
+        );
+        assert_eq!(
+            parse_ts_text("12", "ts").unwrap_err().reason,
+            RejectReason::TimeOutOfRange
+        );
+        assert_eq!(
+            parse_ts_text("-5", "ts").unwrap_err().reason,
+            RejectReason::TimeOutOfRange
+        );
+        assert_eq!(
+            parse_ts_text("yesterday", "ts").unwrap_err().reason,
+            RejectReason::BadTimestamp
+        );
         assert_eq!(parse_ts_text("", "ts").unwrap_err().reason, RejectReason::MissingField);
     }
 
@@ -160,7 +189,10 @@ mod tests {
         assert_eq!(parse_counter("", "b").unwrap(), 0);
         assert_eq!(parse_counter("12", "b").unwrap(), 12);
         assert_eq!(parse_counter("12.0", "b").unwrap(), 12);
-        assert_eq!(parse_counter("-3", "b").unwrap_err().reason, RejectReason::NegativeValue);
+        assert_eq!(
+            parse_counter("-3", "b").unwrap_err().reason,
+            RejectReason::NegativeValue
+        );
         assert_eq!(parse_counter("x", "b").unwrap_err().reason, RejectReason::BadNumber);
         assert_eq!(parse_port("70000", "p").unwrap_err().reason, RejectReason::BadPort);
         assert_eq!(parse_port("http", "p").unwrap_err().reason, RejectReason::BadNumber);

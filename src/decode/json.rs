@@ -50,6 +50,13 @@ pub fn decode_jsonl(line: &str) -> Result<Event, DecodeError> {
     })
 }
 
+/// A key's value as text, from a line that is a JSON object.
+pub fn peek_key(line: &str, key: &str) -> Option<String> {
+    let map = parse_object(line).ok()?;
+    let t = text(&map, key).into_owned();
+    (!t.is_empty()).then_some(t)
+}
+
 /// The timestamp of a canonical JSON event alone.
 pub fn peek_ts_jsonl(line: &str) -> Option<i64> {
     ts_field(&parse_object(line).ok()?).ok()
@@ -61,7 +68,10 @@ fn zeek_ts(map: &Map<String, Value>) -> Result<i64, DecodeError> {
         Some(Value::Number(n)) => {
             let secs = n.as_f64().unwrap_or(f64::NAN);
             if !secs.is_finite() {
-                return Err(DecodeError::new(RejectReason::BadTimestamp, "ts is not a finite number"));
+                return Err(DecodeError::new(
+                    RejectReason::BadTimestamp,
+                    "ts is not a finite number",
+                ));
             }
             check_ts_range((secs * 1000.0).round() as i64, "ts")
         }
@@ -70,7 +80,10 @@ fn zeek_ts(map: &Map<String, Value>) -> Result<i64, DecodeError> {
             _ => parse_ts_text(s, "ts"),
         },
         None | Some(Value::Null) => Err(DecodeError::new(RejectReason::MissingField, "ts is missing")),
-        Some(_) => Err(DecodeError::new(RejectReason::BadTimestamp, "ts is neither a number nor a string")),
+        Some(_) => Err(DecodeError::new(
+            RejectReason::BadTimestamp,
+            "ts is neither a number nor a string",
+        )),
     }
 }
 
@@ -93,9 +106,10 @@ pub fn decode_zeek(line: &str) -> Result<Event, DecodeError> {
                 Value::String(s) => s.clone(),
                 v => v.to_string(),
             };
-            let secs = t.trim().parse::<f64>().map_err(|_| {
-                DecodeError::new(RejectReason::BadNumber, format!("duration `{t}` is not a number"))
-            })?;
+            let secs = t
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| DecodeError::new(RejectReason::BadNumber, format!("duration `{t}` is not a number")))?;
             parse_seconds_as_ms(secs, "duration")?
         }
     };

@@ -79,10 +79,7 @@ impl RecordDecoder {
             Format::Jsonl => Kind::Jsonl,
             Format::Zeek => Kind::Zeek,
         };
-        RecordDecoder {
-            kind,
-            max_record_bytes,
-        }
+        RecordDecoder { kind, max_record_bytes }
     }
 
     /// A decoder for a file: for CSV, reads the header from the first line. Returns whether
@@ -104,11 +101,18 @@ impl RecordDecoder {
         if raw.len() > self.max_record_bytes {
             return Err(DecodeError::new(
                 RejectReason::TooLong,
-                format!("{} bytes, more than input.max_record_bytes = {}", raw.len(), self.max_record_bytes),
+                format!(
+                    "{} bytes, more than input.max_record_bytes = {}",
+                    raw.len(),
+                    self.max_record_bytes
+                ),
             ));
         }
         std::str::from_utf8(raw).map_err(|e| {
-            DecodeError::new(RejectReason::Encoding, format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+            DecodeError::new(
+                RejectReason::Encoding,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            )
         })
     }
 
@@ -120,6 +124,17 @@ impl RecordDecoder {
             Kind::Jsonl => json::decode_jsonl(text),
             Kind::Zeek => json::decode_zeek(text),
         }
+    }
+
+    /// The device a (possibly invalid) record names, when it can be read.
+    pub fn peek_device(&self, raw: &[u8]) -> Option<crate::event::DeviceId> {
+        let text = self.text(raw).ok()?;
+        let name = match &self.kind {
+            Kind::Csv(d) => d.peek_device(text)?,
+            Kind::Jsonl => json::peek_key(text, "device_id")?,
+            Kind::Zeek => json::peek_key(text, "id.orig_h")?,
+        };
+        fields::parse_device(&name, "device").ok()
     }
 
     /// The record's timestamp, when it parses and is in range.
@@ -148,7 +163,14 @@ mod tests {
     fn never_panics_on_garbage() {
         for format in [Format::Csv, Format::Jsonl, Format::Zeek] {
             let d = RecordDecoder::new(format, 64);
-            for raw in [&b""[..], b"\xff\xfe", b",,,,,,,,,,", b"\"", b"{\"ts\":1e400}", &[b'a'; 100]] {
+            for raw in [
+                &b""[..],
+                b"\xff\xfe",
+                b",,,,,,,,,,",
+                b"\"",
+                b"{\"ts\":1e400}",
+                &[b'a'; 100],
+            ] {
                 assert!(d.decode(raw).is_err());
                 let _ = d.peek_ts(raw);
             }

@@ -166,7 +166,11 @@ pub fn merge(out_dir: &Path) -> std::io::Result<Vec<(String, u64)>> {
     let mut groups: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
     for entry in std::fs::read_dir(&parts_dir)? {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         if let Some((group, _)) = name.rsplit_once('-') {
             groups.entry(group.to_string()).or_default().push(path);
         }
@@ -190,7 +194,11 @@ pub fn merge(out_dir: &Path) -> std::io::Result<Vec<(String, u64)>> {
 }
 
 fn merge_sorted(parts: &[PathBuf], target: &Path) -> std::io::Result<u64> {
-    let mut readers: Vec<BufReader<File>> = parts.iter().map(File::open).map(|f| f.map(BufReader::new)).collect::<Result<_, _>>()?;
+    let mut readers: Vec<BufReader<File>> = parts
+        .iter()
+        .map(File::open)
+        .map(|f| f.map(BufReader::new))
+        .collect::<Result<_, _>>()?;
     let mut out = BufWriter::with_capacity(1 << 20, File::create(target)?);
     let mut heap = BinaryHeap::new();
     let mut lines: Vec<String> = vec![String::new(); readers.len()];

@@ -103,7 +103,11 @@ impl Summary {
             } else {
                 format!(
                     " ({})",
-                    self.rejected_by_reason.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+                    self.rejected_by_reason
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             },
             self.late,

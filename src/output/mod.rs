@@ -76,7 +76,8 @@ impl WorkerSink for CaptureSink {
     }
     fn features(&mut self, as_of_tick: u64, _last: bool, states: &[(DeviceId, DeviceState)]) {
         let mut c = self.0.lock().expect("capture lock");
-        c.features.extend(states.iter().map(|(d, s)| (as_of_tick, d.clone(), s.clone())));
+        c.features
+            .extend(states.iter().map(|(d, s)| (as_of_tick, d.clone(), s.clone())));
     }
     fn changes(&mut self, changes: &[crate::window::operator::WindowChange]) {
         self.0.lock().expect("capture lock").changes.extend_from_slice(changes);

@@ -35,9 +35,8 @@ impl InputSpec {
             path: input.display().to_string(),
             message,
         };
-        let meta = std::fs::metadata(input).map_err(|e| {
-            err(format!("{e}; give a file, a folder of files, or - for stdin"))
-        })?;
+        let meta = std::fs::metadata(input)
+            .map_err(|e| err(format!("{e}; give a file, a folder of files, or - for stdin")))?;
         if meta.is_file() {
             return Ok(InputSpec::Files(vec![input.to_path_buf()]));
         }
@@ -49,7 +48,11 @@ impl InputSpec {
             .filter_map(|entry| entry.ok())
             .map(|entry| entry.path())
             .filter(|p| p.is_file())
-            .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
+            .filter(|p| {
+                !p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'))
+            })
             .collect();
         files.sort();
         if files.is_empty() {
@@ -61,7 +64,13 @@ impl InputSpec {
     /// Total size in bytes, when known (for progress).
     pub fn total_bytes(&self) -> Option<u64> {
         match self {
-            InputSpec::Files(files) => Some(files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum()),
+            InputSpec::Files(files) => Some(
+                files
+                    .iter()
+                    .filter_map(|f| std::fs::metadata(f).ok())
+                    .map(|m| m.len())
+                    .sum(),
+            ),
             InputSpec::Stdin => None,
             InputSpec::Memory { data, .. } => Some(data.len() as u64),
         }
@@ -161,7 +170,10 @@ impl RecordReader {
                 })?;
                 Box::new(BufReader::with_capacity(1 << 20, CountingRead(file, counter)))
             }
-            Origin::Stdin => Box::new(BufReader::with_capacity(1 << 20, CountingRead(std::io::stdin(), counter))),
+            Origin::Stdin => Box::new(BufReader::with_capacity(
+                1 << 20,
+                CountingRead(std::io::stdin(), counter),
+            )),
             Origin::Memory(data) => Box::new(std::io::Cursor::new(SharedBytes(data.clone()))),
         };
         let path = match &origin {

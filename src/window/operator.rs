@@ -16,8 +16,8 @@ use differential_dataflow::hashable::Hashable;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::Capability;
-use timely::progress::frontier::MutableAntichain;
 use timely::dataflow::StreamVec;
+use timely::progress::frontier::MutableAntichain;
 
 use super::sliding::{DeviceSlide, Obs};
 use super::stats::{DeviceState, DeviceWindows, WindowRow};
@@ -46,7 +46,11 @@ impl WindowSpec {
             .windows
             .tumbling
             .iter()
-            .map(|w| lens.iter().position(|&l| l == w.0 / tick_ms).expect("tumbling lengths are maintained"))
+            .map(|w| {
+                lens.iter()
+                    .position(|&l| l == w.0 / tick_ms)
+                    .expect("tumbling lengths are maintained")
+            })
             .collect();
         WindowSpec {
             lens,

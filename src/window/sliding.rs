@@ -32,7 +32,16 @@ pub struct Obs {
 }
 
 impl Obs {
-    pub fn new(tick: u64, bytes_out: u64, bytes_in: u64, packets: u64, external: bool, dst: u128, port: u16, value: Option<f64>) -> Self {
+    pub fn new(
+        tick: u64,
+        bytes_out: u64,
+        bytes_in: u64,
+        packets: u64,
+        external: bool,
+        dst: u128,
+        port: u16,
+        value: Option<f64>,
+    ) -> Self {
         Obs {
             tick,
             bytes_out,
@@ -76,7 +85,13 @@ impl DeviceSlide {
         DeviceSlide {
             events: VecDeque::new(),
             base_seq: 0,
-            windows: lens.iter().map(|&len| WindowAcc { len, ..Default::default() }).collect(),
+            windows: lens
+                .iter()
+                .map(|&len| WindowAcc {
+                    len,
+                    ..Default::default()
+                })
+                .collect(),
             dst_last: HashMap::new(),
             port_last: HashMap::new(),
         }
@@ -131,8 +146,16 @@ impl DeviceSlide {
     pub fn insert(&mut self, mut obs: Obs) {
         let now = obs.tick;
         let seq = self.next_seq();
-        let dst_prev = if obs.dst != 0 { self.dst_last.insert(obs.dst, now) } else { Some(now) };
-        let port_prev = if obs.port != 0 { self.port_last.insert(obs.port, now) } else { Some(now) };
+        let dst_prev = if obs.dst != 0 {
+            self.dst_last.insert(obs.dst, now)
+        } else {
+            Some(now)
+        };
+        let port_prev = if obs.port != 0 {
+            self.port_last.insert(obs.port, now)
+        } else {
+            Some(now)
+        };
         obs.dst_first = dst_prev != Some(now);
         obs.port_first = port_prev != Some(now);
         for w in self.windows.iter_mut() {

@@ -64,9 +64,11 @@ impl WindowStats {
             return None;
         }
         let n = self.value_count as i128;
-        let exact = n
-            .checked_mul(self.value_sumsq)
-            .and_then(|a| self.value_sum.checked_mul(self.value_sum).and_then(|b| a.checked_sub(b)));
+        let exact = n.checked_mul(self.value_sumsq).and_then(|a| {
+            self.value_sum
+                .checked_mul(self.value_sum)
+                .and_then(|b| a.checked_sub(b))
+        });
         let var_micro = match exact {
             Some(num) => num as f64 / (n as f64 * n as f64),
             None => {

@@ -10,7 +10,7 @@ use vigil::event::DeviceId;
 use vigil::output::{CaptureSink, Captured};
 use vigil::pipeline::{run, RunOutcome, RunSpec};
 use vigil::source::file::InputSpec;
-use vigil::window::DeviceWindows;
+use vigil::window::{DeviceState, DeviceWindows};
 
 /// Runs the pipeline over in-memory bytes with `workers` threads, capturing everything.
 pub fn run_captured(config: &Config, data: &[u8], format: Option<Format>, workers: usize) -> (RunOutcome, Captured) {
@@ -32,10 +32,13 @@ pub fn run_captured(config: &Config, data: &[u8], format: Option<Format>, worker
 }
 
 /// The collection's content at every tick of `ticks` (ascending), from captured changes.
-pub fn states_at(changes: &[((DeviceId, DeviceWindows), u64, isize)], ticks: &[u64]) -> Vec<BTreeMap<DeviceId, DeviceWindows>> {
+pub fn states_at(
+    changes: &[((DeviceId, DeviceState), u64, isize)],
+    ticks: &[u64],
+) -> Vec<BTreeMap<DeviceId, DeviceWindows>> {
     let mut sorted: Vec<_> = changes.to_vec();
     sorted.sort_by_key(|(_, t, _)| *t);
-    let mut acc: BTreeMap<(DeviceId, DeviceWindows), isize> = BTreeMap::new();
+    let mut acc: BTreeMap<(DeviceId, DeviceState), isize> = BTreeMap::new();
     let mut next = 0;
     let mut out = Vec::new();
     for &t in ticks {
@@ -51,7 +54,10 @@ pub fn states_at(changes: &[((DeviceId, DeviceWindows), u64, isize)], ticks: &[u
         let mut state = BTreeMap::new();
         for ((device, windows), count) in &acc {
             assert_eq!(*count, 1, "device {device} has multiplicity {count} at tick {t}");
-            assert!(state.insert(device.clone(), windows.clone()).is_none(), "device {device} twice at tick {t}");
+            assert!(
+                state.insert(device.clone(), DeviceWindows::clone(windows)).is_none(),
+                "device {device} twice at tick {t}"
+            );
         }
         out.push(state);
     }

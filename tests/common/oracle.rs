@@ -98,11 +98,7 @@ impl Oracle {
 
     /// Reads several independent source partitions (each with its own watermark), one after
     /// the other.
-    pub fn run_partitions(
-        config: &Config,
-        format: Option<Format>,
-        partitions: &[OracleInput],
-    ) -> Oracle {
+    pub fn run_partitions(config: &Config, format: Option<Format>, partitions: &[OracleInput]) -> Oracle {
         let mut oracle = Oracle::default();
         for input in partitions {
             let mut partition = Partition { max_ts: None };
@@ -123,10 +119,7 @@ impl Oracle {
         bytes: &[u8],
     ) {
         let max_bytes = config.input.max_record_bytes;
-        let records: Vec<(u64, &[u8])> = lines(bytes)
-            .into_iter()
-            .filter(|(_, l)| !is_blank(l))
-            .collect();
+        let records: Vec<(u64, &[u8])> = lines(bytes).into_iter().filter(|(_, l)| !is_blank(l)).collect();
         let Some(&(first_number, first_line)) = records.first() else {
             return;
         };
@@ -221,16 +214,9 @@ impl Oracle {
 
     /// The collection at each of `ticks` (the same as calling [`Oracle::state_at`] for each,
     /// but sorting the events only once).
-    pub fn states_at(
-        &self,
-        config: &Config,
-        ticks: &[u64],
-    ) -> Vec<BTreeMap<DeviceId, DeviceWindows>> {
+    pub fn states_at(&self, config: &Config, ticks: &[u64]) -> Vec<BTreeMap<DeviceId, DeviceWindows>> {
         let devices = self.by_device();
-        ticks
-            .iter()
-            .map(|&t| state_from(&devices, config, t))
-            .collect()
+        ticks.iter().map(|&t| state_from(&devices, config, t)).collect()
     }
 
     /// The collection at every change tick, in order: `(tick, collection)`.
@@ -269,12 +255,7 @@ impl Oracle {
     /// least one of the device's accepted events (by tick), sorted.
     pub fn tumbling_rows(&self, config: &Config) -> Vec<WindowRow> {
         let tick_ms = config.tick_ms();
-        let lengths: BTreeSet<u64> = config
-            .windows
-            .tumbling
-            .iter()
-            .map(|w| w.0 / tick_ms)
-            .collect();
+        let lengths: BTreeSet<u64> = config.windows.tumbling.iter().map(|w| w.0 / tick_ms).collect();
         // (length, device, period) -> the events of that device in that period.
         let mut groups: BTreeMap<(u64, DeviceId, u64), Vec<&Event>> = BTreeMap::new();
         for len in lengths {
@@ -320,13 +301,7 @@ fn state_from(
                 stats_of(config, inside)
             })
             .collect();
-        out.insert(
-            device.clone(),
-            DeviceWindows {
-                last_seen_ms,
-                windows,
-            },
-        );
+        out.insert(device.clone(), DeviceWindows { last_seen_ms, windows });
     }
     out
 }
@@ -346,16 +321,8 @@ pub fn stats_of<'e>(config: &Config, events: impl IntoIterator<Item = &'e Event>
         .filter(|e| e.dst_ip != absent && config.network.is_external(e.dst_ip))
         .fold(0u64, |s, e| s.wrapping_add(e.bytes_out));
 
-    let destinations: HashSet<Ip> = events
-        .iter()
-        .map(|e| e.dst_ip)
-        .filter(|ip| *ip != absent)
-        .collect();
-    let ports: HashSet<u16> = events
-        .iter()
-        .map(|e| e.dst_port)
-        .filter(|p| *p != 0)
-        .collect();
+    let destinations: HashSet<Ip> = events.iter().map(|e| e.dst_ip).filter(|ip| *ip != absent).collect();
+    let ports: HashSet<u16> = events.iter().map(|e| e.dst_port).filter(|p| *p != 0).collect();
 
     let readings: Vec<f64> = events.iter().filter_map(|e| e.value).collect();
     let valid: Vec<i64> = readings.iter().filter_map(|v| quantize(*v)).collect();
@@ -383,9 +350,9 @@ pub fn stats_of<'e>(config: &Config, events: impl IntoIterator<Item = &'e Event>
         value_count: valid.len() as u64,
         value_invalid,
         value_sum: valid.iter().fold(0i128, |s, q| s.wrapping_add(*q as i128)),
-        value_sumsq: valid.iter().fold(0i128, |s, q| {
-            s.wrapping_add((*q as i128).wrapping_mul(*q as i128))
-        }),
+        value_sumsq: valid
+            .iter()
+            .fold(0i128, |s, q| s.wrapping_add((*q as i128).wrapping_mul(*q as i128))),
         value_min,
         value_max,
     }
