@@ -6,7 +6,10 @@
 //! `docs/semantics.md` for the exact definitions every module keeps.
 
 pub mod config;
+#[path = "../dataflows/mod.rs"]
+pub mod dataflows;
 pub mod decode;
+pub mod detect;
 pub mod event;
 pub mod feature_store;
 pub mod features;

@@ -22,8 +22,10 @@ use timely::dataflow::ProbeHandle;
 
 use crate::config::Config;
 use crate::decode::Format;
-use crate::event::Event;
+use crate::detect::{self, DetectorContext, WindowLayout};
+use crate::event::{DeviceId, Event};
 use crate::feature_store::FeatureStore;
+use crate::features::FeatureLayout;
 use crate::output::metrics::{Metrics, Summary};
 use crate::output::{SinkFactory, WorkerSink};
 use crate::source::file::InputSpec;
@@ -39,6 +41,8 @@ pub enum RunError {
     Output(#[from] std::io::Error),
     #[error("dataflow: {0}")]
     Dataflow(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Everything a run needs.
@@ -97,9 +101,10 @@ fn run_worker(
     let device_count = Rc::new(Cell::new(0usize));
     let window_spec = WindowSpec::from_config(config);
 
-    let (mut input, trace) = worker.dataflow::<u64, _, _>(|scope| {
+    let (mut input, mut reject_input, trace) = worker.dataflow::<u64, _, _>(|scope| {
         let (input, events) = scope.new_input::<(u64, Event)>();
-        let (changes, rows) = window_stats(events, window_spec, device_count.clone());
+        let (reject_input, rejects) = scope.new_input::<(DeviceId, u64, isize)>();
+        let (changes, rows) = window_stats(events.clone(), window_spec, device_count.clone());
         let row_sink = sink.clone();
         let row_metrics = metrics.clone();
         rows.sink(Pipeline, "WindowRows", move |(input, _frontier)| {
@@ -115,10 +120,46 @@ fn run_worker(
         } else {
             changes
         };
-        let arranged = changes.arrange_by_key_named("features");
+        let arranged = changes.clone().arrange_by_key_named("features");
         arranged.stream.clone().probe_with(&probe);
-        (input, arranged.trace)
-    });
+
+        let ctx = DetectorContext {
+            scope,
+            states: changes,
+            arranged: arranged.clone(),
+            events,
+            rejects: rejects.as_collection(),
+            windows: Arc::new(WindowLayout::new(config)),
+            features: Arc::new(FeatureLayout::new(config)),
+            worker_index: index,
+        };
+        let (anomalies, scores) = detect::build_all(&ctx, config).map_err(|e| RunError::Config(e.to_string()))?;
+        let anomaly_sink = sink.clone();
+        let anomaly_metrics = metrics.clone();
+        let anomalies = anomalies.inspect_batch(move |_t, batch| {
+            for (_, _, diff) in batch {
+                let counter = if *diff > 0 {
+                    &anomaly_metrics.anomalies_opened
+                } else {
+                    &anomaly_metrics.anomalies_closed
+                };
+                counter.fetch_add(diff.unsigned_abs() as u64, Relaxed);
+            }
+            anomaly_sink.borrow_mut().anomalies(batch);
+        });
+        anomalies
+            .map(|a| (a.device.clone(), a))
+            .arrange_by_key_named("anomalies")
+            .stream
+            .probe_with(&probe);
+        for stream in scores {
+            let score_sink = sink.clone();
+            stream.sink(Pipeline, "Scores", move |(input, _frontier)| {
+                input.for_each(|_cap, data| score_sink.borrow_mut().scores(data));
+            });
+        }
+        Ok::<_, RunError>((input, reject_input, arranged.trace))
+    })?;
     let mut store = FeatureStore::new(trace);
 
     let mut source: Box<dyn WorkerInput> = open_input(&spec.input, spec.format, config, index, peers)?;
@@ -138,7 +179,9 @@ fn run_worker(
             metrics.reject(r.reason);
             sink.borrow_mut().reject(r);
         }
-        batch.reject_devices.clear();
+        for (t, device) in batch.reject_devices.drain(..) {
+            reject_input.send((device, t, 1));
+        }
         if !batch.events.is_empty() {
             input.send_batch(&mut batch.events);
             batch.events.clear();
@@ -146,6 +189,7 @@ fn run_worker(
         if let Some(t) = source.watermark() {
             if t > *input.time() {
                 input.advance_to(t);
+                reject_input.advance_to(t);
             }
             if next_snapshot.is_none() && snapshot_every > 0 {
                 next_snapshot = Some((t / snapshot_every + 1) * snapshot_every - 1);
@@ -184,6 +228,7 @@ fn run_worker(
         store.pin(Some(t_end));
         if t_end + 1 > *input.time() {
             input.advance_to(t_end + 1);
+            reject_input.advance_to(t_end + 1);
         }
         while probe.less_than(input.time()) {
             worker.step();
@@ -198,6 +243,7 @@ fn run_worker(
     }
     tracing::debug!(worker = index, "final snapshot written; closing the input");
     drop(input);
+    drop(reject_input);
     while worker.step_or_park(Some(Duration::from_millis(10))) {}
     source.commit(u64::MAX)?;
     tracing::debug!(worker = index, "dataflow complete");

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::{SinkFactory, WorkerSink};
 use crate::decode::Reject;
+use crate::detect::{Anomaly, EventScore};
 use crate::event::DeviceId;
 use crate::features::{feature_row, FeatureLayout};
 use crate::window::{DeviceState, WindowRow};
@@ -22,6 +23,8 @@ use crate::window::{DeviceState, WindowRow};
 pub const WINDOWS_FILE: &str = "windows.jsonl";
 pub const REJECTS_FILE: &str = "rejects.jsonl";
 pub const FEATURES_FILE: &str = "features.jsonl";
+pub const ANOMALIES_FILE: &str = "anomalies.jsonl";
+pub const SCORES_FILE: &str = "scores.jsonl";
 pub const SUMMARY_FILE: &str = "summary.json";
 const PARTS: &str = ".parts";
 
@@ -33,6 +36,8 @@ pub struct FileSink {
     layout: Arc<FeatureLayout>,
     windows: Option<BufWriter<File>>,
     rejects: Option<BufWriter<File>>,
+    anomalies: Option<BufWriter<File>>,
+    scores: Option<BufWriter<File>>,
     error: Option<std::io::Error>,
     line: String,
 }
@@ -51,6 +56,8 @@ impl FileSink {
                 layout: layout.clone(),
                 windows: None,
                 rejects: None,
+                anomalies: None,
+                scores: None,
                 error: None,
                 line: String::new(),
             }) as Box<dyn WorkerSink>
@@ -137,8 +144,57 @@ impl WorkerSink for FileSink {
         }
     }
 
+    fn anomalies(&mut self, changes: &[(Anomaly, u64, isize)]) {
+        if self.anomalies.is_none() {
+            self.anomalies = self.open("anomalies");
+        }
+        let Some(mut w) = self.anomalies.take() else { return };
+        let mut sorted: Vec<&(Anomaly, u64, isize)> = changes.iter().collect();
+        sorted.sort_by(|a, b| (a.1, &a.0.detector, &a.0.device, a.2).cmp(&(b.1, &b.0.detector, &b.0.device, b.2)));
+        for (a, t, diff) in sorted {
+            let at_ms = *t as i64 * self.tick_ms;
+            let op = if *diff > 0 { "insert" } else { "retract" };
+            for _ in 0..diff.unsigned_abs() {
+                let key = format!(
+                    "{at_ms:020}{}\u{1f}{}\u{1f}{op}",
+                    key_text(&a.detector),
+                    key_text(&a.device)
+                );
+                if let Err(e) = writeln!(w, "{key}\t{}", a.to_json(op, at_ms, self.tick_ms as u64)) {
+                    self.keep(e);
+                }
+            }
+        }
+        self.anomalies = Some(w);
+    }
+
+    fn scores(&mut self, scores: &[EventScore]) {
+        if self.scores.is_none() {
+            self.scores = self.open("scores");
+        }
+        let Some(mut w) = self.scores.take() else { return };
+        let mut sorted: Vec<&EventScore> = scores.iter().collect();
+        sorted.sort_by(|a, b| (a.ts_ms, &a.device, &a.detector).cmp(&(b.ts_ms, &b.device, &b.detector)));
+        for s in sorted {
+            let key = format!("{:020}{}\u{1f}{}", s.ts_ms, key_text(&s.device), key_text(&s.detector));
+            let row = serde_json::json!({"ts": s.ts_ms, "device_id": s.device.as_str(), "detector": s.detector.as_str(), "score": s.score});
+            if let Err(e) = writeln!(w, "{key}\t{row}") {
+                self.keep(e);
+            }
+        }
+        self.scores = Some(w);
+    }
+
     fn finish(&mut self) -> std::io::Result<()> {
-        for w in [self.windows.as_mut(), self.rejects.as_mut()].into_iter().flatten() {
+        for w in [
+            self.windows.as_mut(),
+            self.rejects.as_mut(),
+            self.anomalies.as_mut(),
+            self.scores.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             if let Err(e) = w.flush() {
                 self.error.get_or_insert(e);
             }
@@ -176,7 +232,7 @@ pub fn merge(out_dir: &Path) -> std::io::Result<Vec<(String, u64)>> {
         }
     }
     let mut written = Vec::new();
-    for required in ["windows", "rejects", "features"] {
+    for required in ["windows", "rejects", "features", "anomalies"] {
         groups.entry(required.to_string()).or_default();
     }
     for (group, parts) in groups {

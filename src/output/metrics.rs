@@ -21,6 +21,9 @@ pub struct Metrics {
     pub window_rows: AtomicU64,
     pub devices: AtomicU64,
     pub features_written: AtomicU64,
+    /// Anomaly episodes opened and closed.
+    pub anomalies_opened: AtomicU64,
+    pub anomalies_closed: AtomicU64,
     /// Highest event time seen (epoch ms), for progress and lag.
     pub max_event_ms: AtomicU64,
     /// The frontier (tick) the outputs are complete through.
@@ -58,7 +61,10 @@ pub struct Summary {
     pub devices: u64,
     pub window_rows: u64,
     pub features: u64,
+    /// Anomaly episodes opened (inserted) during the run.
     pub anomalies: u64,
+    /// Anomaly episodes closed (retracted) during the run.
+    pub anomalies_closed: u64,
     /// Event time the outputs are complete through (epoch ms), when any record had a time.
     pub end_event_time_ms: Option<i64>,
     pub workers: usize,
@@ -82,7 +88,8 @@ impl Summary {
             devices: m.devices.load(Relaxed),
             window_rows: m.window_rows.load(Relaxed),
             features: m.features_written.load(Relaxed),
-            anomalies: 0,
+            anomalies: m.anomalies_opened.load(Relaxed),
+            anomalies_closed: m.anomalies_closed.load(Relaxed),
             end_event_time_ms,
             workers,
             elapsed_s,

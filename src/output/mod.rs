@@ -10,6 +10,7 @@ pub mod metrics;
 use std::sync::{Arc, Mutex};
 
 use crate::decode::Reject;
+use crate::detect::{Anomaly, EventScore};
 use crate::event::DeviceId;
 use crate::window::{DeviceState, WindowRow};
 
@@ -22,6 +23,10 @@ pub trait WorkerSink {
     /// This worker's share of a feature snapshot taken at `as_of_tick` (`last`: the run's
     /// final snapshot, as of the end of the input).
     fn features(&mut self, as_of_tick: u64, last: bool, states: &[(DeviceId, DeviceState)]);
+    /// Anomaly changes: `(anomaly, tick, +1 opened / -1 closed)`, in time order.
+    fn anomalies(&mut self, _changes: &[(Anomaly, u64, isize)]) {}
+    /// Per-event scores.
+    fn scores(&mut self, _scores: &[EventScore]) {}
     /// Changes of the window-stats collection (only sinks that capture them want them).
     fn changes(&mut self, _changes: &[crate::window::operator::WindowChange]) {}
     /// Whether [`WorkerSink::changes`] should be fed.
@@ -55,6 +60,8 @@ pub struct Captured {
     /// Feature snapshots: (as-of tick, device, state).
     pub features: Vec<(u64, DeviceId, DeviceState)>,
     pub changes: Vec<crate::window::operator::WindowChange>,
+    pub anomalies: Vec<(Anomaly, u64, isize)>,
+    pub scores: Vec<EventScore>,
 }
 
 /// A sink that appends to a shared [`Captured`].
@@ -81,6 +88,16 @@ impl WorkerSink for CaptureSink {
     }
     fn changes(&mut self, changes: &[crate::window::operator::WindowChange]) {
         self.0.lock().expect("capture lock").changes.extend_from_slice(changes);
+    }
+    fn anomalies(&mut self, changes: &[(Anomaly, u64, isize)]) {
+        self.0
+            .lock()
+            .expect("capture lock")
+            .anomalies
+            .extend_from_slice(changes);
+    }
+    fn scores(&mut self, scores: &[EventScore]) {
+        self.0.lock().expect("capture lock").scores.extend_from_slice(scores);
     }
     fn wants_changes(&self) -> bool {
         true
