@@ -59,6 +59,9 @@ pub fn init_logging(verbose: u8) {
 }
 
 /// Loads the config file (or defaults), as a usage error when it is wrong.
+/// Detector sections are checked here too, so a bad one stops the run before any data is read.
 pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<vigil::config::Config> {
-    vigil::config::Config::load(path).map_err(|e| UsageError(e.to_string()).into())
+    let config = vigil::config::Config::load(path).map_err(|e| UsageError(e.to_string()))?;
+    vigil::detect::validate_config(&config).map_err(|e| UsageError(e.to_string()))?;
+    Ok(config)
 }
