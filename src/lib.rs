@@ -5,6 +5,7 @@
 //! decode → event time → per-device windows → features → detectors → outputs; see
 //! `docs/semantics.md` for the exact definitions every module keeps.
 
+pub mod cluster;
 pub mod config;
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;

@@ -20,13 +20,14 @@ use timely::dataflow::operators::vec::input::Input;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
+use crate::cluster::{all_sum, ClusterSpec};
 use crate::config::Config;
 use crate::decode::Format;
 use crate::detect::{self, DetectorContext, WindowLayout};
 use crate::event::{DeviceId, Event};
 use crate::feature_store::FeatureStore;
 use crate::features::FeatureLayout;
-use crate::output::metrics::{Metrics, Summary};
+use crate::output::metrics::{self, Metrics, Summary};
 use crate::output::{SinkFactory, WorkerSink};
 use crate::source::file::InputSpec;
 use crate::source::{open_input, InputBatch, Poll, SourceError, WorkerInput};
@@ -43,6 +44,8 @@ pub enum RunError {
     Dataflow(String),
     #[error("{0}")]
     Config(String),
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// Everything a run needs.
@@ -55,12 +58,16 @@ pub struct RunSpec {
     pub sinks: SinkFactory,
     /// Show a progress bar / progress log lines.
     pub progress: bool,
+    /// This process's place in a cluster (None: a single process).
+    pub cluster: Option<ClusterSpec>,
 }
 
 /// What a run reports when it ends.
 #[derive(Debug)]
 pub struct RunOutcome {
+    /// Totals over every process of the cluster.
     pub summary: Summary,
+    /// This process's own counters.
     pub metrics: Arc<Metrics>,
 }
 
@@ -71,18 +78,51 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
     let workers = spec.workers.max(1);
     let spec = Arc::new(spec);
     let end_ms = Arc::new(std::sync::Mutex::new(None::<i64>));
-    let shared = (spec.clone(), metrics.clone(), end_ms.clone());
-    let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        let (spec, metrics, end_ms) = &shared;
-        run_worker(worker, spec, metrics, end_ms)
-    })
-    .map_err(RunError::Dataflow)?;
+    let totals = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = (spec.clone(), metrics.clone(), end_ms.clone(), totals.clone());
+    let timely_config = match &spec.cluster {
+        Some(c) => c.timely_config(workers),
+        None => timely::Config::process(workers),
+    };
+    // timely connects the processes before it returns; a peer that never comes up must
+    // end in an error, not a hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("vigil-connect".into())
+        .spawn(move || {
+            let result = timely::execute(timely_config, move |worker| {
+                let (spec, metrics, end_ms, totals) = &shared;
+                run_worker(worker, spec, metrics, end_ms, totals)
+            });
+            let _ = tx.send(result);
+        })
+        .map_err(|e| RunError::Dataflow(e.to_string()))?;
+    let connect_timeout = spec
+        .cluster
+        .as_ref()
+        .map_or(Duration::from_secs(60), |c| c.connect_timeout);
+    let guards = match rx.recv_timeout(connect_timeout) {
+        Ok(result) => result.map_err(RunError::Dataflow)?,
+        Err(_) => {
+            let peers = spec
+                .cluster
+                .as_ref()
+                .map(|c| c.addresses.join(", "))
+                .unwrap_or_default();
+            return Err(RunError::Cluster(format!(
+                "the cluster's processes did not all connect within {} s (addresses: {peers}); start every process of the hostfile (vigil launch does)",
+                connect_timeout.as_secs()
+            )));
+        }
+    };
     for result in guards.join() {
         result.map_err(RunError::Dataflow)??;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let end = *end_ms.lock().expect("end lock");
-    let summary = Summary::from_metrics(&metrics, workers, elapsed, end);
+    let total_workers = workers * spec.cluster.as_ref().map_or(1, |c| c.processes);
+    let totals = totals.lock().expect("totals lock").clone();
+    let summary = Summary::from_metrics(&metrics::from_snapshot(&totals), total_workers, elapsed, end);
     Ok(RunOutcome { summary, metrics })
 }
 
@@ -91,6 +131,7 @@ fn run_worker(
     spec: &RunSpec,
     metrics: &Arc<Metrics>,
     end_ms: &std::sync::Mutex<Option<i64>>,
+    totals: &std::sync::Mutex<Vec<u64>>,
 ) -> Result<(), RunError> {
     let index = worker.index();
     let peers = worker.peers();
@@ -236,10 +277,8 @@ fn run_worker(
         let states = store.read_at(t_end);
         metrics.features_written.fetch_add(states.len() as u64, Relaxed);
         sink.borrow_mut().features(t_end, true, &states);
-        if index == 0 {
-            let tick = config.tick_ms() as i64;
-            *end_ms.lock().expect("end lock") = Some((t_end as i64 + 1) * tick - 1);
-        }
+        let tick = config.tick_ms() as i64;
+        *end_ms.lock().expect("end lock") = Some((t_end as i64 + 1) * tick - 1);
     }
     tracing::debug!(worker = index, "final snapshot written; closing the input");
     drop(input);
@@ -252,6 +291,19 @@ fn run_worker(
         p.finish();
     }
     let result = sink.borrow_mut().finish();
+    // Every worker of every process has written its outputs; the first worker of each
+    // process contributes the process's counters to the cluster's totals.
+    agree_max(worker, None);
+    let local_workers = spec.workers.max(1);
+    let contribution = if index % local_workers == 0 {
+        metrics::snapshot(metrics)
+    } else {
+        vec![0; metrics::snapshot(metrics).len()]
+    };
+    let sums = all_sum(worker, contribution);
+    if index % local_workers == 0 {
+        *totals.lock().expect("totals lock") = sums;
+    }
     result.map_err(RunError::Output)
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod generate;
+mod launch;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure throughput (events/s) and peak memory on generated events.
     Bench(bench::BenchArgs),
+    /// Start every process of a hostfile running `vigil run` as one cluster.
+    Launch(launch::LaunchArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -38,6 +41,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::generate(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Launch(args) => launch::launch(args),
     }
 }
 
@@ -64,4 +68,37 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<vigil::conf
     let config = vigil::config::Config::load(path).map_err(|e| UsageError(e.to_string()))?;
     vigil::detect::validate_config(&config).map_err(|e| UsageError(e.to_string()))?;
     Ok(config)
+}
+
+/// Makes the loss of a peer process a clear error instead of a cascade of thread panics:
+/// timely's network threads are named `timely:send-N` / `timely:recv-N` after the peer.
+pub fn install_panic_hook(addresses: Vec<String>) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        let peer = name
+            .strip_prefix("timely:recv-")
+            .or_else(|| name.strip_prefix("timely:send-"));
+        if let Some(peer) = peer {
+            let addr = peer
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| addresses.get(i))
+                .cloned()
+                .unwrap_or_default();
+            eprintln!("error: lost the connection to process {peer} ({addr}): {message}; stopping");
+            std::process::exit(1);
+        }
+        if message.contains("poisoned") && name.starts_with("timely:") {
+            eprintln!("error: a peer process disconnected; stopping");
+            std::process::exit(1);
+        }
+        default(info);
+    }));
 }

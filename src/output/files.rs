@@ -206,10 +206,12 @@ impl WorkerSink for FileSink {
     }
 }
 
-/// Prepares the output folder: creates it and an empty parts folder.
-pub fn prepare(out_dir: &Path) -> std::io::Result<()> {
+/// Prepares the output folder: creates it and its parts folder; the `leader` (process 0,
+/// or the only process) also clears parts left by an earlier run. Other processes of a
+/// cluster cannot write before process 0 has prepared: timely connects them first.
+pub fn prepare(out_dir: &Path, leader: bool) -> std::io::Result<()> {
     let parts = out_dir.join(PARTS);
-    if parts.exists() {
+    if leader && parts.exists() {
         std::fs::remove_dir_all(&parts)?;
     }
     std::fs::create_dir_all(&parts)?;

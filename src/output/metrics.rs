@@ -48,6 +48,44 @@ impl Metrics {
     }
 }
 
+/// The counters as plain numbers, in a fixed order (summed over processes at the end).
+pub fn snapshot(m: &Metrics) -> Vec<u64> {
+    let mut v = vec![
+        m.read.load(Relaxed),
+        m.accepted.load(Relaxed),
+        m.late_corrected.load(Relaxed),
+        m.window_rows.load(Relaxed),
+        m.devices.load(Relaxed),
+        m.features_written.load(Relaxed),
+        m.anomalies_opened.load(Relaxed),
+        m.anomalies_closed.load(Relaxed),
+    ];
+    v.extend(m.rejected.iter().map(|c| c.load(Relaxed)));
+    v
+}
+
+/// Metrics holding the given snapshot (the inverse of [`snapshot`]).
+pub fn from_snapshot(v: &[u64]) -> Metrics {
+    let m = Metrics::default();
+    for (counter, value) in [
+        &m.read,
+        &m.accepted,
+        &m.late_corrected,
+        &m.window_rows,
+        &m.devices,
+        &m.features_written,
+        &m.anomalies_opened,
+        &m.anomalies_closed,
+    ]
+    .into_iter()
+    .chain(m.rejected.iter())
+    .zip(v)
+    {
+        counter.store(*value, Relaxed);
+    }
+    m
+}
+
 /// `summary.json`: what a run did.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Summary {
