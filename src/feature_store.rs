@@ -81,6 +81,18 @@ impl FeatureStore {
         out
     }
 
+    /// Updates held by this worker's shard of the arrangement (its memory, in records).
+    pub fn updates(&self) -> usize {
+        use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
+        let mut n = 0;
+        self.trace.map_spans(|span| {
+            if let Some(batch) = &span.inner {
+                n += batch.len();
+            }
+        });
+        n
+    }
+
     /// The trace, for importing into other dataflows (queries).
     pub fn trace(&mut self) -> &mut FeatureTrace {
         &mut self.trace

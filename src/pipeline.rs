@@ -31,7 +31,7 @@ use crate::output::metrics::{self, Metrics, Summary};
 use crate::output::{SinkFactory, WorkerSink};
 use crate::source::file::InputSpec;
 use crate::source::{open_input, InputBatch, Poll, SourceError, WorkerInput};
-use crate::window::operator::{window_stats, WindowSpec};
+use crate::window::operator::{window_stats, WindowGauges, WindowSpec};
 
 /// A failed run.
 #[derive(Debug, thiserror::Error)]
@@ -139,13 +139,13 @@ fn run_worker(
     let sink: Rc<RefCell<Box<dyn WorkerSink>>> = Rc::new(RefCell::new((spec.sinks)(index)));
     let wants_changes = sink.borrow().wants_changes();
     let probe = ProbeHandle::new();
-    let device_count = Rc::new(Cell::new(0usize));
+    let gauges = Rc::new(WindowGauges::default());
     let window_spec = WindowSpec::from_config(config);
 
     let (mut input, mut reject_input, trace) = worker.dataflow::<u64, _, _>(|scope| {
         let (input, events) = scope.new_input::<(u64, Event)>();
         let (reject_input, rejects) = scope.new_input::<(DeviceId, u64, isize)>();
-        let (changes, rows) = window_stats(events.clone(), window_spec, device_count.clone());
+        let (changes, rows) = window_stats(events.clone(), window_spec, gauges.clone());
         let row_sink = sink.clone();
         let row_metrics = metrics.clone();
         rows.sink(Pipeline, "WindowRows", move |(input, _frontier)| {
@@ -255,6 +255,12 @@ fn run_worker(
         }
         store.advance(complete);
         metrics.frontier_tick.fetch_max(complete, Relaxed);
+        metrics
+            .peak_arrangement_updates
+            .fetch_max(store.updates() as u64, Relaxed);
+        metrics
+            .peak_window_events
+            .fetch_max(gauges.events.get() as u64, Relaxed);
         source.commit(complete)?;
         if let Some(p) = &progress {
             p.update(source.progress(), metrics);
@@ -286,7 +292,7 @@ fn run_worker(
     while worker.step_or_park(Some(Duration::from_millis(10))) {}
     source.commit(u64::MAX)?;
     tracing::debug!(worker = index, "dataflow complete");
-    metrics.devices.fetch_add(device_count.get() as u64, Relaxed);
+    metrics.devices.fetch_add(gauges.devices.get() as u64, Relaxed);
     if let Some(p) = progress {
         p.finish();
     }

@@ -28,6 +28,11 @@ pub struct Metrics {
     pub max_event_ms: AtomicU64,
     /// The frontier (tick) the outputs are complete through.
     pub frontier_tick: AtomicU64,
+    /// Largest number of updates the feature arrangement held at once (summed over this
+    /// process's workers at each observation, max over observations): the memory bound.
+    pub peak_arrangement_updates: AtomicU64,
+    /// Largest number of events the window operators held at once (same accounting).
+    pub peak_window_events: AtomicU64,
 }
 
 impl Metrics {
@@ -59,6 +64,8 @@ pub fn snapshot(m: &Metrics) -> Vec<u64> {
         m.features_written.load(Relaxed),
         m.anomalies_opened.load(Relaxed),
         m.anomalies_closed.load(Relaxed),
+        m.peak_arrangement_updates.load(Relaxed),
+        m.peak_window_events.load(Relaxed),
     ];
     v.extend(m.rejected.iter().map(|c| c.load(Relaxed)));
     v
@@ -76,6 +83,8 @@ pub fn from_snapshot(v: &[u64]) -> Metrics {
         &m.features_written,
         &m.anomalies_opened,
         &m.anomalies_closed,
+        &m.peak_arrangement_updates,
+        &m.peak_window_events,
     ]
     .into_iter()
     .chain(m.rejected.iter())
@@ -105,6 +114,10 @@ pub struct Summary {
     pub anomalies_closed: u64,
     /// Event time the outputs are complete through (epoch ms), when any record had a time.
     pub end_event_time_ms: Option<i64>,
+    /// Largest number of updates the feature arrangement held (memory bound, in records).
+    pub peak_arrangement_updates: u64,
+    /// Largest number of events held in sliding windows and pending ticks.
+    pub peak_window_events: u64,
     pub workers: usize,
     pub elapsed_s: f64,
     pub events_per_s: f64,
@@ -129,6 +142,8 @@ impl Summary {
             anomalies: m.anomalies_opened.load(Relaxed),
             anomalies_closed: m.anomalies_closed.load(Relaxed),
             end_event_time_ms,
+            peak_arrangement_updates: m.peak_arrangement_updates.load(Relaxed),
+            peak_window_events: m.peak_window_events.load(Relaxed),
             workers,
             elapsed_s,
             events_per_s: if elapsed_s > 0.0 { read as f64 / elapsed_s } else { 0.0 },

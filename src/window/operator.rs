@@ -87,6 +87,17 @@ struct WindowState {
     /// Per tumbling window: boundary tick → devices with events in that period.
     periods: Vec<BTreeMap<u64, Vec<u32>>>,
     touched: Vec<u32>,
+    /// Events held in device windows, and events waiting in `pending`.
+    held: usize,
+    pending_events: usize,
+}
+
+/// What a window operator holds, for metrics (set by the operator, read by its worker).
+#[derive(Debug, Default)]
+pub struct WindowGauges {
+    pub devices: std::cell::Cell<usize>,
+    /// Events in sliding windows plus events waiting for their tick.
+    pub events: std::cell::Cell<usize>,
 }
 
 impl WindowState {
@@ -100,6 +111,8 @@ impl WindowState {
             wakeups: BTreeMap::new(),
             periods,
             touched: Vec::new(),
+            held: 0,
+            pending_events: 0,
         }
     }
 
@@ -139,7 +152,9 @@ impl WindowState {
     fn touch(&mut self, i: u32, now: u64) {
         let slot = &mut self.slots[i as usize];
         if slot.processed != now {
+            let before = slot.slide.held();
             slot.slide.advance_to(now);
+            self.held -= before - slot.slide.held();
             slot.processed = now;
             self.touched.push(i);
         }
@@ -155,6 +170,8 @@ impl WindowState {
             }
         }
         if let Some(events) = self.pending.remove(&now) {
+            self.pending_events -= events.len();
+            self.held += events.len();
             for event in events {
                 let i = self.slot_for(&event.device);
                 self.touch(i, now);
@@ -213,7 +230,9 @@ impl WindowState {
                 for i in devices {
                     let slot = &mut self.slots[i as usize];
                     if slot.processed != now {
+                        let before = slot.slide.held();
                         slot.slide.advance_to(now);
+                        self.held -= before - slot.slide.held();
                         slot.processed = now;
                     }
                     rows.push(WindowRow {
@@ -239,7 +258,7 @@ impl WindowState {
 pub fn window_stats<'s>(
     events: StreamVec<'s, u64, (u64, Event)>,
     spec: WindowSpec,
-    device_count: std::rc::Rc<std::cell::Cell<usize>>,
+    gauges: std::rc::Rc<WindowGauges>,
 ) -> (StreamVec<'s, u64, WindowChange>, StreamVec<'s, u64, WindowRow>) {
     let mut builder = OperatorBuilder::new("WindowStats".to_owned(), events.scope());
     let exchange = Exchange::new(|(_, e): &(u64, Event)| e.device.hashed());
@@ -254,6 +273,7 @@ pub fn window_stats<'s>(
         let mut rows_buf = Vec::new();
         move |frontiers: &[MutableAntichain<u64>]| {
             input.for_each(|_time, data| {
+                state.pending_events += data.len();
                 for (tick, event) in data.drain(..) {
                     state.pending.entry(tick).or_default().push(event);
                 }
@@ -281,7 +301,8 @@ pub fn window_stats<'s>(
                     rows_buf.clear();
                 }
             }
-            device_count.set(state.devices());
+            gauges.devices.set(state.devices());
+            gauges.events.set(state.held + state.pending_events);
             match upper {
                 None => {
                     caps = None;

@@ -192,6 +192,11 @@ impl DeviceSlide {
         self.windows.iter().map(|w| w.stats.clone()).collect()
     }
 
+    /// Events held (those of the longest window).
+    pub fn held(&self) -> usize {
+        self.events.len()
+    }
+
     /// Whether every window is empty (the device holds no events).
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
