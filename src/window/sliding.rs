@@ -32,6 +32,8 @@ pub struct Obs {
 }
 
 impl Obs {
+    /// The fields of an event that windows keep (positional: this is the hot path).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         tick: u64,
         bytes_out: u64,
