@@ -2,6 +2,7 @@
 
 mod bench;
 mod generate;
+mod pinot;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure throughput (events/s) and peak memory on generated events.
     Bench(bench::BenchArgs),
+    /// Pinot schemas and REALTIME tables for vigil's output topics: print or apply them.
+    Pinot(pinot::PinotArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -38,6 +41,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::generate(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Pinot(args) => pinot::pinot(args),
     }
 }
 
