@@ -116,7 +116,7 @@ struct Topics {
 
 /// Puts vigil's rows into its output topics, keyed by `device_id`, in the shapes the Kafka
 /// sink writes: window rows plus `"op": "insert"`; the feature changelog (every periodic
-/// snapshot in time order, then the final state); anomaly rows (`op` insert/retract) as
+/// snapshot in time order, then the final state, then the oldest snapshot again); anomaly rows (`op` insert/retract) as
 /// they are.
 ///
 /// TODO(kafka sink, issue 5): once `vigil run --sink kafka` exists, replace this function
@@ -174,6 +174,14 @@ fn produce_outputs(kafka: &str, out: &Path, topics: &Topics) -> usize {
         features.extend(read_jsonl(s));
     }
     features.extend(read_jsonl(&out.join("features.jsonl")));
+    assert!(
+        snapshots.len() >= 3,
+        "the test wants several feature snapshots, got {}",
+        snapshots.len()
+    );
+    // A replay of the oldest snapshot after the final state (as a restarted producer might
+    // send): upsert keeps the row with the latest as_of_ms, not the last one written.
+    features.extend(read_jsonl(&snapshots[0]));
     produce(&topics.features, &features);
     produce(&topics.anomalies, &read_jsonl(&out.join("anomalies.jsonl")));
     features.len()
@@ -289,7 +297,7 @@ fn vigil_outputs_in_pinot_equal_the_file_outputs() {
     std::fs::write(
         &config_path,
         format!(
-            "[output]\nsnapshot_every = \"10m\"\n\n[pinot]\ncontroller = \"{}\"\nkafka_brokers = \"{}\"\n\
+            "[output]\nsnapshot_every = \"10m\"\n\n[input]\nbatch_records = 1000\n\n[pinot]\ncontroller = \"{}\"\nkafka_brokers = \"{}\"\n\
              windows_table = \"{wt}\"\nfeatures_table = \"{ft}\"\nanomalies_table = \"{at}\"\n\
              windows_topic = \"{}\"\nfeatures_topic = \"{}\"\nanomalies_topic = \"{}\"\n",
             services.controller_url, services.kafka, topics.windows, topics.features, topics.anomalies

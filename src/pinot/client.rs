@@ -128,7 +128,7 @@ impl Endpoint {
         tracing::debug!(method, url = %url, "pinot request");
         let json = "application/json";
         let result = match (method, body) {
-            ("GET", _) => self.agent.get(&url).header("Accept", json).call(),
+            ("GET", _) => self.agent.get(&url).call(),
             ("DELETE", _) => self.agent.delete(&url).call(),
             ("POST", b) => self
                 .agent
@@ -354,7 +354,7 @@ pub fn apply(controller: &Controller, specs: &[TableSpec], force: bool) -> Resul
                 .update_schema(&spec.name, &spec.schema)
                 .map(|_| Outcome::Updated)?,
         };
-        tracing::info!(schema = %spec.name, outcome = outcome.as_str(), "pinot schema");
+        tracing::debug!(schema = %spec.name, outcome = outcome.as_str(), "pinot schema");
         report.push(Applied {
             kind: "schema",
             name: spec.name.clone(),
@@ -371,7 +371,7 @@ pub fn apply(controller: &Controller, specs: &[TableSpec], force: bool) -> Resul
                 .map_err(|e| topic_hint(e, spec))
                 .map(|_| Outcome::Updated)?,
         };
-        tracing::info!(table = %spec.name, topic = %spec.topic, outcome = outcome.as_str(), "pinot table");
+        tracing::debug!(table = %spec.name, topic = %spec.topic, outcome = outcome.as_str(), "pinot table");
         report.push(Applied {
             kind: "table",
             name: spec.name.clone(),
