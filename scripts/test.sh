@@ -9,5 +9,26 @@ echo "== toolchain: $(cargo --version)"
 echo "== build (release: tests and benchmarks share one build)"
 cargo build --release --all-targets
 
+# --- services for tests/pinot_e2e.rs (issue 6): a real Kafka broker and a real Pinot.
+# Starts whichever is not running, and at exit stops only what it started.
+# VIGIL_REQUIRE_PINOT=1 makes the Pinot test fail (not skip) if they are unreachable.
+started_services=()
+stop_started_services() {
+    local s
+    for s in "${started_services[@]}"; do scripts/"$s".sh stop || true; done
+}
+trap stop_started_services EXIT
+for s in kafka pinot; do
+    if ! scripts/"$s".sh status >/dev/null 2>&1; then
+        echo "== starting $s (scripts/$s.sh start)"
+        t0=$SECONDS
+        scripts/"$s".sh start
+        started_services+=("$s")
+        echo "== $s up in $((SECONDS - t0)) s"
+    fi
+done
+export VIGIL_REQUIRE_PINOT=${VIGIL_REQUIRE_PINOT:-1}
+# --- end of services
+
 echo "== tests"
 cargo test --release "$@"

@@ -255,6 +255,87 @@ impl Default for OutputConfig {
     }
 }
 
+/// `[pinot]`: the Pinot tables fed by vigil's output topics (`vigil pinot ...`).
+///
+/// Until the `[kafka]` section lands, the broker list and output topic names live here too;
+/// they are the ones the Kafka sink writes to, so a table reads what vigil writes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PinotConfig {
+    /// The controller's REST endpoint (`vigil pinot apply`; `--controller` wins).
+    pub controller: String,
+    /// Table (and schema) names.
+    pub windows_table: String,
+    pub features_table: String,
+    pub anomalies_table: String,
+    /// Brokers Pinot's servers consume from (`host:port,host:port`).
+    pub kafka_brokers: String,
+    /// The topics vigil writes its rows to.
+    pub windows_topic: String,
+    pub features_topic: String,
+    pub anomalies_topic: String,
+    /// A consuming segment is committed after this much wall-clock time (or ~segment_size).
+    pub segment_flush_time: DurationMs,
+    /// Target size of a committed segment, as Pinot writes it ("100M").
+    pub segment_size: String,
+}
+
+impl Default for PinotConfig {
+    fn default() -> Self {
+        PinotConfig {
+            controller: "http://127.0.0.1:19000".into(),
+            windows_table: "vigil_windows".into(),
+            features_table: "vigil_features".into(),
+            anomalies_table: "vigil_anomalies".into(),
+            kafka_brokers: "127.0.0.1:19092".into(),
+            windows_topic: "vigil.windows".into(),
+            features_topic: "vigil.features".into(),
+            anomalies_topic: "vigil.anomalies".into(),
+            segment_flush_time: DurationMs(6 * 3_600_000),
+            segment_size: "100M".into(),
+        }
+    }
+}
+
+impl PinotConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.controller.starts_with("http://") {
+            return Err(invalid(
+                "pinot.controller",
+                &format!("`{}` must be an http:// URL", self.controller),
+            ));
+        }
+        for (key, name) in [
+            ("pinot.windows_table", &self.windows_table),
+            ("pinot.features_table", &self.features_table),
+            ("pinot.anomalies_table", &self.anomalies_table),
+        ] {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(key, &format!("`{name}`: use letters, digits and _ only")));
+            }
+        }
+        let tables = [&self.windows_table, &self.features_table, &self.anomalies_table];
+        if tables[0] == tables[1] || tables[1] == tables[2] || tables[0] == tables[2] {
+            return Err(invalid("pinot", "the three table names must differ"));
+        }
+        for (key, value) in [
+            ("pinot.kafka_brokers", &self.kafka_brokers),
+            ("pinot.windows_topic", &self.windows_topic),
+            ("pinot.features_topic", &self.features_topic),
+            ("pinot.anomalies_topic", &self.anomalies_topic),
+            ("pinot.segment_size", &self.segment_size),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+        }
+        if self.segment_flush_time.0 < 60_000 {
+            return Err(invalid("pinot.segment_flush_time", "must be at least 1m"));
+        }
+        Ok(())
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -264,6 +345,7 @@ pub struct Config {
     pub network: NetworkConfig,
     pub input: InputConfig,
     pub output: OutputConfig,
+    pub pinot: PinotConfig,
     /// Per-detector sections, checked by the detector registry.
     pub detectors: toml::Table,
 }
@@ -351,6 +433,7 @@ impl Config {
         if self.output.snapshot_every.0 % tick != 0 {
             return Err(invalid("output.snapshot_every", "must be a multiple of time.tick"));
         }
+        self.pinot.validate()?;
         match self.input.format.as_str() {
             "auto" | "csv" | "jsonl" | "zeek" => {}
             other => {
@@ -450,6 +533,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.tick_ms(), 2000);
+    }
+
+    #[test]
+    fn pinot_section() {
+        let c = Config::from_toml("[pinot]\nwindows_table = \"w\"\n").unwrap();
+        assert_eq!(c.pinot.windows_table, "w");
+        assert_eq!(c.pinot.features_topic, "vigil.features");
+        let e = Config::from_toml("[pinot]\nwindows_table = \"a-b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pinot.windows_table"), "{e}");
+        let e = Config::from_toml("[pinot]\ncontroler = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("controler"), "{e}");
     }
 
     #[test]

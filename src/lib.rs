@@ -16,6 +16,7 @@ pub mod feature_store;
 pub mod features;
 pub mod generate;
 pub mod output;
+pub mod pinot;
 pub mod pipeline;
 pub mod source;
 pub mod window;

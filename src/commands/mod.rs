@@ -3,6 +3,7 @@
 mod bench;
 mod generate;
 mod launch;
+mod pinot;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Start every process of a hostfile running `vigil run` as one cluster.
     Launch(launch::LaunchArgs),
+    /// Pinot schemas and REALTIME tables for vigil's output topics: print or apply them.
+    Pinot(pinot::PinotArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -42,6 +45,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::generate(args),
         Command::Bench(args) => bench::bench(args),
         Command::Launch(args) => launch::launch(args),
+        Command::Pinot(args) => pinot::pinot(args),
     }
 }
 
