@@ -170,6 +170,7 @@ fn run_worker(
         }
         store.advance(complete);
         metrics.frontier_tick.fetch_max(complete, Relaxed);
+        sink.borrow_mut().flush()?;
         source.commit(complete)?;
         if let Some(p) = &progress {
             p.update(source.progress(), metrics);
@@ -199,6 +200,7 @@ fn run_worker(
     tracing::debug!(worker = index, "final snapshot written; closing the input");
     drop(input);
     while worker.step_or_park(Some(Duration::from_millis(10))) {}
+    sink.borrow_mut().flush()?;
     source.commit(u64::MAX)?;
     tracing::debug!(worker = index, "dataflow complete");
     metrics.devices.fetch_add(device_count.get() as u64, Relaxed);

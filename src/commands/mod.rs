@@ -2,6 +2,7 @@
 
 mod bench;
 mod generate;
+mod produce;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure throughput (events/s) and peak memory on generated events.
     Bench(bench::BenchArgs),
+    /// Load events from a file into a Kafka topic (keyed by device).
+    Produce(produce::ProduceArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -38,6 +41,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::generate(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Produce(args) => produce::produce(args),
     }
 }
 
