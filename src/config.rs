@@ -602,6 +602,12 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_file_is_the_defaults() {
+        let documented = Config::from_toml(include_str!("../vigil.toml")).unwrap();
+        assert_eq!(documented, Config::from_toml("").unwrap());
+    }
+
+    #[test]
     fn kafka_section_and_properties() {
         let c = Config::from_toml(
             "[output]\nsink = \"kafka\"\n[kafka]\nbrokers = \"b:1\"\ntopics = [\"a\", \"b\"]\nstart = \"latest\"\n\

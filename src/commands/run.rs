@@ -124,10 +124,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         SinkKind::Kafka => {
             std::fs::create_dir_all(&args.out)
                 .with_context(|| format!("creating output folder {}", args.out.display()))?;
-            // Feature rows go out at the Kafka cadence unless periodic snapshots are asked for.
-            if config.output.snapshot_every.0 == 0 {
-                config.output.snapshot_every = config.kafka.features_every;
-            }
             let producer = KafkaSink::connect(&config.kafka)?;
             KafkaSink::factory(
                 producer,

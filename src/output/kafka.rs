@@ -4,9 +4,10 @@
 //!   `"op": "insert"` (rows are final when written; a consumer keys them by
 //!   `(device_id, window_start_ms, window_len_ms)`);
 //! - features → `kafka.features_topic`, keyed by device: the changelog of the feature table
-//!   (the `features.jsonl` row shape, latest row per device wins): at every
-//!   `kafka.features_every` of event time the devices whose state changed since they were
-//!   last emitted, and every device at the end of the run;
+//!   (the `features.jsonl` row shape, latest row per device wins): each time the event time
+//!   of the window-stats changes crosses a multiple of `kafka.features_every`, the devices
+//!   that changed in the period just ended, as of its last tick; every device at the end of
+//!   the run (and at `output.snapshot_every`, when set);
 //! - rejects → `kafka.dlq_topic`: the raw record as value, headers `vigil.reason`,
 //!   `vigil.detail`, `vigil.source.topic`, `vigil.source.partition`, `vigil.source.offset`
 //!   (or `vigil.source` and `vigil.source.line` for a file input);
@@ -43,6 +44,12 @@ pub struct KafkaSink {
     layout: Arc<FeatureLayout>,
     tick_ms: i64,
     last_emitted: HashMap<DeviceId, DeviceState>,
+    /// Features cadence in ticks (0: only snapshots).
+    every: u64,
+    /// The period of the changes in `pending`.
+    period: Option<u64>,
+    /// Devices changed in the current period: their latest state.
+    pending: HashMap<DeviceId, DeviceState>,
     error: Option<std::io::Error>,
     buf: Vec<u8>,
 }
@@ -69,6 +76,9 @@ impl KafkaSink {
                 layout: layout.clone(),
                 tick_ms: tick_ms as i64,
                 last_emitted: HashMap::new(),
+                every: config.features_every.0 / tick_ms.max(1),
+                period: None,
+                pending: HashMap::new(),
                 error: None,
                 buf: Vec::with_capacity(1024),
             }) as Box<dyn WorkerSink>
@@ -116,6 +126,15 @@ impl KafkaSink {
         if let Err(e) = client::send(&self.producer, record) {
             self.keep(e);
         }
+    }
+
+    /// Emits the devices changed in the current period, as of its last tick.
+    fn emit_period(&mut self) {
+        let Some(period) = self.period else { return };
+        let as_of_tick = (period + 1) * self.every - 1;
+        let mut pending: Vec<(DeviceId, DeviceState)> = self.pending.drain().collect();
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        self.features(as_of_tick, false, &pending);
     }
 
     fn take_error(&mut self) -> std::io::Result<()> {
@@ -231,6 +250,28 @@ impl WorkerSink for KafkaSink {
             self.send_json(&topic, device.as_bytes(), &row);
             self.last_emitted.insert(device.clone(), state.clone());
         }
+    }
+
+    fn changes(&mut self, changes: &[crate::window::operator::WindowChange]) {
+        if self.every == 0 {
+            return;
+        }
+        // Changes are final when emitted and reach this worker's sink in tick order.
+        for ((device, state), tick, diff) in changes {
+            if *diff <= 0 {
+                continue;
+            }
+            let period = tick / self.every;
+            if self.period.is_some_and(|p| p < period) {
+                self.emit_period();
+            }
+            self.period = Some(period);
+            self.pending.insert(device.clone(), state.clone());
+        }
+    }
+
+    fn wants_changes(&self) -> bool {
+        self.every > 0
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
