@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use std::io::IsTerminal;
 use vigil::config::SinkKind;
 use vigil::decode::Format;
 use vigil::features::FeatureLayout;
@@ -107,7 +106,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let progress = match args.progress.as_str() {
-        "auto" => std::io::stderr().is_terminal() || true,
+        // A bar on a terminal, log lines otherwise (Progress decides by the bar's visibility).
+        "auto" => true,
         "always" => true,
         "never" => false,
         other => return Err(UsageError(format!("--progress `{other}`: use auto, always or never")).into()),

@@ -47,11 +47,8 @@ impl Format {
             }
             return Format::Jsonl;
         }
-        if let Some(ext) = path.and_then(|p| p.extension()).and_then(|e| e.to_str()) {
-            match ext {
-                "jsonl" | "ndjson" | "json" => return Format::Jsonl,
-                _ => {}
-            }
+        if let Some("jsonl" | "ndjson" | "json") = path.and_then(|p| p.extension()).and_then(|e| e.to_str()) {
+            return Format::Jsonl;
         }
         Format::Csv
     }

@@ -32,6 +32,7 @@ pub struct Obs {
 }
 
 impl Obs {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         tick: u64,
         bytes_out: u64,

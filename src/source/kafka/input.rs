@@ -316,13 +316,16 @@ impl KafkaInput {
     }
 }
 
+/// A partition's committed offset (None: none) and vigil's commit metadata, when present.
+type Committed = (Option<i64>, Option<CommitMeta>);
+
 /// Committed offsets and vigil metadata of `(topic index, partition)`s, in order.
 fn committed(
     consumer: &BaseConsumer,
     config: &Config,
     topics: &[String],
     parts: &[(usize, i32)],
-) -> Result<Vec<(Option<i64>, Option<CommitMeta>)>, SourceError> {
+) -> Result<Vec<Committed>, SourceError> {
     let mut tpl = TopicPartitionList::new();
     for &(ti, p) in parts {
         tpl.add_partition(&topics[ti], p);
