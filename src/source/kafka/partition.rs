@@ -156,13 +156,19 @@ mod tests {
         let mut p = PartitionState::new(&config, "t".into(), 0, 0, Some(3));
         let mut batch = InputBatch::default();
         let ts = 1_699_999_200_000i64;
-        p.record(0, format!("{ts},dev-1").as_bytes(), &decoders, 0, &mut batch);
+        p.record(
+            0,
+            format!("{ts},dev-1,10.0.0.1,8.8.8.8,443,tcp,1,2,3,4,").as_bytes(),
+            &decoders,
+            0,
+            &mut batch,
+        );
         assert_eq!(batch.events.len(), 1);
         // Floor above the record's tick: late.
         let floor = (ts / 1000) as u64 + 10;
         p.record(
             1,
-            format!("{},dev-1", ts + 1000).as_bytes(),
+            format!("{},dev-1,10.0.0.1,8.8.8.8,443,tcp,1,2,3,4,", ts + 1000).as_bytes(),
             &decoders,
             floor,
             &mut batch,
