@@ -91,8 +91,24 @@ pub fn admin(config: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, 
         })
 }
 
-/// The partitions of `topic`, ascending; an error when the topic does not exist.
+/// The partitions of `topic`, ascending; an error when the topic does not exist. A topic
+/// just created may be missing from a broker's metadata for a moment, so an unknown topic
+/// (or one without a leader yet) is asked again for up to 5 s before it is an error.
 pub fn partitions<C: Consumer>(consumer: &C, config: &KafkaConfig, topic: &str) -> Result<Vec<i32>, KafkaError> {
+    let deadline = std::time::Instant::now() + config.timeout.as_duration().min(Duration::from_secs(5));
+    loop {
+        match partitions_once(consumer, config, topic) {
+            Err(KafkaError::UnknownTopic { .. }) | Err(KafkaError::Other { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn partitions_once<C: Consumer>(consumer: &C, config: &KafkaConfig, topic: &str) -> Result<Vec<i32>, KafkaError> {
     let timeout = config.timeout.as_duration();
     let md = consumer
         .fetch_metadata(Some(topic), timeout)
