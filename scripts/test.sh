@@ -2,6 +2,9 @@
 # Runs every test of vigil: unit, integration (oracle, golden files, CLI) and the tests
 # against real services (a real Apache Kafka broker started by scripts/kafka.sh).
 # Idempotent; safe to run again. Usage: scripts/test.sh [extra cargo test args]
+# The broker is started before the tests and stopped afterwards (unless it was already
+# running: then it is left running). VIGIL_REQUIRE_KAFKA=1 makes the Kafka tests fail,
+# not skip, when the broker does not answer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,4 +34,4 @@ export VIGIL_REQUIRE_PINOT=${VIGIL_REQUIRE_PINOT:-1}
 # --- end of services
 
 echo "== tests"
-cargo test --release "$@"
+VIGIL_REQUIRE_KAFKA=1 VIGIL_KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT:-19092} cargo test --release "$@"

@@ -244,6 +244,8 @@ pub struct OutputConfig {
     pub snapshot_every: DurationMs,
     /// How many bytes of a rejected record's raw text are kept.
     pub reject_raw_bytes: usize,
+    /// `files` or `kafka` (`--sink` wins).
+    pub sink: SinkKind,
 }
 
 impl Default for OutputConfig {
@@ -251,8 +253,118 @@ impl Default for OutputConfig {
         OutputConfig {
             snapshot_every: DurationMs(0),
             reject_raw_bytes: 512,
+            sink: SinkKind::Files,
         }
     }
+}
+
+/// `[output]`'s sink choice: where window rows, features and rejects go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    /// Files in the output folder (`windows.jsonl`, `features.jsonl`, `rejects.jsonl`).
+    #[default]
+    Files,
+    /// The Kafka topics of `[kafka]` (windows, features, anomalies, dead letters).
+    Kafka,
+}
+
+/// Where a Kafka input starts when its consumer group has no committed offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StartPosition {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// `[kafka]`: brokers, topics, consumer group and librdkafka properties.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Consumer group whose committed offsets the input starts from and commits to.
+    pub group_id: String,
+    /// Input topics (used when `--input kafka` names none, or when no `--input` is given).
+    pub topics: Vec<String>,
+    /// Where to start in a partition without a committed offset.
+    pub start: StartPosition,
+    pub windows_topic: String,
+    pub features_topic: String,
+    pub anomalies_topic: String,
+    pub dlq_topic: String,
+    /// Partitions of output topics vigil creates when they are missing.
+    pub output_partitions: u32,
+    /// Emit the feature rows of devices that changed every this much event time.
+    pub features_every: DurationMs,
+    /// Wall-clock interval between offset commits (each preceded by a delivery flush).
+    pub commit_every: DurationMs,
+    /// Wall-clock interval between metadata refreshes (new partitions are picked up).
+    pub metadata_refresh: DurationMs,
+    /// Time-out of broker operations (metadata, committed offsets, flush).
+    pub timeout: DurationMs,
+    /// librdkafka properties for every client, verbatim (`"security.protocol" = "SASL_SSL"`).
+    pub properties: toml::Table,
+    /// librdkafka properties for the consumer only (win over `properties`).
+    pub consumer_properties: toml::Table,
+    /// librdkafka properties for producers only (win over `properties`).
+    pub producer_properties: toml::Table,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:19092".into(),
+            group_id: "vigil".into(),
+            topics: Vec::new(),
+            start: StartPosition::Earliest,
+            windows_topic: "vigil.windows".into(),
+            features_topic: "vigil.features".into(),
+            anomalies_topic: "vigil.anomalies".into(),
+            dlq_topic: "vigil.dlq".into(),
+            output_partitions: 3,
+            features_every: DurationMs(60_000),
+            commit_every: DurationMs(1_000),
+            metadata_refresh: DurationMs(5_000),
+            timeout: DurationMs(10_000),
+            properties: toml::Table::new(),
+            consumer_properties: toml::Table::new(),
+            producer_properties: toml::Table::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// The librdkafka properties of a client: `bootstrap.servers`, then `properties`, then
+    /// the role's own table (later wins). Values are passed as text (`true`, `1048576`).
+    pub fn client_properties(&self, role: KafkaRole) -> Vec<(String, String)> {
+        let mut out = vec![("bootstrap.servers".to_string(), self.brokers.clone())];
+        let specific = match role {
+            KafkaRole::Consumer => &self.consumer_properties,
+            KafkaRole::Producer => &self.producer_properties,
+            KafkaRole::Admin => &self.properties,
+        };
+        for table in [&self.properties, specific] {
+            for (k, v) in table {
+                let text = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                out.retain(|(key, _)| key != k);
+                out.push((k.clone(), text));
+            }
+        }
+        out
+    }
+}
+
+/// Which client a property set is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KafkaRole {
+    Consumer,
+    Producer,
+    Admin,
 }
 
 /// `[pinot]`: the Pinot tables fed by vigil's output topics (`vigil pinot ...`).
@@ -345,6 +457,7 @@ pub struct Config {
     pub network: NetworkConfig,
     pub input: InputConfig,
     pub output: OutputConfig,
+    pub kafka: KafkaConfig,
     pub pinot: PinotConfig,
     /// Per-detector sections, checked by the detector registry.
     pub detectors: toml::Table,
@@ -432,6 +545,42 @@ impl Config {
         }
         if self.output.snapshot_every.0 % tick != 0 {
             return Err(invalid("output.snapshot_every", "must be a multiple of time.tick"));
+        }
+        let k = &self.kafka;
+        for (key, ms) in [
+            ("kafka.commit_every", k.commit_every.0),
+            ("kafka.metadata_refresh", k.metadata_refresh.0),
+            ("kafka.timeout", k.timeout.0),
+        ] {
+            if ms == 0 {
+                return Err(invalid(key, "must be positive, e.g. \"5s\""));
+            }
+        }
+        if k.features_every.0 % tick != 0 {
+            return Err(invalid("kafka.features_every", "must be a multiple of time.tick"));
+        }
+        if k.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must name at least one host:port"));
+        }
+        if k.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        if k.output_partitions == 0 {
+            return Err(invalid("kafka.output_partitions", "must be at least 1"));
+        }
+        for (key, table) in [
+            ("kafka.properties", &k.properties),
+            ("kafka.consumer_properties", &k.consumer_properties),
+            ("kafka.producer_properties", &k.producer_properties),
+        ] {
+            for (name, value) in table {
+                if matches!(value, toml::Value::Table(_) | toml::Value::Array(_)) {
+                    return Err(invalid(
+                        &format!("{key}.{name}"),
+                        "librdkafka properties are plain values (text, number or boolean); quote dotted names: \"security.protocol\" = \"SSL\"",
+                    ));
+                }
+            }
         }
         self.pinot.validate()?;
         match self.input.format.as_str() {
@@ -533,6 +682,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.tick_ms(), 2000);
+    }
+
+    #[test]
+    fn the_documented_file_is_the_defaults() {
+        let documented = Config::from_toml(include_str!("../vigil.toml")).unwrap();
+        assert_eq!(documented, Config::from_toml("").unwrap());
+    }
+
+    #[test]
+    fn kafka_section_and_properties() {
+        let c = Config::from_toml(
+            "[output]\nsink = \"kafka\"\n[kafka]\nbrokers = \"b:1\"\ntopics = [\"a\", \"b\"]\nstart = \"latest\"\n\
+             [kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"fetch.max.bytes\" = 1048576\n\
+             [kafka.consumer_properties]\n\"security.protocol\" = \"PLAINTEXT\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.output.sink, SinkKind::Kafka);
+        assert_eq!(c.kafka.start, StartPosition::Latest);
+        assert_eq!(c.kafka.topics, vec!["a", "b"]);
+        let consumer = c.kafka.client_properties(KafkaRole::Consumer);
+        assert!(consumer.contains(&("bootstrap.servers".into(), "b:1".into())));
+        assert!(consumer.contains(&("security.protocol".into(), "PLAINTEXT".into())));
+        assert!(consumer.contains(&("fetch.max.bytes".into(), "1048576".into())));
+        let producer = c.kafka.client_properties(KafkaRole::Producer);
+        assert!(producer.contains(&("security.protocol".into(), "SSL".into())));
+        let e = Config::from_toml("[kafka]\nbrokerz = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("brokerz"), "{e}");
+        let e = Config::from_toml("[kafka.properties]\nsasl = { a = 1 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kafka.properties.sasl"), "{e}");
+        let c = Config::from_toml_with("", "t", &[("VIGIL__KAFKA__BROKERS".into(), "h:9".into())]).unwrap();
+        assert_eq!(c.kafka.brokers, "h:9");
     }
 
     #[test]

@@ -261,6 +261,7 @@ fn run_worker(
         metrics
             .peak_window_events
             .fetch_max(gauges.events.get() as u64, Relaxed);
+        sink.borrow_mut().flush()?;
         source.commit(complete)?;
         if let Some(p) = &progress {
             p.update(source.progress(), metrics);
@@ -305,6 +306,7 @@ fn run_worker(
     drop(input);
     drop(reject_input);
     while worker.step_or_park(Some(Duration::from_millis(10))) {}
+    sink.borrow_mut().flush()?;
     source.commit(u64::MAX)?;
     tracing::debug!(worker = index, "dataflow complete");
     metrics.devices.fetch_add(gauges.devices.get() as u64, Relaxed);

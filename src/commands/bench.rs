@@ -34,9 +34,63 @@ pub struct BenchArgs {
     /// Config file (TOML).
     #[arg(short, long)]
     pub config: Option<std::path::PathBuf>,
+    /// Instead: measure the Kafka source alone on TOPIC (consume, decode, watermark; no
+    /// dataflow), one worker reading every partition to the end offsets present at start.
+    /// scripts/bench-kafka.sh measures the whole run from topic to topics.
+    #[arg(long, value_name = "TOPIC")]
+    pub kafka_source: Option<String>,
+    /// Kafka bootstrap servers (overrides [kafka] brokers).
+    #[arg(long)]
+    pub brokers: Option<String>,
+}
+
+/// Reads a topic to its end with the Kafka source only.
+fn bench_kafka_source(args: &BenchArgs, topic: &str) -> anyhow::Result<()> {
+    use vigil::source::kafka::{KafkaShared, KafkaSpec};
+    use vigil::source::{InputBatch, Poll, WorkerInput};
+    let mut config = load_config(args.config.as_deref())?;
+    if let Some(b) = &args.brokers {
+        config.kafka.brokers = b.clone();
+    }
+    // A fresh group: start from the beginning, commit nothing that matters.
+    config.kafka.group_id = format!("vigil-bench-source-{}", std::process::id());
+    let spec = KafkaSpec {
+        topics: vec![topic.to_string()],
+        bounded: true,
+        shared: Arc::new(KafkaShared::new(1)),
+    };
+    let started = Instant::now();
+    let mut input = vigil::source::kafka::input::KafkaInput::open(&spec, None, &config, 0, 1)?;
+    let opened = started.elapsed().as_secs_f64();
+    let mut batch = InputBatch::default();
+    let (mut read, mut accepted) = (0u64, 0u64);
+    loop {
+        let poll = input.poll(config.input.batch_records, &mut batch)?;
+        read += std::mem::take(&mut batch.read);
+        accepted += std::mem::take(&mut batch.accepted);
+        batch.events.clear();
+        batch.rejects.clear();
+        batch.reject_devices.clear();
+        if poll == Poll::Exhausted {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64() - opened;
+    let (bytes, _) = input.progress();
+    println!("vigil bench --kafka-source {topic}: consume + decode + watermark, no dataflow, 1 worker");
+    println!(
+        "  {read} records ({accepted} accepted), {:.1} MiB",
+        bytes as f64 / 1048576.0
+    );
+    println!("  connect and assign {opened:.2} s, read {secs:.2} s");
+    println!("  throughput {:.0} events/s", read as f64 / secs.max(1e-9));
+    Ok(())
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(topic) = &args.kafka_source {
+        return bench_kafka_source(&args, topic);
+    }
     if args.workers == 0 || args.devices == 0 {
         return Err(UsageError("--workers and --devices must be at least 1".into()).into());
     }

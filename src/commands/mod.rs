@@ -4,6 +4,7 @@ mod bench;
 mod generate;
 mod launch;
 mod pinot;
+mod produce;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,8 @@ pub enum Command {
     Launch(launch::LaunchArgs),
     /// Pinot schemas and REALTIME tables for vigil's output topics: print or apply them.
     Pinot(pinot::PinotArgs),
+    /// Load events from a file into a Kafka topic (keyed by device).
+    Produce(produce::ProduceArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -46,6 +49,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::bench(args),
         Command::Launch(args) => launch::launch(args),
         Command::Pinot(args) => pinot::pinot(args),
+        Command::Produce(args) => produce::produce(args),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `vigil run`: the main job over files, folders, stdin or the embedded sample.
+//! `vigil run`: the main job over files, folders, stdin, Kafka topics or the embedded
+//! sample, to files or Kafka topics.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,11 +7,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use vigil::cluster::ClusterSpec;
+use vigil::config::SinkKind;
 use vigil::decode::Format;
 use vigil::features::FeatureLayout;
 use vigil::output::files::{self, FileSink};
+use vigil::output::kafka::KafkaSink;
 use vigil::pipeline::{run as run_pipeline, RunSpec};
 use vigil::source::file::InputSpec;
+use vigil::source::kafka::client::{self, KafkaError};
+use vigil::source::kafka::{KafkaShared, KafkaSpec};
 
 use super::{load_config, UsageError};
 
@@ -23,14 +28,30 @@ pub struct RunArgs {
     /// Print help (-h is the hostfile, as in timely).
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
-    /// A file, a folder of files (read in name order), or - for stdin. Default: the embedded
-    /// sample (fixtures/events.csv).
+    /// A file, a folder of files (read in name order), - for stdin, or kafka://topic[,topic]
+    /// (kafka alone: the topics of [kafka] topics). Default: the Kafka topics of the config
+    /// when set, else the embedded sample (fixtures/events.csv).
     #[arg(short, long)]
     pub input: Option<PathBuf>,
+    /// Where outputs go: files (in --out) or kafka (the topics of [kafka]); default from
+    /// [output] sink.
+    #[arg(long)]
+    pub sink: Option<String>,
+    /// Kafka input: read up to the end offsets present at start, then finish. Without it the
+    /// run goes on until stopped (Ctrl-C / SIGTERM finish it cleanly).
+    #[arg(long)]
+    pub bounded: bool,
+    /// Kafka bootstrap servers (overrides [kafka] brokers).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Kafka consumer group (overrides [kafka] group_id).
+    #[arg(long)]
+    pub group: Option<String>,
     /// Input format: auto, csv, jsonl or zeek (default: from the config, else auto).
     #[arg(short, long)]
     pub format: Option<String>,
-    /// Output folder for windows.jsonl, features.jsonl, rejects.jsonl, summary.json.
+    /// Output folder for windows.jsonl, features.jsonl, rejects.jsonl, summary.json (only
+    /// summary.json with --sink kafka).
     #[arg(short, long, default_value = "out")]
     pub out: PathBuf,
     /// Config file (TOML); see vigil.toml for every key and its default.
@@ -58,15 +79,43 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = load_config(args.config.as_deref())?;
+    let mut config = load_config(args.config.as_deref())?;
+    if let Some(b) = &args.brokers {
+        config.kafka.brokers = b.clone();
+    }
+    if let Some(g) = &args.group {
+        config.kafka.group_id = g.clone();
+    }
+    let sink_kind = match args.sink.as_deref() {
+        None => config.output.sink,
+        Some("files") => SinkKind::Files,
+        Some("kafka") => SinkKind::Kafka,
+        Some(other) => return Err(UsageError(format!("--sink `{other}`: use files or kafka")).into()),
+    };
     let format_name = args.format.clone().unwrap_or_else(|| config.input.format.clone());
     let format = Format::parse(&format_name).map_err(UsageError)?;
     if args.workers == 0 {
         return Err(UsageError("--workers must be at least 1".into()).into());
     }
-    let input = match &args.input {
-        Some(path) => InputSpec::resolve(path).map_err(|e| UsageError(e.to_string()))?,
-        None => {
+    let kafka_topics = match args.input.as_ref().and_then(|p| p.to_str()) {
+        Some(text) => KafkaSpec::parse_input(text, &config.kafka.topics),
+        None if args.input.is_none() && !config.kafka.topics.is_empty() => Some(Ok(config.kafka.topics.clone())),
+        None => None,
+    };
+    let shared = Arc::new(KafkaShared::new(args.workers));
+    let input = match (kafka_topics, &args.input) {
+        (Some(topics), _) => {
+            let topics = topics.map_err(UsageError)?;
+            preflight(&config, &topics)?;
+            install_stop_handler(shared.clone());
+            InputSpec::Kafka(KafkaSpec {
+                topics,
+                bounded: args.bounded,
+                shared: shared.clone(),
+            })
+        }
+        (None, Some(path)) => InputSpec::resolve(path).map_err(|e| UsageError(e.to_string()))?,
+        (None, None) => {
             tracing::info!("no --input given: running on the embedded sample (fixtures/events.csv)");
             InputSpec::Memory {
                 name: "embedded:fixtures/events.csv".into(),
@@ -75,6 +124,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let progress = match args.progress.as_str() {
+        // A bar on a terminal, log lines otherwise (Progress decides by the bar's visibility).
         "auto" => true,
         "always" => true,
         "never" => false,
@@ -85,8 +135,36 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(c) = &cluster {
         super::install_panic_hook(c.addresses.clone());
     }
-    files::prepare(&args.out, leader).with_context(|| format!("creating output folder {}", args.out.display()))?;
-    let sinks = FileSink::factory(&args.out, config.tick_ms(), FeatureLayout::new(&config));
+    let kafka_input = matches!(input, InputSpec::Kafka(_));
+    if args.bounded && !kafka_input {
+        tracing::warn!("--bounded only matters for a Kafka input (files are bounded already)");
+    }
+    let sinks = match sink_kind {
+        SinkKind::Files => {
+            files::prepare(&args.out, leader)
+                .with_context(|| format!("creating output folder {}", args.out.display()))?;
+            FileSink::factory(&args.out, config.tick_ms(), FeatureLayout::new(&config))
+        }
+        SinkKind::Kafka => {
+            std::fs::create_dir_all(&args.out)
+                .with_context(|| format!("creating output folder {}", args.out.display()))?;
+            let producer = KafkaSink::connect(&config.kafka)?;
+            KafkaSink::factory(
+                producer,
+                config.kafka.clone(),
+                kafka_input.then(|| shared.clone()),
+                config.tick_ms(),
+                FeatureLayout::new(&config),
+            )
+        }
+    };
+    let kafka_topics_out = (sink_kind == SinkKind::Kafka).then(|| {
+        let k = &config.kafka;
+        format!(
+            "windows → {}, features → {}, dead letters → {} (anomalies → {})",
+            k.windows_topic, k.features_topic, k.dlq_topic, k.anomalies_topic
+        )
+    });
     let outcome = run_pipeline(RunSpec {
         config,
         input,
@@ -101,13 +179,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("outputs are merged into {} by process 0", args.out.display());
         return Ok(());
     }
-    let written = files::merge(&args.out).with_context(|| format!("merging outputs in {}", args.out.display()))?;
+    let written = match sink_kind {
+        SinkKind::Files => {
+            files::merge(&args.out).with_context(|| format!("merging outputs in {}", args.out.display()))?
+        }
+        SinkKind::Kafka => Vec::new(),
+    };
     let summary_path = args.out.join(files::SUMMARY_FILE);
     std::fs::write(&summary_path, serde_json::to_string_pretty(&outcome.summary)? + "\n")
         .with_context(|| format!("writing {}", summary_path.display()))?;
     eprintln!("{}", outcome.summary.human());
     for (path, lines) in written {
         eprintln!("wrote {path} ({lines} lines)");
+    }
+    if let Some(topics) = kafka_topics_out {
+        eprintln!("sent {topics}");
     }
     eprintln!("wrote {}", summary_path.display());
     Ok(())
@@ -132,4 +218,35 @@ fn cluster_spec(args: &RunArgs) -> anyhow::Result<Option<ClusterSpec>> {
     let mut spec = spec.map_err(|e| UsageError(e.to_string()))?;
     spec.connect_timeout = std::time::Duration::from_secs(args.connect_timeout.max(1));
     Ok(Some(spec))
+}
+
+/// Checks before starting the workers that the brokers answer and the topics exist, so
+/// those mistakes are reported once, clearly.
+fn preflight(config: &vigil::config::Config, topics: &[String]) -> anyhow::Result<()> {
+    let consumer = client::consumer(&config.kafka, &config.kafka.group_id)?;
+    client::check_reachable(&consumer, &config.kafka)?;
+    for t in topics {
+        match client::partitions(&consumer, &config.kafka, t) {
+            Err(e @ KafkaError::UnknownTopic { .. }) => return Err(UsageError(e.to_string()).into()),
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C / SIGTERM: sources stop reading and the run finishes cleanly (outputs flushed,
+/// offsets of final records committed); a second signal exits at once.
+fn install_stop_handler(shared: Arc<KafkaShared>) {
+    let result = ctrlc::set_handler(move || {
+        if shared.stop.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("second stop signal: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("stopping: finishing at the current frontier (Ctrl-C again to exit at once)");
+    });
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot install the Ctrl-C handler");
+    }
 }

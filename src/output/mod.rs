@@ -5,6 +5,7 @@
 //! a write error is kept and reported when the run finishes (never a panic mid-dataflow).
 
 pub mod files;
+pub mod kafka;
 pub mod metrics;
 
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,11 @@ pub trait WorkerSink {
     /// Whether [`WorkerSink::changes`] should be fed.
     fn wants_changes(&self) -> bool {
         false
+    }
+    /// Called before the source commits what the outputs so far make final: sinks that
+    /// deliver elsewhere (Kafka) await delivery here; returns the first error met.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
     /// Flushes; returns the first error met while writing.
     fn finish(&mut self) -> std::io::Result<()>;

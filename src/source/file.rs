@@ -23,6 +23,8 @@ pub enum InputSpec {
     Stdin,
     /// Bytes already in memory (benchmarks, tests), under a name.
     Memory { name: String, data: Arc<Vec<u8>> },
+    /// Kafka topics (read by `source::kafka`, not by [`RecordReader`]).
+    Kafka(super::kafka::KafkaSpec),
 }
 
 impl InputSpec {
@@ -73,6 +75,7 @@ impl InputSpec {
             ),
             InputSpec::Stdin => None,
             InputSpec::Memory { data, .. } => Some(data.len() as u64),
+            InputSpec::Kafka(_) => None,
         }
     }
 }
@@ -116,6 +119,7 @@ impl RecordReader {
             InputSpec::Memory { name, data } => {
                 std::iter::once((Origin::Memory(data.clone()), Arc::from(name.as_str()))).collect()
             }
+            InputSpec::Kafka(_) => Default::default(),
         };
         RecordReader {
             queue,

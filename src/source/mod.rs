@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod file_input;
+pub mod kafka;
 pub mod watermark;
 
 use crate::decode::{DecodeError, RecordDecoder, Reject, RejectReason};
@@ -21,6 +22,8 @@ pub enum SourceError {
     Input { path: String, message: String },
     #[error("input {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Kafka(String),
 }
 
 /// What a poll found.
@@ -75,6 +78,11 @@ pub fn open_input(
     index: usize,
     peers: usize,
 ) -> Result<Box<dyn WorkerInput>, SourceError> {
+    if let file::InputSpec::Kafka(kafka) = spec {
+        return Ok(Box::new(kafka::input::KafkaInput::open(
+            kafka, format, config, index, peers,
+        )?));
+    }
     Ok(Box::new(file_input::FileInput::new(spec, format, config, index, peers)))
 }
 

@@ -19,3 +19,4 @@ pub fn at(offset_ms: i64) -> i64 {
 }
 
 pub mod engine;
+pub mod kafka;
