@@ -1,6 +1,8 @@
 //! Subcommands of the `vigil` binary and what they share (logging, usage errors).
 
 mod bench;
+mod detectors;
+mod eval;
 mod generate;
 mod run;
 
@@ -31,6 +33,10 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure throughput (events/s) and peak memory on generated events.
     Bench(bench::BenchArgs),
+    /// List the registered detectors with their parameters and defaults.
+    Detectors(detectors::DetectorsArgs),
+    /// Score a run's anomalies against generated incident labels.
+    Eval(eval::EvalArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -38,6 +44,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::generate(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Detectors(args) => detectors::detectors(args),
+        Command::Eval(args) => eval::eval(args),
     }
 }
 
