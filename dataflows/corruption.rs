@@ -11,7 +11,8 @@
 //!   glob matches the device, or further than `spike_z` σ from the baseline; reported once
 //!   `min_bad` fall in `window`, held while any does;
 //! - *stuck*: a run of identical readings longer than what the device's own repeat rate makes
-//!   plausible (`P < 1e-6`, at least `min_stuck_run`), on a device whose baseline varies;
+//!   plausible (`P < 1e-6`, at least `min_stuck_run`), on a device whose baseline varies,
+//!   unless the value is the device's own floor or ceiling seen there before (saturation);
 //! - *shift*: the fast level more than `shift_z` σ from the baseline, held down to half that
 //!   (hysteresis); after `relearn` of continuous shift the baseline accepts the new level;
 //! - *malformed*: at least `min_rejects` rejected records in `window` making at least
@@ -222,6 +223,9 @@ struct ValState {
     records: VecDeque<(u64, u32, u32)>,
     rejected: u32,
     accepted: u32,
+    /// The lowest and highest valid readings seen, and how often each was seen.
+    lowest: Option<(f64, u32)>,
+    highest: Option<(f64, u32)>,
     values_active: bool,
     stuck_active: bool,
     shift_since: Option<u64>,
@@ -306,6 +310,13 @@ impl DeviceLogic for ValueLogic {
                 s.bad.push_back((tick, v, kind));
                 continue;
             }
+            for (extreme, lower) in [(&mut s.lowest, true), (&mut s.highest, false)] {
+                match extreme {
+                    Some((x, n)) if *x == v => *n = n.saturating_add(1),
+                    Some((x, _)) if (v < *x) != lower => {}
+                    _ => *extreme = Some((v, 1)),
+                }
+            }
             // Stuck: runs of identical readings against the device's own repeat rate.
             if let Some(last) = s.last {
                 let same = (last == v) as u8 as f64;
@@ -350,7 +361,15 @@ impl DeviceLogic for ValueLogic {
         let nbad = s.bad.len() as u32;
         s.values_active = if s.values_active { nbad >= 1 } else { nbad >= p.min_bad };
         let needed = self.stuck_needed(s);
-        s.stuck_active = trained(s) && s.base.var > 0.0 && s.run >= needed;
+        // A reading pinned at the device's own floor or ceiling, seen there before the run,
+        // is saturation (an idle CPU, an empty queue), not a stuck sensor.
+        let saturated = s.last.is_some_and(|v| {
+            [s.lowest, s.highest]
+                .iter()
+                .flatten()
+                .any(|&(x, n)| x == v && n > s.run + 2)
+        });
+        s.stuck_active = trained(s) && s.base.var > 0.0 && s.run >= needed && !saturated;
         let total = (s.rejected + s.accepted).max(1) as f64;
         let ratio = s.rejected as f64 / total;
         s.malformed_active = if s.malformed_active {

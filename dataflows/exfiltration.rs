@@ -8,9 +8,11 @@
 //!   `recent >= volume_factor · expected` and `recent >= min_bytes`;
 //! - new destinations (own per-device state over the events): an external destination is
 //!   *new* for `new_for` after the first contact, when the device had not talked to it within
-//!   `memory` and the device has been seen for at least `learn`; reported while at least
-//!   `min_new_destinations` new destinations received at least `min_new_bytes` in the recent
-//!   window.
+//!   `memory` and the device has been seen for at least `learn`; reported while, in the
+//!   recent window, at least `min_new_flows` flows went to at least `min_new_destinations` new
+//!   destinations carrying at least `min_new_bytes` and `new_bytes_factor` times the device's
+//!   usual outbound bytes per window (learned from its flows to destinations that were not
+//!   new); once holding, it holds while new destinations still received half those bytes.
 //!
 //! Invariants: both rules are per device and deterministic (inputs of a tick are processed
 //! sorted); memory per device is bounded: at most `max_destinations` remembered destinations
@@ -39,8 +41,12 @@ pub struct Params {
     pub min_bytes: u64,
     /// New external destinations (in the recent window) for the new-destination rule.
     pub min_new_destinations: u32,
-    /// Bytes sent to new destinations in the recent window for the new-destination rule.
+    /// Flows to new destinations in the recent window (one big upload is not a burst).
+    pub min_new_flows: u32,
+    /// Bytes sent to new destinations in the recent window, at least, for the new-destination rule.
     pub min_new_bytes: u64,
+    /// ... and at least this many times the device's usual outbound bytes per window.
+    pub new_bytes_factor: f64,
     /// How long a device is watched before its destinations can be new.
     pub learn: String,
     /// A destination not contacted for this long is new again.
@@ -56,9 +62,11 @@ impl Default for Params {
         Params {
             window: "5m".into(),
             volume_factor: 10.0,
-            min_bytes: 50_000_000,
+            min_bytes: 20_000_000,
             min_new_destinations: 2,
-            min_new_bytes: 20_000_000,
+            min_new_flows: 3,
+            min_new_bytes: 2_000_000,
+            new_bytes_factor: 5.0,
             learn: "30m".into(),
             memory: "24h".into(),
             new_for: "1h".into(),
@@ -79,7 +87,12 @@ impl TypedDetector for Exfiltration {
         ("volume_factor", "recent external bytes / baseline expectation that fires the volume rule"),
         ("min_bytes", "external bytes in the window below which the volume rule never fires"),
         ("min_new_destinations", "new external destinations in the window for the new-destination rule"),
-        ("min_new_bytes", "bytes sent to new destinations in the window for the new-destination rule"),
+        ("min_new_flows", "flows to new destinations in the window (one big upload is not a burst)"),
+        ("min_new_bytes", "bytes sent to new destinations in the window, at least, for the new-destination rule"),
+        (
+            "new_bytes_factor",
+            "... and at least this many times the device's usual outbound bytes per window",
+        ),
         ("learn", "how long a device is watched before any destination counts as new"),
         ("memory", "a destination not contacted for this long is new again"),
         ("new_for", "how long a destination stays new after the first contact"),
@@ -97,6 +110,9 @@ impl TypedDetector for Exfiltration {
         }
         if !(p.volume_factor > 1.0 && p.volume_factor.is_finite()) {
             return Err(("volume_factor".into(), "must be greater than 1".into()));
+        }
+        if !(p.new_bytes_factor >= 0.0 && p.new_bytes_factor.is_finite()) {
+            return Err(("new_bytes_factor".into(), "must be a non-negative number".into()));
         }
         if p.min_new_destinations == 0 {
             return Err(("min_new_destinations".into(), "must be at least 1".into()));
@@ -154,7 +170,9 @@ impl TypedDetector for Exfiltration {
             new_for: ms(&p.new_for).div_ceil(tick),
             window_ms: ms(&p.window),
             min_new: p.min_new_destinations as usize,
+            min_flows: p.min_new_flows as usize,
             min_bytes: p.min_new_bytes,
+            factor: p.new_bytes_factor,
             max_known: p.max_destinations,
         };
         let (new_dst, _) = device_operator("ExfilNewDestinations", events_by_device(&ctx.events), logic);
@@ -180,7 +198,9 @@ struct NewDestinations {
     new_for: u64,
     window_ms: u64,
     min_new: usize,
+    min_flows: usize,
     min_bytes: u64,
+    factor: f64,
     max_known: usize,
 }
 
@@ -196,6 +216,10 @@ struct DstState {
     /// Per destination in `flows`: bytes.
     by_dst: HashMap<u128, u64>,
     bytes: u64,
+    /// Bytes sent to destinations that were not new, since the first event (the baseline).
+    usual_out: u64,
+    /// Whether the rule holds (then it keeps holding down to half the byte thresholds).
+    open: bool,
 }
 
 impl DeviceLogic for NewDestinations {
@@ -231,7 +255,13 @@ impl DeviceLogic for NewDestinations {
         }
         let learning = tick < first + self.learn;
         for e in events {
-            if e.dst_ip.0 == 0 || !self.network.is_external(e.dst_ip) {
+            if e.dst_ip.0 == 0 || !self.network.is_external(e.dst_ip) || learning {
+                if e.dst_ip.0 == 0 || !s.new.contains_key(&e.dst_ip.0) {
+                    s.usual_out += e.bytes_out;
+                }
+                if e.dst_ip.0 != 0 && self.network.is_external(e.dst_ip) {
+                    s.known.insert(e.dst_ip.0, tick);
+                }
                 continue;
             }
             let d = e.dst_ip.0;
@@ -242,10 +272,13 @@ impl DeviceLogic for NewDestinations {
             if is_new && !learning {
                 s.new.insert(d, tick);
             }
-            if s.new.contains_key(&d) && e.bytes_out > 0 {
+            if s.new.contains_key(&d) && e.bytes_out > 0 && !learning {
                 s.flows.push_back((tick, d, e.bytes_out));
                 s.bytes += e.bytes_out;
                 *s.by_dst.entry(d).or_insert(0) += e.bytes_out;
+            }
+            if !s.new.contains_key(&d) {
+                s.usual_out += e.bytes_out;
             }
             s.known.insert(d, tick);
         }
@@ -257,7 +290,14 @@ impl DeviceLogic for NewDestinations {
             s.known.retain(|_, t| *t > cut);
         }
         let distinct = s.by_dst.len();
-        let report = (distinct >= self.min_new && s.bytes >= self.min_bytes).then(|| {
+        let elapsed = (tick - first + 1).max(self.learn).max(1);
+        let usual = s.usual_out as f64 / elapsed as f64 * self.window as f64;
+        let k = if s.open { 0.5 } else { 1.0 };
+        s.open = distinct >= if s.open { 1 } else { self.min_new }
+            && s.flows.len() >= if s.open { 1 } else { self.min_flows }
+            && s.bytes as f64 >= k * self.min_bytes as f64
+            && s.bytes as f64 >= k * self.factor * usual;
+        let report = s.open.then(|| {
             let score = (1.0 - self.min_bytes as f64 / (2.0 * s.bytes as f64)).clamp(0.5, 1.0);
             Anomaly {
                 detector: Exfiltration::NAME.into(),
@@ -267,13 +307,15 @@ impl DeviceLogic for NewDestinations {
                 score: Real(score),
                 severity: Severity::from_score(score),
                 reason: format!(
-                    "{} sent to {distinct} external destinations never seen before, in {}",
+                    "{} sent to {distinct} external destinations never seen before, in {}; usually {} in all",
                     human_bytes(s.bytes as f64),
-                    human_ms(self.window_ms)
+                    human_ms(self.window_ms),
+                    human_bytes(usual)
                 ),
                 evidence: vec![
                     ("new_destinations".into(), Real(distinct as f64)),
                     ("bytes_to_new".into(), Real(s.bytes as f64)),
+                    ("usual_bytes_out".into(), Real(usual)),
                     ("known_destinations".into(), Real(s.known.len() as f64)),
                 ],
             }

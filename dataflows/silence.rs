@@ -8,17 +8,27 @@
 //! `observed <= max_ratio · expected` and the Poisson tail bound
 //! `-ln P(X <= observed | expected) >= min_surprise`.
 //!
-//! Invariants: a pure function of the device's window state (so it fires only once the
-//! frontier has passed the tick where the window emptied: the silence is proven, not
-//! guessed); it resolves as soon as the device's recent traffic is back above the ratio in
-//! every window (the shortest window refills within a minute of the device coming back, the
-//! longer ones keep it open while the collapse lasts: that is the hysteresis); memory is
-//! nothing beyond the window state.
+//! Rejected records of the device count as observed (records that arrive but do not decode
+//! are corruption, not silence). Once open, a report holds while some window still shows
+//! `observed <= 2 · max_ratio · expected` with `expected >= min_expected / 2` (hysteresis).
+//!
+//! Invariants: driven by the device's window states, which change only once the frontier
+//! has passed a tick (so it fires only when the silence is proven, not guessed, e.g. at the
+//! tick where the window emptied); it resolves as soon as the device's recent traffic is back
+//! (the shortest window refills within a minute); memory per device is its latest state and
+//! the ticks of its rejected records in the longest recent window.
+
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::Concat;
 
 use crate::detect::baseline::{human_ms, poisson_low_surprise};
-use crate::detect::{Anomaly, Detected, DetectorContext, Real, Severity, TypedDetector};
+use crate::detect::keyed::{device_operator, DeviceLogic, Step};
+use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
+use crate::event::DeviceId;
+use crate::window::DeviceState;
 
 /// Detector parameters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -37,7 +47,7 @@ impl Default for Params {
         Params {
             min_expected: 10.0,
             max_ratio: 0.2,
-            min_surprise: 10.0,
+            min_surprise: 12.0,
         }
     }
 }
@@ -57,7 +67,7 @@ impl TypedDetector for Silence {
         ("max_ratio", "observed/expected events at or below which the rate has collapsed"),
         (
             "min_surprise",
-            "-ln P(so few events | baseline), Poisson bound; 10 ≈ 1 in 22000",
+            "-ln P(so few events | baseline), Poisson bound; 12 ≈ 1 in 160000",
         ),
     ];
 
@@ -81,57 +91,150 @@ impl TypedDetector for Silence {
         let recent: Vec<usize> = (0..layout.lens_ms.len())
             .filter(|&i| layout.lens_ms[i] < long_len)
             .collect();
-        let p = p.clone();
-        let anomalies = ctx.states.clone().flat_map(move |(device, state)| {
-            let l = &state.windows[long];
-            // The strongest shortfall over the recent windows.
-            let mut best: Option<(f64, usize, f64, f64, f64)> = None;
-            for &w in &recent {
-                let len = layout.lens_ms[w];
-                let observed = state.windows[w].count as f64;
-                let before = (l.count - state.windows[w].count) as f64;
-                let rate_per_ms = before / (long_len - len) as f64;
-                let expected = rate_per_ms * len as f64;
-                if expected < p.min_expected || observed > p.max_ratio * expected {
-                    continue;
-                }
-                let surprise = poisson_low_surprise(observed, expected);
-                if surprise >= p.min_surprise && best.is_none_or(|b| surprise > b.0) {
-                    best = Some((surprise, w, observed, expected, rate_per_ms * 60_000.0));
-                }
+        let states = ctx
+            .states
+            .inner
+            .clone()
+            .flat_map(|((d, s), t, r)| (r > 0).then_some((t, d, Input::State(s))));
+        let rejects = ctx
+            .rejects
+            .inner
+            .clone()
+            .flat_map(|(d, t, r)| (0..r.max(0)).map(move |_| (t, d.clone(), Input::Reject)));
+        let logic = Logic {
+            p: p.clone(),
+            tick_ms: layout.tick_ms.max(1),
+            lens_ms: layout.lens_ms.clone(),
+            recent,
+            long,
+        };
+        let (anomalies, _) = device_operator("Silence", states.concat(rejects), logic);
+        Detected::reports(anomalies)
+    }
+}
+
+/// What the silence logic sees: the device's new window state, or one of its rejected
+/// records (a sign of life: records that arrive but do not decode are corruption, not
+/// silence).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Input {
+    State(DeviceState),
+    Reject,
+}
+
+struct Logic {
+    p: Params,
+    tick_ms: u64,
+    lens_ms: Vec<u64>,
+    recent: Vec<usize>,
+    long: usize,
+}
+
+#[derive(Default)]
+struct State {
+    latest: Option<DeviceState>,
+    /// Ticks of rejected records within the longest recent window.
+    rejects: VecDeque<u64>,
+    open: bool,
+}
+
+impl DeviceLogic for Logic {
+    type Input = Input;
+    type State = State;
+
+    fn new_state(&self) -> State {
+        State::default()
+    }
+
+    fn order(a: &Input, b: &Input) -> std::cmp::Ordering {
+        let rank = |i: &Input| matches!(i, Input::Reject) as u8;
+        rank(a).cmp(&rank(b))
+    }
+
+    fn step(&self, s: &mut State, device: &DeviceId, tick: u64, inputs: &[Input], _: &mut Vec<EventScore>) -> Step {
+        for i in inputs {
+            match i {
+                Input::State(st) => s.latest = Some(st.clone()),
+                Input::Reject => s.rejects.push_back(tick),
             }
-            best.map(|(surprise, w, observed, expected, per_min)| {
-                let len = layout.lens_ms[w];
-                let score = (1.0 - observed / expected).clamp(0.0, 1.0) * (1.0 - (-surprise / 10.0).exp());
-                let reason = if observed == 0.0 {
-                    format!(
-                        "no events for {} or more; usual rate {per_min:.1}/min ({expected:.0} expected)",
-                        human_ms(len)
-                    )
-                } else {
-                    format!(
-                        "{observed:.0} events in the last {} against {expected:.0} expected; usual rate {per_min:.1}/min",
-                        human_ms(len)
-                    )
-                };
-                Anomaly {
-                    detector: Silence::NAME.into(),
-                    device: device.clone(),
-                    tick: 0,
-                    window_ms: Some(len),
-                    score: Real(score),
-                    severity: Severity::from_score(score),
-                    reason,
-                    evidence: vec![
-                        ("observed".into(), Real(observed)),
-                        ("expected".into(), Real(expected)),
-                        ("baseline_rate_per_min".into(), Real(per_min)),
-                        ("surprise".into(), Real(surprise)),
-                        ("last_seen_ms".into(), Real(state.last_seen_ms as f64)),
-                    ],
-                }
+        }
+        let horizon = self.recent.iter().map(|&w| self.lens_ms[w]).max().unwrap_or(0) / self.tick_ms;
+        while s.rejects.front().is_some_and(|&t| t + horizon <= tick) {
+            s.rejects.pop_front();
+        }
+        let Some(state) = s.latest.as_ref() else {
+            return Step::default();
+        };
+        let p = &self.p;
+        let long_len = self.lens_ms[self.long];
+        let l = &state.windows[self.long];
+        // The strongest shortfall over the recent windows (opening thresholds, or the relaxed
+        // holding ones while an episode is open).
+        let mut best: Option<(f64, usize, f64, f64, f64)> = None;
+        let mut holds = false;
+        for &w in &self.recent {
+            let len = self.lens_ms[w];
+            let rejected = s.rejects.iter().filter(|&&t| t + len / self.tick_ms > tick).count() as f64;
+            let observed = state.windows[w].count as f64 + rejected;
+            let before = (l.count - state.windows[w].count) as f64;
+            let rate_per_ms = before / (long_len - len) as f64;
+            let expected = rate_per_ms * len as f64;
+            if s.open && expected >= p.min_expected / 2.0 && observed <= 2.0 * p.max_ratio * expected {
+                holds = true;
+            }
+            if expected < p.min_expected || observed > p.max_ratio * expected {
+                continue;
+            }
+            let surprise = poisson_low_surprise(observed, expected);
+            if surprise >= p.min_surprise && best.is_none_or(|b| surprise > b.0) {
+                best = Some((surprise, w, observed, expected, rate_per_ms * 60_000.0));
+            }
+        }
+        s.open = best.is_some() || holds;
+        let report = best.map(|(surprise, w, observed, expected, per_min)| {
+            let len = self.lens_ms[w];
+            let score = (1.0 - observed / expected).clamp(0.0, 1.0) * (1.0 - (-surprise / 10.0).exp());
+            let reason = if observed == 0.0 {
+                format!(
+                    "no events for {} or more; usual rate {per_min:.1}/min ({expected:.0} expected)",
+                    human_ms(len)
+                )
+            } else {
+                format!(
+                    "{observed:.0} records in the last {} against {expected:.0} expected; usual rate {per_min:.1}/min",
+                    human_ms(len)
+                )
+            };
+            Anomaly {
+                detector: Silence::NAME.into(),
+                device: device.clone(),
+                tick,
+                window_ms: Some(len),
+                score: Real(score),
+                severity: Severity::from_score(score),
+                reason,
+                evidence: vec![
+                    ("observed".into(), Real(observed)),
+                    ("expected".into(), Real(expected)),
+                    ("baseline_rate_per_min".into(), Real(per_min)),
+                    ("surprise".into(), Real(surprise)),
+                    ("last_seen_ms".into(), Real(state.last_seen_ms as f64)),
+                ],
+            }
+        });
+        // While holding, the report's content does not matter (episodes keep the first).
+        let report = report.or_else(|| {
+            holds.then(|| Anomaly {
+                detector: Silence::NAME.into(),
+                device: device.clone(),
+                tick,
+                window_ms: None,
+                score: Real(0.5),
+                severity: Severity::Medium,
+                reason: "still quiet".into(),
+                evidence: Vec::new(),
             })
         });
-        Detected::reports(anomalies)
+        Step { report, wake_at: None }
     }
 }
