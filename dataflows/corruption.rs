@@ -79,7 +79,7 @@ impl Default for Params {
             ranges: Vec::new(),
             min_bad: 2,
             spike_z: 12.0,
-            shift_z: 6.0,
+            shift_z: 8.0,
             min_readings: 30,
             baseline_alpha: 0.005,
             fast_alpha: 0.3,

@@ -12,7 +12,8 @@
 //!   recent window, at least `min_new_flows` flows went to at least `min_new_destinations` new
 //!   destinations carrying at least `min_new_bytes` and `new_bytes_factor` times the device's
 //!   usual outbound bytes per window (learned from its flows to destinations that were not
-//!   new); once holding, it holds while new destinations still received half those bytes.
+//!   new), and has held for `confirm`; once holding, it holds while new destinations still
+//!   received half those bytes.
 //!
 //! Invariants: both rules are per device and deterministic (inputs of a tick are processed
 //! sorted); memory per device is bounded: at most `max_destinations` remembered destinations
@@ -55,6 +56,9 @@ pub struct Params {
     pub new_for: String,
     /// Destinations remembered per device (least recently used forgotten first).
     pub max_destinations: usize,
+    /// The new-destination rule must hold this long before it is reported (a short burst of
+    /// uploads is not an exfiltration).
+    pub confirm: String,
 }
 
 impl Default for Params {
@@ -71,6 +75,7 @@ impl Default for Params {
             memory: "24h".into(),
             new_for: "1h".into(),
             max_destinations: 4096,
+            confirm: "2m".into(),
         }
     }
 }
@@ -97,6 +102,7 @@ impl TypedDetector for Exfiltration {
         ("memory", "a destination not contacted for this long is new again"),
         ("new_for", "how long a destination stays new after the first contact"),
         ("max_destinations", "destinations remembered per device (memory bound)"),
+        ("confirm", "how long the new-destination rule must hold before it is reported"),
     ];
 
     fn check(p: &Params) -> Result<(), (String, String)> {
@@ -105,6 +111,7 @@ impl TypedDetector for Exfiltration {
             ("learn", &p.learn),
             ("memory", &p.memory),
             ("new_for", &p.new_for),
+            ("confirm", &p.confirm),
         ] {
             parse_duration_ms(key, text)?;
         }
@@ -171,6 +178,7 @@ impl TypedDetector for Exfiltration {
             window_ms: ms(&p.window),
             min_new: p.min_new_destinations as usize,
             min_flows: p.min_new_flows as usize,
+            confirm: ms(&p.confirm).div_ceil(tick),
             min_bytes: p.min_new_bytes,
             factor: p.new_bytes_factor,
             max_known: p.max_destinations,
@@ -199,6 +207,7 @@ struct NewDestinations {
     window_ms: u64,
     min_new: usize,
     min_flows: usize,
+    confirm: u64,
     min_bytes: u64,
     factor: f64,
     max_known: usize,
@@ -220,6 +229,8 @@ struct DstState {
     usual_out: u64,
     /// Whether the rule holds (then it keeps holding down to half the byte thresholds).
     open: bool,
+    /// Since when the rule holds.
+    since: Option<u64>,
 }
 
 impl DeviceLogic for NewDestinations {
@@ -297,7 +308,9 @@ impl DeviceLogic for NewDestinations {
             && s.flows.len() >= if s.open { 1 } else { self.min_flows }
             && s.bytes as f64 >= k * self.min_bytes as f64
             && s.bytes as f64 >= k * self.factor * usual;
-        let report = s.open.then(|| {
+        s.since = if s.open { Some(s.since.unwrap_or(tick)) } else { None };
+        let confirmed_at = s.since.map(|t| t + self.confirm);
+        let report = confirmed_at.is_some_and(|c| c <= tick).then(|| {
             let score = (1.0 - self.min_bytes as f64 / (2.0 * s.bytes as f64)).clamp(0.5, 1.0);
             Anomaly {
                 detector: Exfiltration::NAME.into(),
@@ -322,7 +335,10 @@ impl DeviceLogic for NewDestinations {
         });
         Step {
             report,
-            wake_at: s.flows.front().map(|&(t, _, _)| t + self.window),
+            wake_at: [s.flows.front().map(|&(t, _, _)| t + self.window), confirmed_at.filter(|&c| c > tick)]
+                .into_iter()
+                .flatten()
+                .min(),
         }
     }
 }
