@@ -120,7 +120,7 @@ impl TypedDetector for Corruption {
         parse_duration_ms("window", &p.window)?;
         parse_duration_ms("relearn", &p.relearn)?;
         for (i, r) in p.ranges.iter().enumerate() {
-            if !(r.min < r.max) {
+            if r.min.partial_cmp(&r.max) != Some(std::cmp::Ordering::Less) {
                 return Err((format!("ranges[{i}]"), format!("min {} must be below max {}", r.min, r.max)));
             }
         }

@@ -131,7 +131,7 @@ impl TypedDetector for Exfiltration {
     }
 
     fn build<'s>(ctx: &DetectorContext<'s>, p: &Params) -> Detected<'s> {
-        let ms = |text: &str| parse_duration_ms("", text).map(|v| v).unwrap_or(300_000);
+        let ms = |text: &str| parse_duration_ms("", text).unwrap_or(300_000);
         let layout = ctx.windows.clone();
         let recent = layout.nearest(ms(&p.window));
         let long = layout.longest();

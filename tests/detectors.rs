@@ -36,7 +36,8 @@ impl Csv {
 
     fn bytes(mut self) -> Vec<u8> {
         self.rows.sort_by_key(|r| r.0);
-        let mut out = String::from("ts,device_id,src_ip,dst_ip,dst_port,protocol,bytes_out,bytes_in,packets,duration_ms,value\n");
+        let mut out =
+            String::from("ts,device_id,src_ip,dst_ip,dst_port,protocol,bytes_out,bytes_in,packets,duration_ms,value\n");
         let mut late = std::mem::take(&mut self.late);
         late.sort_by_key(|l| (l.0, l.1));
         let mut li = 0;
@@ -62,7 +63,14 @@ fn normal_every(csv: &mut Csv, device: &str, from_min: i64, to_min: i64, every_m
     let d = device.to_string();
     csv.steady(device, from_min, to_min, every_ms, move |i, ts| {
         let noise = ((i * 7919) % 101) as f64 / 50.0 - 1.0;
-        Csv::row(ts, &d, "10.1.2.3", 443, 1_000 + (i % 13) as u64 * 100, &format!("{:.2}", 20.0 + noise))
+        Csv::row(
+            ts,
+            &d,
+            "10.1.2.3",
+            443,
+            1_000 + (i % 13) as u64 * 100,
+            &format!("{:.2}", 20.0 + noise),
+        )
     });
 }
 
@@ -116,7 +124,8 @@ fn silence_episode_is_retracted_when_late_data_shows_the_device_was_active() {
             // The device's records of minutes 60..68 arrive at minute 70, too late to be exact.
             let mut ts = at(60 * MIN);
             while ts < at(68 * MIN) {
-                csv.late.push((at(70 * MIN), ts, Csv::row(ts, "quiet", "10.1.2.3", 443, 1_000, "20.0")));
+                csv.late
+                    .push((at(70 * MIN), ts, Csv::row(ts, "quiet", "10.1.2.3", 443, 1_000, "20.0")));
                 ts += 3_000;
             }
         }
@@ -131,7 +140,10 @@ fn silence_episode_is_retracted_when_late_data_shows_the_device_was_active() {
     assert!(outcome.summary.late_corrected > 0);
     let c = changes(&corrected.anomalies, "silence");
     assert_eq!((c[0].1, c[1].1), ("insert", "retract"), "{c:?}");
-    assert!((69..=70).contains(&c[1].2), "retracted when the correction lands: {c:?}");
+    assert!(
+        (69..=70).contains(&c[1].2),
+        "retracted when the correction lands: {c:?}"
+    );
 }
 
 /// A device that also talks to one external service now and then.
@@ -157,7 +169,11 @@ fn exfiltration_fires_on_a_burst_to_new_hosts_and_resolves_after_it() {
     assert!(c.iter().all(|x| x.0 == "thief"), "normal traffic fired: {c:?}");
     assert_eq!(c.first().map(|x| x.1), Some("insert"), "{c:?}");
     assert!((40..=43).contains(&c[0].2), "{c:?}");
-    assert_eq!(c.last().map(|x| x.1), Some("retract"), "resolves after the burst: {c:?}");
+    assert_eq!(
+        c.last().map(|x| x.1),
+        Some("retract"),
+        "resolves after the burst: {c:?}"
+    );
     assert!(c.last().unwrap().2 <= 60, "{c:?}");
     let reason = &captured.anomalies.iter().find(|a| a.2 > 0).unwrap().0.reason;
     assert!(reason.contains("MB"), "{reason}");
@@ -170,12 +186,18 @@ fn corruption_fires_on_each_flavour_and_stays_quiet_on_normal_readings() {
     // Impossible values: NaN and infinities now and then.
     normal(&mut csv, "nan", 0, 40);
     csv.steady("nan", 40, 90, 6_000, |i, ts| {
-        let v = if i % 2 == 0 { "NaN".to_string() } else { "20.1".to_string() };
+        let v = if i % 2 == 0 {
+            "NaN".to_string()
+        } else {
+            "20.1".to_string()
+        };
         Csv::row(ts, "nan", "10.1.2.3", 443, 1_000, &v)
     });
     // Stuck: the same reading for 20 minutes.
     normal(&mut csv, "stuck", 0, 40);
-    csv.steady("stuck", 40, 60, 6_000, |_, ts| Csv::row(ts, "stuck", "10.1.2.3", 443, 1_000, "20.37"));
+    csv.steady("stuck", 40, 60, 6_000, |_, ts| {
+        Csv::row(ts, "stuck", "10.1.2.3", 443, 1_000, "20.37")
+    });
     normal(&mut csv, "stuck", 60, 90);
     // Shift: +15 (far beyond the device's ±1 noise).
     normal(&mut csv, "shift", 0, 40);
@@ -191,7 +213,9 @@ fn corruption_fires_on_each_flavour_and_stays_quiet_on_normal_readings() {
     });
     // Malformed records: half of them from minute 40.
     normal(&mut csv, "garbled", 0, 90);
-    csv.steady("garbled", 40, 90, 6_000, |_, ts| format!("{},garbled,10.0.0.1,not-an-ip,443,tcp,1,1,1,1,", ts + 3_000));
+    csv.steady("garbled", 40, 90, 6_000, |_, ts| {
+        format!("{},garbled,10.0.0.1,not-an-ip,443,tcp,1,1,1,1,", ts + 3_000)
+    });
     let cfg = only(
         "corruption",
         "[detectors.corruption]\nranges = [{ devices = \"range*\", min = 0.0, max = 100.0 }]\n",
@@ -204,7 +228,10 @@ fn corruption_fires_on_each_flavour_and_stays_quiet_on_normal_readings() {
     }
     assert!(!c.iter().any(|x| x.0 == "fine"), "normal readings fired: {c:?}");
     // The stuck sensor recovers: its episode is retracted at minute 60.
-    assert!(c.iter().any(|x| x.0 == "stuck" && x.1 == "retract" && x.2 == 60), "{c:?}");
+    assert!(
+        c.iter().any(|x| x.0 == "stuck" && x.1 == "retract" && x.2 == 60),
+        "{c:?}"
+    );
     let reason = |d: &str| {
         captured
             .anomalies
@@ -223,12 +250,18 @@ fn corruption_malformed_spike_is_retracted_when_late_good_records_arrive() {
     let mut csv = Csv::default();
     normal(&mut csv, "steady", 0, 60);
     normal(&mut csv, "garbled", 0, 40);
-    csv.steady("garbled", 40, 60, 6_000, |_, ts| format!("{ts},garbled,10.0.0.1,not-an-ip,443,tcp,1,1,1,1,"));
+    csv.steady("garbled", 40, 60, 6_000, |_, ts| {
+        format!("{ts},garbled,10.0.0.1,not-an-ip,443,tcp,1,1,1,1,")
+    });
     // The good records of minutes 40..50 were only delayed: they arrive at minute 50.
     let mut ts = at(40 * MIN);
     while ts < at(50 * MIN) {
         let value = format!("{:.2}", 20.0 + (ts / 1000 % 17) as f64 / 20.0);
-        csv.late.push((at(50 * MIN), ts, Csv::row(ts + 1, "garbled", "10.1.2.3", 443, 1_000, &value)));
+        csv.late.push((
+            at(50 * MIN),
+            ts,
+            Csv::row(ts + 1, "garbled", "10.1.2.3", 443, 1_000, &value),
+        ));
         ts += 1_000;
     }
     let cfg = only("corruption", "[time]\nlate_policy = \"correct\"\n");
@@ -248,16 +281,27 @@ fn corruption_malformed_spike_is_retracted_when_late_good_records_arrive() {
 fn value_outlier_scores_every_reading_and_reports_a_spike() {
     let mut csv = Csv::default();
     normal(&mut csv, "a", 0, 30);
-    csv.rows.push((at(20 * MIN + 3_000), Csv::row(at(20 * MIN + 3_000), "a", "10.1.2.3", 443, 1, "500")));
+    csv.rows.push((
+        at(20 * MIN + 3_000),
+        Csv::row(at(20 * MIN + 3_000), "a", "10.1.2.3", 443, 1, "500"),
+    ));
     let (_, captured) = run_captured(&only("value_outlier", ""), &csv.bytes(), None, 1);
     let readings = csv_readings(&captured);
     assert_eq!(captured.scores.len(), readings, "one score per reading");
     assert!(captured.scores.iter().all(|s| (0.0..=1.0).contains(&s.score)));
-    let spike = captured.scores.iter().find(|s| s.ts_ms == at(20 * MIN + 3_000)).unwrap();
+    let spike = captured
+        .scores
+        .iter()
+        .find(|s| s.ts_ms == at(20 * MIN + 3_000))
+        .unwrap();
     assert!(spike.score > 0.999, "{spike:?}");
     let c = changes(&captured.anomalies, "value_outlier");
     assert_eq!(c.first().map(|x| (x.1, x.2)), Some(("insert", 20)), "{c:?}");
-    assert_eq!(c.get(1).map(|x| x.1), Some("retract"), "resolves on the next normal reading: {c:?}");
+    assert_eq!(
+        c.get(1).map(|x| x.1),
+        Some("retract"),
+        "resolves on the next normal reading: {c:?}"
+    );
 }
 
 /// Readings accepted in a run: the sum over the 1-minute tumbling rows.

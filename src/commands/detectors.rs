@@ -39,7 +39,13 @@ pub fn detectors(args: DetectorsArgs) -> anyhow::Result<()> {
             d.description()
         );
         for p in d.parameters() {
-            println!("    [detectors.{}] {} = {}\n        {}", d.name(), p.name, p.default, p.description);
+            println!(
+                "    [detectors.{}] {} = {}\n        {}",
+                d.name(),
+                p.name,
+                p.default,
+                p.description
+            );
         }
         println!();
     }

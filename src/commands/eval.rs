@@ -35,9 +35,10 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             .map(BufReader::new)
             .map_err(|e| UsageError(format!("cannot read {}: {e}", p.display())))
     };
-    let labels = read_labels(open(&args.labels)?).with_context(|| format!("reading labels {}", args.labels.display()))?;
-    let episodes =
-        read_episodes(open(&args.anomalies)?).with_context(|| format!("reading anomalies {}", args.anomalies.display()))?;
+    let labels =
+        read_labels(open(&args.labels)?).with_context(|| format!("reading labels {}", args.labels.display()))?;
+    let episodes = read_episodes(open(&args.anomalies)?)
+        .with_context(|| format!("reading anomalies {}", args.anomalies.display()))?;
     let names: Vec<&str> = vigil::detect::registry().iter().map(|d| d.name()).collect();
     let report = evaluate(&labels, &episodes, grace.0 as i64, &names);
     if args.json {

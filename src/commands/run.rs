@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use std::io::IsTerminal;
 use vigil::decode::Format;
 use vigil::features::FeatureLayout;
 use vigil::output::files::{self, FileSink};
@@ -63,7 +62,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let progress = match args.progress.as_str() {
-        "auto" => std::io::stderr().is_terminal() || true,
+        // A bar on a terminal, log lines otherwise: `Progress` decides.
+        "auto" => true,
         "always" => true,
         "never" => false,
         other => return Err(UsageError(format!("--progress `{other}`: use auto, always or never")).into()),

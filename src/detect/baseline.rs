@@ -61,7 +61,7 @@ impl RobustBaseline {
 /// `lambda - k + k ln(k / lambda)`; 0 when `k >= lambda`. How surprising it is to see only
 /// `k` events where `lambda` were expected.
 pub fn poisson_low_surprise(k: f64, lambda: f64) -> f64 {
-    if !(lambda > 0.0) || k >= lambda {
+    if lambda.is_nan() || lambda <= 0.0 || k >= lambda {
         return 0.0;
     }
     if k <= 0.0 {
@@ -127,8 +127,12 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// A duration parameter in ms (`"5m"`), as `(key, message)` on error.
 pub fn parse_duration_ms(key: &str, text: &str) -> Result<u64, (String, String)> {
-    let d = humantime::parse_duration(text.trim())
-        .map_err(|e| (key.to_string(), format!("`{text}` is not a duration ({e}); write e.g. \"5m\"")))?;
+    let d = humantime::parse_duration(text.trim()).map_err(|e| {
+        (
+            key.to_string(),
+            format!("`{text}` is not a duration ({e}); write e.g. \"5m\""),
+        )
+    })?;
     if d.as_millis() == 0 {
         return Err((key.to_string(), "must be positive".into()));
     }

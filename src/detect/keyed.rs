@@ -58,8 +58,26 @@ pub trait DeviceLogic: 'static {
 
 /// A total order on events for deterministic processing within a tick.
 pub fn event_order(a: &Event, b: &Event) -> std::cmp::Ordering {
-    (a.ts_ms, a.dst_ip, a.dst_port, a.bytes_out, a.bytes_in, a.packets, a.duration_ms, a.src_ip)
-        .cmp(&(b.ts_ms, b.dst_ip, b.dst_port, b.bytes_out, b.bytes_in, b.packets, b.duration_ms, b.src_ip))
+    (
+        a.ts_ms,
+        a.dst_ip,
+        a.dst_port,
+        a.bytes_out,
+        a.bytes_in,
+        a.packets,
+        a.duration_ms,
+        a.src_ip,
+    )
+        .cmp(&(
+            b.ts_ms,
+            b.dst_ip,
+            b.dst_port,
+            b.bytes_out,
+            b.bytes_in,
+            b.packets,
+            b.duration_ms,
+            b.src_ip,
+        ))
         .then_with(|| match (a.value, b.value) {
             (Some(x), Some(y)) => x.total_cmp(&y),
             (x, y) => x.is_some().cmp(&y.is_some()),
@@ -109,7 +127,9 @@ pub fn device_operator<'s, L: DeviceLogic>(
                 } else {
                     None
                 };
-                let Some(t) = [next_input, next_wake].into_iter().flatten().min() else { break };
+                let Some(t) = [next_input, next_wake].into_iter().flatten().min() else {
+                    break;
+                };
                 if upper.is_some_and(|u| t >= u) {
                     break;
                 }

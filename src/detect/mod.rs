@@ -247,11 +247,11 @@ pub fn validate_config(config: &Config) -> Result<(), ConfigError> {
     enabled(config).map(|_| ())
 }
 
+/// The anomaly episodes of every enabled detector and their per-event score streams.
+pub type Built<'s> = (VecCollection<'s, u64, Anomaly>, Vec<StreamVec<'s, u64, EventScore>>);
+
 /// Builds every enabled detector; returns the anomaly episodes and the per-event scores.
-pub fn build_all<'s>(
-    ctx: &DetectorContext<'s>,
-    config: &Config,
-) -> Result<(VecCollection<'s, u64, Anomaly>, Vec<StreamVec<'s, u64, EventScore>>), ConfigError> {
+pub fn build_all<'s>(ctx: &DetectorContext<'s>, config: &Config) -> Result<Built<'s>, ConfigError> {
     let mut reports = Vec::new();
     let mut scores = Vec::new();
     for (detector, section) in enabled(config)? {

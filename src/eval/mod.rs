@@ -89,10 +89,13 @@ pub fn read_episodes<R: BufRead>(input: R) -> Result<Vec<Episode>, EvalError> {
                 });
             }
             "retract" => {
-                let stack = open.get_mut(&key).filter(|s| !s.is_empty()).ok_or_else(|| EvalError::Line {
-                    line: i + 1,
-                    message: format!("retract of {}/{} without an open episode", row.detector, row.device_id),
-                })?;
+                let stack = open
+                    .get_mut(&key)
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| EvalError::Line {
+                        line: i + 1,
+                        message: format!("retract of {}/{} without an open episode", row.detector, row.device_id),
+                    })?;
                 let idx = stack.remove(0);
                 episodes[idx].close_ms = Some(row.at_ms);
             }
@@ -320,7 +323,9 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].close_ms, Some(20));
         assert_eq!(e[1].close_ms, None);
-        assert!(read_episodes(&b"{\"op\":\"retract\",\"at_ms\":1,\"detector\":\"x\",\"device_id\":\"a\"}\n"[..]).is_err());
+        assert!(
+            read_episodes(&b"{\"op\":\"retract\",\"at_ms\":1,\"detector\":\"x\",\"device_id\":\"a\"}\n"[..]).is_err()
+        );
     }
 
     #[test]
