@@ -11,6 +11,7 @@ pub mod config;
 pub mod dataflows;
 pub mod decode;
 pub mod detect;
+pub mod eval;
 pub mod event;
 pub mod feature_store;
 pub mod features;

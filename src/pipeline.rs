@@ -172,6 +172,7 @@ fn run_worker(
             rejects: rejects.as_collection(),
             windows: Arc::new(WindowLayout::new(config)),
             features: Arc::new(FeatureLayout::new(config)),
+            network: Arc::new(config.network.clone()),
             worker_index: index,
         };
         let (anomalies, scores) = detect::build_all(&ctx, config).map_err(|e| RunError::Config(e.to_string()))?;

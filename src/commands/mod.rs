@@ -1,6 +1,8 @@
 //! Subcommands of the `vigil` binary and what they share (logging, usage errors).
 
 mod bench;
+mod detectors;
+mod eval;
 mod generate;
 mod launch;
 mod pinot;
@@ -40,6 +42,10 @@ pub enum Command {
     Pinot(pinot::PinotArgs),
     /// Load events from a file into a Kafka topic (keyed by device).
     Produce(produce::ProduceArgs),
+    /// List the registered detectors with their parameters and defaults.
+    Detectors(detectors::DetectorsArgs),
+    /// Score a run's anomalies against generated incident labels.
+    Eval(eval::EvalArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -50,6 +56,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Launch(args) => launch::launch(args),
         Command::Pinot(args) => pinot::pinot(args),
         Command::Produce(args) => produce::produce(args),
+        Command::Detectors(args) => detectors::detectors(args),
+        Command::Eval(args) => eval::eval(args),
     }
 }
 

@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// Progress display: auto (a bar on a terminal, log lines otherwise), always, never.
     #[arg(long, default_value = "auto")]
     pub progress: String,
+    /// Also write per-event scores (`ts, device_id, detector, score`, JSON lines) of the
+    /// detectors that score every event to this file.
+    #[arg(long)]
+    pub scores_out: Option<PathBuf>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -185,6 +189,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         SinkKind::Kafka => Vec::new(),
     };
+    let scores_file = args.out.join(files::SCORES_FILE);
+    if let Some(target) = &args.scores_out {
+        if scores_file.exists() {
+            std::fs::rename(&scores_file, target)
+                .or_else(|_| std::fs::copy(&scores_file, target).map(|_| ()))
+                .with_context(|| format!("writing {}", target.display()))?;
+        } else {
+            std::fs::write(target, b"").with_context(|| format!("writing {}", target.display()))?;
+        }
+        eprintln!("wrote {} (per-event scores)", target.display());
+    }
     let summary_path = args.out.join(files::SUMMARY_FILE);
     std::fs::write(&summary_path, serde_json::to_string_pretty(&outcome.summary)? + "\n")
         .with_context(|| format!("writing {}", summary_path.display()))?;

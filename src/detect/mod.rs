@@ -9,7 +9,9 @@
 //! so an anomaly is inserted once when it opens and retracted when it closes.
 
 pub mod anomaly;
+pub mod baseline;
 pub mod episodes;
+pub mod keyed;
 
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use timely::dataflow::{Scope, StreamVec};
 
 pub use anomaly::{Anomaly, EventScore, Real, Severity};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, NetworkConfig};
 use crate::event::{DeviceId, Event};
 use crate::feature_store::FeatureTrace;
 use crate::features::FeatureLayout;
@@ -85,6 +87,8 @@ pub struct DetectorContext<'s> {
     pub rejects: VecCollection<'s, u64, DeviceId>,
     pub windows: Arc<WindowLayout>,
     pub features: Arc<FeatureLayout>,
+    /// Which destinations are internal (`[network]`).
+    pub network: Arc<NetworkConfig>,
     /// Identifies the dataflow's worker (for detectors that keep per-worker state).
     pub worker_index: usize,
 }
@@ -95,6 +99,16 @@ pub struct Detected<'s> {
     pub anomalies: VecCollection<'s, u64, Anomaly>,
     /// Per-event scores, for detectors that score every event.
     pub scores: Option<StreamVec<'s, u64, EventScore>>,
+}
+
+impl<'s> Detected<'s> {
+    /// A detector that only reports anomalies.
+    pub fn reports(anomalies: VecCollection<'s, u64, Anomaly>) -> Self {
+        Detected {
+            anomalies,
+            scores: None,
+        }
+    }
 }
 
 /// One parameter of a detector, for `vigil detectors`.
@@ -234,10 +248,10 @@ pub fn validate_config(config: &Config) -> Result<(), ConfigError> {
 }
 
 /// The anomaly episodes of every enabled detector and their per-event score streams.
-pub type AllDetected<'s> = (VecCollection<'s, u64, Anomaly>, Vec<StreamVec<'s, u64, EventScore>>);
+pub type Built<'s> = (VecCollection<'s, u64, Anomaly>, Vec<StreamVec<'s, u64, EventScore>>);
 
 /// Builds every enabled detector; returns the anomaly episodes and the per-event scores.
-pub fn build_all<'s>(ctx: &DetectorContext<'s>, config: &Config) -> Result<AllDetected<'s>, ConfigError> {
+pub fn build_all<'s>(ctx: &DetectorContext<'s>, config: &Config) -> Result<Built<'s>, ConfigError> {
     let mut reports = Vec::new();
     let mut scores = Vec::new();
     for (detector, section) in enabled(config)? {

@@ -1,0 +1,344 @@
+//! `exfiltration` (data loss): a device ships data out — outbound bytes to external
+//! addresses far above its own baseline, and/or a burst of bytes to external destinations it
+//! never talked to before.
+//!
+//! Two rules, reported under one name (an episode holds while either holds):
+//! - volume (from the window state): external bytes sent in the recent window against the
+//!   device's rate in the period before it (`long - recent`, exact), scaled to the window:
+//!   `recent >= volume_factor · expected` and `recent >= min_bytes`;
+//! - new destinations (own per-device state over the events): an external destination is
+//!   *new* for `new_for` after the first contact, when the device had not talked to it within
+//!   `memory` and the device has been seen for at least `learn`; reported while, in the
+//!   recent window, at least `min_new_flows` flows went to at least `min_new_destinations` new
+//!   destinations carrying at least `min_new_bytes` and `new_bytes_factor` times the device's
+//!   usual outbound bytes per window (learned from its flows to destinations that were not
+//!   new), and has held for `confirm`; once holding, it holds while new destinations still
+//!   received half those bytes.
+//!
+//! Invariants: both rules are per device and deterministic (inputs of a tick are processed
+//! sorted); memory per device is bounded: at most `max_destinations` remembered destinations
+//! (the least recently used are forgotten first, which can only make a destination look new
+//! again), and the flows of the recent window to new destinations.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::NetworkConfig;
+use crate::detect::baseline::{human_ms, parse_duration_ms};
+use crate::detect::keyed::{device_operator, event_order, events_by_device, DeviceLogic, Step};
+use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
+use crate::event::{DeviceId, Event};
+
+/// Detector parameters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// The recent window (nearest maintained window for the volume rule).
+    pub window: String,
+    /// Recent external bytes / expected external bytes that counts as far above baseline.
+    pub volume_factor: f64,
+    /// External bytes in the recent window below which the volume rule never fires.
+    pub min_bytes: u64,
+    /// New external destinations (in the recent window) for the new-destination rule.
+    pub min_new_destinations: u32,
+    /// Flows to new destinations in the recent window (one big upload is not a burst).
+    pub min_new_flows: u32,
+    /// Bytes sent to new destinations in the recent window, at least, for the new-destination rule.
+    pub min_new_bytes: u64,
+    /// ... and at least this many times the device's usual outbound bytes per window.
+    pub new_bytes_factor: f64,
+    /// How long a device is watched before its destinations can be new.
+    pub learn: String,
+    /// A destination not contacted for this long is new again.
+    pub memory: String,
+    /// How long a destination stays new after the first contact.
+    pub new_for: String,
+    /// Destinations remembered per device (least recently used forgotten first).
+    pub max_destinations: usize,
+    /// The new-destination rule must hold this long before it is reported (a short burst of
+    /// uploads is not an exfiltration).
+    pub confirm: String,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            window: "5m".into(),
+            volume_factor: 10.0,
+            min_bytes: 20_000_000,
+            min_new_destinations: 2,
+            min_new_flows: 3,
+            min_new_bytes: 2_000_000,
+            new_bytes_factor: 5.0,
+            learn: "30m".into(),
+            memory: "24h".into(),
+            new_for: "1h".into(),
+            max_destinations: 4096,
+            confirm: "2m".into(),
+        }
+    }
+}
+
+pub struct Exfiltration;
+
+impl TypedDetector for Exfiltration {
+    type Params = Params;
+    const NAME: &'static str = "exfiltration";
+    const DESCRIPTION: &'static str =
+        "data loss: outbound bytes to external addresses far above the device's baseline, or a burst to new destinations";
+    const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[
+        ("window", "the recent window the rules look at"),
+        ("volume_factor", "recent external bytes / baseline expectation that fires the volume rule"),
+        ("min_bytes", "external bytes in the window below which the volume rule never fires"),
+        ("min_new_destinations", "new external destinations in the window for the new-destination rule"),
+        ("min_new_flows", "flows to new destinations in the window (one big upload is not a burst)"),
+        ("min_new_bytes", "bytes sent to new destinations in the window, at least, for the new-destination rule"),
+        (
+            "new_bytes_factor",
+            "... and at least this many times the device's usual outbound bytes per window",
+        ),
+        ("learn", "how long a device is watched before any destination counts as new"),
+        ("memory", "a destination not contacted for this long is new again"),
+        ("new_for", "how long a destination stays new after the first contact"),
+        ("max_destinations", "destinations remembered per device (memory bound)"),
+        ("confirm", "how long the new-destination rule must hold before it is reported"),
+    ];
+
+    fn check(p: &Params) -> Result<(), (String, String)> {
+        for (key, text) in [
+            ("window", &p.window),
+            ("learn", &p.learn),
+            ("memory", &p.memory),
+            ("new_for", &p.new_for),
+            ("confirm", &p.confirm),
+        ] {
+            parse_duration_ms(key, text)?;
+        }
+        if !(p.volume_factor > 1.0 && p.volume_factor.is_finite()) {
+            return Err(("volume_factor".into(), "must be greater than 1".into()));
+        }
+        if !(p.new_bytes_factor >= 0.0 && p.new_bytes_factor.is_finite()) {
+            return Err(("new_bytes_factor".into(), "must be a non-negative number".into()));
+        }
+        if p.min_new_destinations == 0 {
+            return Err(("min_new_destinations".into(), "must be at least 1".into()));
+        }
+        if p.max_destinations == 0 {
+            return Err(("max_destinations".into(), "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    fn build<'s>(ctx: &DetectorContext<'s>, p: &Params) -> Detected<'s> {
+        let ms = |text: &str| parse_duration_ms("", text).unwrap_or(300_000);
+        let layout = ctx.windows.clone();
+        let recent = layout.nearest(ms(&p.window));
+        let long = layout.longest();
+        let (recent_len, long_len) = (layout.lens_ms[recent], layout.lens_ms[long]);
+        let (factor, min_bytes) = (p.volume_factor, p.min_bytes);
+        let volume = ctx.states.clone().flat_map(move |(device, state)| {
+            if recent_len >= long_len {
+                return None;
+            }
+            let r = state.windows[recent].bytes_out_external as f64;
+            let before = (state.windows[long].bytes_out_external - state.windows[recent].bytes_out_external) as f64;
+            let expected = before / (long_len - recent_len) as f64 * recent_len as f64;
+            (r >= min_bytes as f64 && r >= factor * expected).then(|| {
+                let ratio = r / expected.max(1.0);
+                let score = (1.0 - factor / ratio).clamp(0.0, 1.0).max(0.5);
+                Anomaly {
+                    detector: Exfiltration::NAME.into(),
+                    device,
+                    tick: 0,
+                    window_ms: Some(recent_len),
+                    score: Real(score),
+                    severity: Severity::from_score(score),
+                    reason: format!(
+                        "{} sent to external addresses in {}; baseline {} ({ratio:.0}x)",
+                        human_bytes(r),
+                        human_ms(recent_len),
+                        human_bytes(expected)
+                    ),
+                    evidence: vec![
+                        ("bytes_out_external".into(), Real(r)),
+                        ("expected_bytes".into(), Real(expected)),
+                        ("ratio".into(), Real(ratio)),
+                    ],
+                }
+            })
+        });
+        let tick = ctx.windows.tick_ms.max(1);
+        let logic = NewDestinations {
+            network: ctx.network.clone(),
+            window: ms(&p.window).div_ceil(tick),
+            learn: ms(&p.learn).div_ceil(tick),
+            memory: ms(&p.memory).div_ceil(tick),
+            new_for: ms(&p.new_for).div_ceil(tick),
+            window_ms: ms(&p.window),
+            min_new: p.min_new_destinations as usize,
+            min_flows: p.min_new_flows as usize,
+            confirm: ms(&p.confirm).div_ceil(tick),
+            min_bytes: p.min_new_bytes,
+            factor: p.new_bytes_factor,
+            max_known: p.max_destinations,
+        };
+        let (new_dst, _) = device_operator("ExfilNewDestinations", events_by_device(&ctx.events), logic);
+        Detected::reports(volume.concat(new_dst))
+    }
+}
+
+fn human_bytes(b: f64) -> String {
+    match b {
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        b if b >= 1e3 => format!("{:.1} kB", b / 1e3),
+        b => format!("{b:.0} B"),
+    }
+}
+
+struct NewDestinations {
+    network: std::sync::Arc<NetworkConfig>,
+    /// Durations in ticks.
+    window: u64,
+    learn: u64,
+    memory: u64,
+    new_for: u64,
+    window_ms: u64,
+    min_new: usize,
+    min_flows: usize,
+    confirm: u64,
+    min_bytes: u64,
+    factor: f64,
+    max_known: usize,
+}
+
+#[derive(Default)]
+struct DstState {
+    first_tick: Option<u64>,
+    /// Destination → last contact tick.
+    known: HashMap<u128, u64>,
+    /// Destinations first contacted recently → first contact tick.
+    new: HashMap<u128, u64>,
+    /// Flows to new destinations in the recent window: (tick, destination, bytes).
+    flows: VecDeque<(u64, u128, u64)>,
+    /// Per destination in `flows`: bytes.
+    by_dst: HashMap<u128, u64>,
+    bytes: u64,
+    /// Bytes sent to destinations that were not new, since the first event (the baseline).
+    usual_out: u64,
+    /// Whether the rule holds (then it keeps holding down to half the byte thresholds).
+    open: bool,
+    /// Since when the rule holds.
+    since: Option<u64>,
+}
+
+impl DeviceLogic for NewDestinations {
+    type Input = Event;
+    type State = DstState;
+
+    fn new_state(&self) -> DstState {
+        DstState::default()
+    }
+
+    fn order(a: &Event, b: &Event) -> std::cmp::Ordering {
+        event_order(a, b)
+    }
+
+    fn step(&self, s: &mut DstState, device: &DeviceId, tick: u64, events: &[Event], _: &mut Vec<EventScore>) -> Step {
+        let first = *s.first_tick.get_or_insert(tick);
+        while let Some(&(t, d, b)) = s.flows.front() {
+            if t + self.window > tick {
+                break;
+            }
+            s.flows.pop_front();
+            s.bytes -= b;
+            if let Some(v) = s.by_dst.get_mut(&d) {
+                *v -= b;
+                if *v == 0 {
+                    s.by_dst.remove(&d);
+                }
+            }
+        }
+        if !s.new.is_empty() {
+            let new_for = self.new_for;
+            s.new.retain(|_, f| *f + new_for > tick);
+        }
+        let learning = tick < first + self.learn;
+        for e in events {
+            if e.dst_ip.0 == 0 || !self.network.is_external(e.dst_ip) || learning {
+                if e.dst_ip.0 == 0 || !s.new.contains_key(&e.dst_ip.0) {
+                    s.usual_out += e.bytes_out;
+                }
+                if e.dst_ip.0 != 0 && self.network.is_external(e.dst_ip) {
+                    s.known.insert(e.dst_ip.0, tick);
+                }
+                continue;
+            }
+            let d = e.dst_ip.0;
+            let is_new = match s.known.get(&d) {
+                None => true,
+                Some(&last) => last + self.memory <= tick,
+            };
+            if is_new && !learning {
+                s.new.insert(d, tick);
+            }
+            if s.new.contains_key(&d) && e.bytes_out > 0 && !learning {
+                s.flows.push_back((tick, d, e.bytes_out));
+                s.bytes += e.bytes_out;
+                *s.by_dst.entry(d).or_insert(0) += e.bytes_out;
+            }
+            if !s.new.contains_key(&d) {
+                s.usual_out += e.bytes_out;
+            }
+            s.known.insert(d, tick);
+        }
+        if s.known.len() > self.max_known {
+            // Forget the least recently used quarter (amortised O(1) per insertion).
+            let mut ticks: Vec<u64> = s.known.values().copied().collect();
+            ticks.sort_unstable();
+            let cut = ticks[ticks.len() / 4];
+            s.known.retain(|_, t| *t > cut);
+        }
+        let distinct = s.by_dst.len();
+        let elapsed = (tick - first + 1).max(self.learn).max(1);
+        let usual = s.usual_out as f64 / elapsed as f64 * self.window as f64;
+        let k = if s.open { 0.5 } else { 1.0 };
+        s.open = distinct >= if s.open { 1 } else { self.min_new }
+            && s.flows.len() >= if s.open { 1 } else { self.min_flows }
+            && s.bytes as f64 >= k * self.min_bytes as f64
+            && s.bytes as f64 >= k * self.factor * usual;
+        s.since = if s.open { Some(s.since.unwrap_or(tick)) } else { None };
+        let confirmed_at = s.since.map(|t| t + self.confirm);
+        let report = confirmed_at.is_some_and(|c| c <= tick).then(|| {
+            let score = (1.0 - self.min_bytes as f64 / (2.0 * s.bytes as f64)).clamp(0.5, 1.0);
+            Anomaly {
+                detector: Exfiltration::NAME.into(),
+                device: device.clone(),
+                tick,
+                window_ms: Some(self.window_ms),
+                score: Real(score),
+                severity: Severity::from_score(score),
+                reason: format!(
+                    "{} sent to {distinct} external destinations never seen before, in {}; usually {} in all",
+                    human_bytes(s.bytes as f64),
+                    human_ms(self.window_ms),
+                    human_bytes(usual)
+                ),
+                evidence: vec![
+                    ("new_destinations".into(), Real(distinct as f64)),
+                    ("bytes_to_new".into(), Real(s.bytes as f64)),
+                    ("usual_bytes_out".into(), Real(usual)),
+                    ("known_destinations".into(), Real(s.known.len() as f64)),
+                ],
+            }
+        });
+        Step {
+            report,
+            wake_at: [s.flows.front().map(|&(t, _, _)| t + self.window), confirmed_at.filter(|&c| c > tick)]
+                .into_iter()
+                .flatten()
+                .min(),
+        }
+    }
+}
