@@ -9,5 +9,9 @@ echo "== toolchain: $(cargo --version)"
 echo "== build (release: tests and benchmarks share one build)"
 cargo build --release --all-targets
 
+echo "== services: MLflow tracking server (scripts/mlflow.sh; tests/mlflow.rs needs it)"
+scripts/mlflow.sh start
+export VIGIL_REQUIRE_MLFLOW=1
+
 echo "== tests"
 cargo test --release "$@"

@@ -266,6 +266,8 @@ pub struct Config {
     pub output: OutputConfig,
     /// Per-detector sections, checked by the detector registry.
     pub detectors: toml::Table,
+    /// `[model]`: training, registry, retraining schedule, MLflow (see `src/model/config.rs`).
+    pub model: crate::model::ModelConfig,
 }
 
 impl Config {
@@ -350,6 +352,9 @@ impl Config {
         }
         if self.output.snapshot_every.0 % tick != 0 {
             return Err(invalid("output.snapshot_every", "must be a multiple of time.tick"));
+        }
+        if let Err((key, message)) = self.model.check(tick) {
+            return Err(invalid(&key, &message));
         }
         match self.input.format.as_str() {
             "auto" | "csv" | "jsonl" | "zeek" => {}

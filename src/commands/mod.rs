@@ -1,8 +1,11 @@
 //! Subcommands of the `vigil` binary and what they share (logging, usage errors).
 
 mod bench;
+mod bench_train;
 mod generate;
+mod models;
 mod run;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +34,12 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure throughput (events/s) and peak memory on generated events.
     Bench(bench::BenchArgs),
+    /// Train a k-means model over a feature snapshot file and register it.
+    Train(train::TrainArgs),
+    /// The model registry: list, show, promote, rollback.
+    Models(models::ModelsArgs),
+    /// Retraining time for N devices and the cost of re-scoring after a model change.
+    BenchTrain(bench_train::BenchTrainArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -38,6 +47,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::generate(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Train(args) => train::train_cmd(args),
+        Command::Models(args) => models::models(args),
+        Command::BenchTrain(args) => bench_train::bench_train(args),
     }
 }
 
