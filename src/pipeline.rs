@@ -193,7 +193,14 @@ fn run_worker(
             batch.events.clear();
         }
         if let Some(t) = source.watermark() {
-            retrain_due(worker, &probe, (&mut input, &mut reject_input), &mut models, &mut store, t);
+            retrain_due(
+                worker,
+                &probe,
+                (&mut input, &mut reject_input),
+                &mut models,
+                &mut store,
+                t,
+            );
             models.poll_registry();
             if t > *input.time() {
                 input.advance_to(t);
@@ -234,7 +241,14 @@ fn run_worker(
     tracing::debug!(worker = index, t_end = ?t_end, "input exhausted");
     if let Some(t_end) = t_end {
         store.pin(Some(t_end));
-        retrain_due(worker, &probe, (&mut input, &mut reject_input), &mut models, &mut store, t_end + 1);
+        retrain_due(
+            worker,
+            &probe,
+            (&mut input, &mut reject_input),
+            &mut models,
+            &mut store,
+            t_end + 1,
+        );
         if t_end + 1 > *input.time() {
             input.advance_to(t_end + 1);
             reject_input.advance_to(t_end + 1);
@@ -270,7 +284,10 @@ fn run_worker(
 fn retrain_due(
     worker: &mut timely::worker::Worker,
     probe: &ProbeHandle<u64>,
-    (input, reject_input): (&mut InputHandleVec<u64, (u64, Event)>, &mut InputHandleVec<u64, (DeviceId, u64, isize)>),
+    (input, reject_input): (
+        &mut InputHandleVec<u64, (u64, Event)>,
+        &mut InputHandleVec<u64, (DeviceId, u64, isize)>,
+    ),
     models: &mut crate::model::driver::ModelDriver,
     store: &mut FeatureStore,
     upto: u64,

@@ -63,14 +63,14 @@ fn scheduled_retraining_uses_exactly_the_features_at_the_frontier() {
             .map(|&v| reg.load(v).unwrap().trained_at.tick.expect("a tick"))
             .collect();
         assert!(ticks.windows(2).all(|w| w[1] - w[0] == 600), "every 10 min: {ticks:?}");
-        assert!(ticks.iter().all(|t| (t + 1) % 600 == 0), "boundaries at kE-1: {ticks:?}");
+        assert!(
+            ticks.iter().all(|t| (t + 1) % 600 == 0),
+            "boundaries at kE-1: {ticks:?}"
+        );
         let states = states_at(&captured.changes, &ticks);
         for ((&v, &tick), at_tick) in versions.iter().zip(&ticks).zip(states) {
             let model = reg.load(v).unwrap();
-            let rows = at_tick
-                .iter()
-                .map(|(d, w)| (d.clone(), layout.vector(w)))
-                .collect();
+            let rows = at_tick.iter().map(|(d, w)| (d.clone(), layout.vector(w))).collect();
             let frontier = Frontier {
                 tick: Some(tick),
                 as_of_ms: ((tick + 1) * config.tick_ms()) as i64 - 1,
@@ -80,7 +80,10 @@ fn scheduled_retraining_uses_exactly_the_features_at_the_frontier() {
                 &config.model,
             )
             .unwrap();
-            assert_eq!(model.metrics.devices, expected.metrics.devices, "v{v}, {workers} workers");
+            assert_eq!(
+                model.metrics.devices, expected.metrics.devices,
+                "v{v}, {workers} workers"
+            );
             assert_eq!(comparable(model), comparable(expected), "v{v}, {workers} workers");
         }
         // The last version is active; the kmeans detector's anomalies carry their evidence.
@@ -125,12 +128,27 @@ fn promoting_an_older_version_changes_scores_back() {
         .iter()
         .map(|(_, d, s)| (d.clone(), layout.vector(s)))
         .collect();
-    let frontier = Frontier { tick: None, as_of_ms: 0 };
-    let v1 = train(&TrainingSet::new(layout.names().to_vec(), rows, frontier.clone()), &config.model).unwrap();
-    let windows: Vec<u64> = config.maintained_windows_ticks().iter().map(|l| l * config.tick_ms()).collect();
+    let frontier = Frontier {
+        tick: None,
+        as_of_ms: 0,
+    };
+    let v1 = train(
+        &TrainingSet::new(layout.names().to_vec(), rows, frontier.clone()),
+        &config.model,
+    )
+    .unwrap();
+    let windows: Vec<u64> = config
+        .maintained_windows_ticks()
+        .iter()
+        .map(|l| l * config.tick_ms())
+        .collect();
     let synth = vigil::model::synth::fleet(500, 0, &windows, 3);
     let rows2 = synth.iter().map(|(d, s)| (d.clone(), layout.vector(s))).collect();
-    let v2 = train(&TrainingSet::new(layout.names().to_vec(), rows2, frontier), &config.model).unwrap();
+    let v2 = train(
+        &TrainingSet::new(layout.names().to_vec(), rows2, frontier),
+        &config.model,
+    )
+    .unwrap();
     let reg = Registry::new(&registry);
     reg.register(v1, true).unwrap();
     let (_, with_v1) = run_captured(&config, &data, None, 2);
@@ -154,10 +172,21 @@ fn promoting_an_older_version_changes_scores_back() {
 fn a_planted_outlier_gets_the_top_score_with_the_real_features() {
     let config = common::config("");
     let layout = FeatureLayout::new(&config);
-    let windows: Vec<u64> = config.maintained_windows_ticks().iter().map(|l| l * config.tick_ms()).collect();
+    let windows: Vec<u64> = config
+        .maintained_windows_ticks()
+        .iter()
+        .map(|l| l * config.tick_ms())
+        .collect();
     let fleet = vigil::model::synth::fleet(3000, 1, &windows, 17);
     let rows: Vec<_> = fleet.iter().map(|(d, s)| (d.clone(), layout.vector(s))).collect();
-    let set = TrainingSet::new(layout.names().to_vec(), rows.clone(), Frontier { tick: None, as_of_ms: 0 });
+    let set = TrainingSet::new(
+        layout.names().to_vec(),
+        rows.clone(),
+        Frontier {
+            tick: None,
+            as_of_ms: 0,
+        },
+    );
     for k in ["5", "8", "\"auto\""] {
         let config = common::config(&format!("[model]\nk = {k}\n"));
         let model = train(&set, &config.model).unwrap();

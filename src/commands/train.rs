@@ -58,8 +58,7 @@ pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
         config.model.mlflow_tracking_uri = Some(uri);
     }
     let layout = FeatureLayout::new(&config);
-    let set = read_snapshot(&args.features, layout.names(), config.tick_ms())
-        .map_err(|e| UsageError(e.to_string()))?;
+    let set = read_snapshot(&args.features, layout.names(), config.tick_ms()).map_err(|e| UsageError(e.to_string()))?;
     eprintln!(
         "training on {} devices × {} features as of {} ms",
         set.rows.len(),

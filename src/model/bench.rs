@@ -69,7 +69,10 @@ pub fn run(devices: usize, config: &Config) -> Result<TrainBench, ModelError> {
     // A second version, trained on a different fleet.
     let other = fleet(devices, 0, &windows_ms, 2);
     let rows2 = other.iter().map(|(d, s)| (d.clone(), layout.vector(s))).collect();
-    let mut v2 = train(&TrainingSet::new(layout.names().to_vec(), rows2, frontier), &config.model)?;
+    let mut v2 = train(
+        &TrainingSet::new(layout.names().to_vec(), rows2, frontier),
+        &config.model,
+    )?;
     v2.version = 2;
     let changed: Vec<(DeviceId, DeviceState, DeviceState)> = states
         .iter()

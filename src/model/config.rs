@@ -87,6 +87,9 @@ pub struct ModelConfig {
     pub tolerance: f64,
     /// k-means restarts (the lowest inertia wins).
     pub n_runs: u64,
+    /// With more devices than this, k-means is first fitted on a sample of this size, then
+    /// refined on every device (0: always fit on everything).
+    pub fit_sample: usize,
     pub transform: Transform,
     /// Clusters with fewer members than this share of the devices are dropped.
     pub min_cluster_fraction: f64,
@@ -114,6 +117,7 @@ impl Default for ModelConfig {
             max_iterations: 100,
             tolerance: 1e-4,
             n_runs: 3,
+            fit_sample: 20_000,
             transform: Transform::Log1p,
             min_cluster_fraction: 0.002,
             spread_quantile: 0.95,
@@ -172,9 +176,13 @@ mod tests {
         let c = crate::config::Config::from_toml("[model]\nk = \"auto\"\nretrain_every = \"6h\"\n").unwrap();
         assert_eq!(c.model.k, KChoice::Auto);
         assert_eq!(c.model.retrain_every.0, 6 * 3_600_000);
-        let e = crate::config::Config::from_toml("[model]\nk = 1\n").unwrap_err().to_string();
+        let e = crate::config::Config::from_toml("[model]\nk = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("model.k"), "{e}");
-        let e = crate::config::Config::from_toml("[model]\nk = \"many\"\n").unwrap_err().to_string();
+        let e = crate::config::Config::from_toml("[model]\nk = \"many\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("auto"), "{e}");
     }
 }

@@ -143,7 +143,12 @@ impl ModelDriver {
                 (d, v)
             })
             .collect();
-        tracing::debug!(worker = self.index, tick = s, devices = shard.len(), "sending feature shard to the trainer");
+        tracing::debug!(
+            worker = self.index,
+            tick = s,
+            devices = shard.len(),
+            "sending feature shard to the trainer"
+        );
         if *self.gather.time() <= s {
             self.gather.advance_to(s);
         }

@@ -48,7 +48,11 @@ impl Mlflow {
         }
     }
 
-    fn answer(&self, what: &str, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<(u16, Value), ModelError> {
+    fn answer(
+        &self,
+        what: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, Value), ModelError> {
         let resp = result.map_err(|e| self.fail(format!("{what}: {e}")))?;
         let status = resp.status().as_u16();
         let text = resp
@@ -167,6 +171,7 @@ impl Mlflow {
             ("max_iterations".into(), p.max_iterations.to_string()),
             ("tolerance".into(), p.tolerance.0.to_string()),
             ("n_runs".into(), p.n_runs.to_string()),
+            ("fit_sample".into(), p.fit_sample.to_string()),
             ("transform".into(), format!("{:?}", p.transform).to_lowercase()),
             ("min_cluster_fraction".into(), p.min_cluster_fraction.0.to_string()),
             ("spread_quantile".into(), p.spread_quantile.0.to_string()),

@@ -61,6 +61,8 @@ pub struct ModelParams {
     pub max_iterations: u64,
     pub tolerance: Real,
     pub n_runs: u64,
+    /// Devices k-means was first fitted on before refinement over all (0: all at once).
+    pub fit_sample: u64,
     pub transform: Transform,
     /// Clusters with fewer members than this share of the devices are dropped.
     pub min_cluster_fraction: Real,

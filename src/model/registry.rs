@@ -199,8 +199,22 @@ mod tests {
                 (format!("d{i:02}").into(), vec![x, -x])
             })
             .collect();
-        let set = TrainingSet::new(vec!["a".into(), "b".into()], rows, Frontier { tick: None, as_of_ms: 1 });
-        train(&set, &ModelConfig { k: crate::model::KChoice::Fixed(2), ..Default::default() }).unwrap()
+        let set = TrainingSet::new(
+            vec!["a".into(), "b".into()],
+            rows,
+            Frontier {
+                tick: None,
+                as_of_ms: 1,
+            },
+        );
+        train(
+            &set,
+            &ModelConfig {
+                k: crate::model::KChoice::Fixed(2),
+                ..Default::default()
+            },
+        )
+        .unwrap()
     }
 
     #[test]

@@ -113,10 +113,13 @@ pub fn score_devices<'s>(
                         }
                     }
                 });
-                let upper = [frontier1.frontier().first().copied(), frontier2.frontier().first().copied()]
-                    .into_iter()
-                    .flatten()
-                    .min();
+                let upper = [
+                    frontier1.frontier().first().copied(),
+                    frontier2.frontier().first().copied(),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
                 let mut out = Vec::new();
                 while let Some((&t, _)) = pending.first_key_value() {
                     if upper.is_some_and(|u| t >= u) {

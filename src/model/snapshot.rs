@@ -63,14 +63,7 @@ pub fn read_snapshot(path: &Path, features: &[String], tick_ms: u64) -> Result<T
     }
     let as_of_ms = as_of.ok_or_else(|| bad(0, "no rows".into()))?;
     let tick = ((as_of_ms + 1) as u64 / tick_ms).checked_sub(1);
-    Ok(TrainingSet::new(
-        features.to_vec(),
-        rows,
-        Frontier {
-            tick,
-            as_of_ms,
-        },
-    ))
+    Ok(TrainingSet::new(features.to_vec(), rows, Frontier { tick, as_of_ms }))
 }
 
 #[cfg(test)]
@@ -89,7 +82,13 @@ mod tests {
         .unwrap();
         let names = vec!["y".to_string(), "x".to_string()];
         let set = read_snapshot(&p, &names, 1000).unwrap();
-        assert_eq!(set.frontier, Frontier { tick: Some(1), as_of_ms: 1999 });
+        assert_eq!(
+            set.frontier,
+            Frontier {
+                tick: Some(1),
+                as_of_ms: 1999
+            }
+        );
         assert_eq!(set.rows[0], ("a".into(), vec![0.0, 1.0]));
         assert_eq!(set.rows[1], ("b".into(), vec![1.0, 2.5]));
         let err = read_snapshot(&p, &["z".to_string()], 1000).unwrap_err().to_string();
