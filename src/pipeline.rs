@@ -279,15 +279,18 @@ fn run_worker(
     result.map_err(RunError::Output)
 }
 
+/// The event and reject inputs of the main dataflow.
+type RunInputs<'a> = (
+    &'a mut InputHandleVec<u64, (u64, Event)>,
+    &'a mut InputHandleVec<u64, (DeviceId, u64, isize)>,
+);
+
 /// Models: retrains at each schedule boundary `s < upto` as of `s` (the inputs go to `s + 1`
 /// and the dataflow completes `s` first), then lets the model input follow to `upto`.
 fn retrain_due(
     worker: &mut timely::worker::Worker,
     probe: &ProbeHandle<u64>,
-    (input, reject_input): (
-        &mut InputHandleVec<u64, (u64, Event)>,
-        &mut InputHandleVec<u64, (DeviceId, u64, isize)>,
-    ),
+    (input, reject_input): RunInputs<'_>,
     models: &mut crate::model::driver::ModelDriver,
     store: &mut FeatureStore,
     upto: u64,
