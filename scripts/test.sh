@@ -21,7 +21,7 @@ stop_started_services() {
     for s in "${started_services[@]}"; do scripts/"$s".sh stop || true; done
 }
 trap stop_started_services EXIT
-for s in kafka pinot; do
+for s in kafka pinot mlflow; do
     if ! scripts/"$s".sh status >/dev/null 2>&1; then
         echo "== starting $s (scripts/$s.sh start)"
         t0=$SECONDS
@@ -31,6 +31,7 @@ for s in kafka pinot; do
     fi
 done
 export VIGIL_REQUIRE_PINOT=${VIGIL_REQUIRE_PINOT:-1}
+export VIGIL_REQUIRE_MLFLOW=${VIGIL_REQUIRE_MLFLOW:-1}
 # --- end of services
 
 echo "== tests"

@@ -461,6 +461,8 @@ pub struct Config {
     pub pinot: PinotConfig,
     /// Per-detector sections, checked by the detector registry.
     pub detectors: toml::Table,
+    /// `[model]`: training, registry, retraining schedule, MLflow (see `src/model/config.rs`).
+    pub model: crate::model::ModelConfig,
 }
 
 impl Config {
@@ -583,6 +585,9 @@ impl Config {
             }
         }
         self.pinot.validate()?;
+        if let Err((key, message)) = self.model.check(tick) {
+            return Err(invalid(&key, &message));
+        }
         match self.input.format.as_str() {
             "auto" | "csv" | "jsonl" | "zeek" => {}
             other => {

@@ -16,6 +16,7 @@ pub mod event;
 pub mod feature_store;
 pub mod features;
 pub mod generate;
+pub mod model;
 pub mod output;
 pub mod pinot;
 pub mod pipeline;

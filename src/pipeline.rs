@@ -18,7 +18,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::input::Input;
 use timely::dataflow::operators::Probe;
-use timely::dataflow::ProbeHandle;
+use timely::dataflow::{InputHandleVec, ProbeHandle};
 
 use crate::cluster::{all_sum, ClusterSpec};
 use crate::config::Config;
@@ -46,6 +46,8 @@ pub enum RunError {
     Config(String),
     #[error("{0}")]
     Cluster(String),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
 }
 
 /// Everything a run needs.
@@ -142,9 +144,10 @@ fn run_worker(
     let gauges = Rc::new(WindowGauges::default());
     let window_spec = WindowSpec::from_config(config);
 
-    let (mut input, mut reject_input, trace) = worker.dataflow::<u64, _, _>(|scope| {
+    let (mut input, mut reject_input, model_input, trace) = worker.dataflow::<u64, _, _>(|scope| {
         let (input, events) = scope.new_input::<(u64, Event)>();
         let (reject_input, rejects) = scope.new_input::<(DeviceId, u64, isize)>();
+        let (model_input, models) = crate::model::driver::model_collection(scope);
         let (changes, rows) = window_stats(events.clone(), window_spec, gauges.clone());
         let row_sink = sink.clone();
         let row_metrics = metrics.clone();
@@ -174,6 +177,7 @@ fn run_worker(
             features: Arc::new(FeatureLayout::new(config)),
             network: Arc::new(config.network.clone()),
             worker_index: index,
+            models,
         };
         let (anomalies, scores) = detect::build_all(&ctx, config).map_err(|e| RunError::Config(e.to_string()))?;
         let anomaly_sink = sink.clone();
@@ -200,9 +204,11 @@ fn run_worker(
                 input.for_each(|_cap, data| score_sink.borrow_mut().scores(data));
             });
         }
-        Ok::<_, RunError>((input, reject_input, arranged.trace))
+        Ok::<_, RunError>((input, reject_input, model_input, arranged.trace))
     })?;
     let mut store = FeatureStore::new(trace);
+    // Models: the active one enters the dataflow; retraining on schedule (src/model/driver.rs).
+    let mut models = crate::model::driver::ModelDriver::new(worker, config, model_input)?;
 
     let mut source: Box<dyn WorkerInput> = open_input(&spec.input, spec.format, config, index, peers)?;
     let progress = (spec.progress && index == 0).then(Progress::new);
@@ -229,6 +235,15 @@ fn run_worker(
             batch.events.clear();
         }
         if let Some(t) = source.watermark() {
+            retrain_due(
+                worker,
+                &probe,
+                (&mut input, &mut reject_input),
+                &mut models,
+                &mut store,
+                t,
+            );
+            models.poll_registry();
             if t > *input.time() {
                 input.advance_to(t);
                 reject_input.advance_to(t);
@@ -290,6 +305,14 @@ fn run_worker(
             store.pin(next_snapshot);
         }
         store.pin(Some(t_end));
+        retrain_due(
+            worker,
+            &probe,
+            (&mut input, &mut reject_input),
+            &mut models,
+            &mut store,
+            t_end + 1,
+        );
         if t_end + 1 > *input.time() {
             input.advance_to(t_end + 1);
             reject_input.advance_to(t_end + 1);
@@ -306,6 +329,7 @@ fn run_worker(
     tracing::debug!(worker = index, "final snapshot written; closing the input");
     drop(input);
     drop(reject_input);
+    drop(models);
     while worker.step_or_park(Some(Duration::from_millis(10))) {}
     sink.borrow_mut().flush()?;
     source.commit(u64::MAX)?;
@@ -329,6 +353,36 @@ fn run_worker(
         *totals.lock().expect("totals lock") = sums;
     }
     result.map_err(RunError::Output)
+}
+
+/// The event and reject inputs of the main dataflow.
+type RunInputs<'a> = (
+    &'a mut InputHandleVec<u64, (u64, Event)>,
+    &'a mut InputHandleVec<u64, (DeviceId, u64, isize)>,
+);
+
+/// Models: retrains at each schedule boundary `s < upto` as of `s` (the inputs go to `s + 1`
+/// and the dataflow completes `s` first), then lets the model input follow to `upto`.
+fn retrain_due(
+    worker: &mut timely::worker::Worker,
+    probe: &ProbeHandle<u64>,
+    (input, reject_input): RunInputs<'_>,
+    models: &mut crate::model::driver::ModelDriver,
+    store: &mut FeatureStore,
+    upto: u64,
+) {
+    while let Some(s) = models.due(upto) {
+        if s + 1 > *input.time() {
+            input.advance_to(s + 1);
+            reject_input.advance_to(s + 1);
+        }
+        models.advance_to(s + 1);
+        while probe.less_than(&(s + 1)) {
+            worker.step();
+        }
+        models.retrain(worker, store, s);
+    }
+    models.advance_to(upto);
 }
 
 /// The largest of every worker's value (None when all are None): a one-shot dataflow that

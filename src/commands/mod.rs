@@ -7,7 +7,10 @@ mod generate;
 mod launch;
 mod pinot;
 mod produce;
+mod bench_train;
+mod models;
 mod run;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +49,12 @@ pub enum Command {
     Detectors(detectors::DetectorsArgs),
     /// Score a run's anomalies against generated incident labels.
     Eval(eval::EvalArgs),
+    /// Train a k-means model over a feature snapshot file and register it.
+    Train(train::TrainArgs),
+    /// The model registry: list, show, promote, rollback.
+    Models(models::ModelsArgs),
+    /// Retraining time for N devices and the cost of re-scoring after a model change.
+    BenchTrain(bench_train::BenchTrainArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -58,6 +67,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::produce(args),
         Command::Detectors(args) => detectors::detectors(args),
         Command::Eval(args) => eval::eval(args),
+        Command::Train(args) => train::train_cmd(args),
+        Command::Models(args) => models::models(args),
+        Command::BenchTrain(args) => bench_train::bench_train(args),
     }
 }
 

@@ -91,6 +91,9 @@ pub struct DetectorContext<'s> {
     pub network: Arc<NetworkConfig>,
     /// Identifies the dataflow's worker (for detectors that keep per-worker state).
     pub worker_index: usize,
+    /// The model collection: the active model version (a new version replaces the old one
+    /// by retraction); entered on worker 0, so broadcast it before use (`model::rescore`).
+    pub models: VecCollection<'s, u64, crate::model::Model>,
 }
 
 /// What a detector returns.
