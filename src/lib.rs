@@ -16,5 +16,6 @@ pub mod features;
 pub mod generate;
 pub mod output;
 pub mod pipeline;
+pub mod query;
 pub mod source;
 pub mod window;

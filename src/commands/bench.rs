@@ -75,6 +75,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         workers: args.workers,
         sinks: Arc::new(|_| Box::new(NullSink) as Box<dyn WorkerSink>),
         progress: false,
+        serve: None,
     })?;
     let secs = started.elapsed().as_secs_f64();
     let s = &outcome.summary;

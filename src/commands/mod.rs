@@ -1,7 +1,9 @@
 //! Subcommands of the `vigil` binary and what they share (logging, usage errors).
 
 mod bench;
+mod bench_query;
 mod generate;
+mod query;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,10 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Measure throughput (events/s) and peak memory on generated events.
     Bench(bench::BenchArgs),
+    /// Ask a running engine (`vigil run --serve`) about devices, anomalies, top features.
+    Query(query::QueryArgs),
+    /// Measure query latency (p50/p99) at a fixed query rate while ingesting at full speed.
+    BenchQuery(bench_query::BenchQueryArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -38,6 +44,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::generate(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Query(args) => query::query(args),
+        Command::BenchQuery(args) => bench_query::bench_query(args),
     }
 }
 

@@ -37,6 +37,31 @@ pub struct RunArgs {
     /// Progress display: auto (a bar on a terminal, log lines otherwise), always, never.
     #[arg(long, default_value = "auto")]
     pub progress: String,
+    /// Serve live queries (HTTP/JSON) on ADDR, or `off`. Default: 127.0.0.1:7070 while the
+    /// input runs. Given explicitly, the run keeps serving after its input is done, until
+    /// Ctrl-C (see --exit-when-done).
+    #[arg(long, value_name = "ADDR|off")]
+    pub serve: Option<String>,
+    /// Stop when the input is done, even when serving queries.
+    #[arg(long)]
+    pub exit_when_done: bool,
+}
+
+/// Where the query server listens unless told otherwise.
+pub const DEFAULT_SERVE: &str = "127.0.0.1:7070";
+
+/// The `--serve` address: None for `off`.
+fn serve_addr(text: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr = text
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| UsageError(format!("--serve `{text}`: not an address; write e.g. 127.0.0.1:7070, or off")))?;
+    Ok(Some(addr))
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -62,6 +87,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "never" => false,
         other => return Err(UsageError(format!("--progress `{other}`: use auto, always or never")).into()),
     };
+    let explicit_serve = args.serve.is_some();
+    let mut serve = serve_addr(args.serve.as_deref().unwrap_or(DEFAULT_SERVE))?;
+    if !explicit_serve {
+        // The default address is a convenience: when it is taken, run without a server.
+        if let Some(addr) = serve {
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                tracing::warn!("not serving queries: cannot listen on {addr} ({e}); pass --serve ADDR or --serve off");
+                serve = None;
+            }
+        }
+    }
     files::prepare(&args.out).with_context(|| format!("creating output folder {}", args.out.display()))?;
     let sinks = FileSink::factory(&args.out, config.tick_ms(), FeatureLayout::new(&config));
     let outcome = run_pipeline(RunSpec {
@@ -71,6 +107,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         workers: args.workers,
         sinks,
         progress,
+        serve,
     })?;
     let written = files::merge(&args.out).with_context(|| format!("merging outputs in {}", args.out.display()))?;
     let summary_path = args.out.join(files::SUMMARY_FILE);
@@ -81,5 +118,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("wrote {path} ({lines} lines)");
     }
     eprintln!("wrote {}", summary_path.display());
+    if let Some(serving) = outcome.serving {
+        if explicit_serve && !args.exit_when_done {
+            eprintln!(
+                "input done; serving queries on http://{} until Ctrl-C (try `vigil query health --addr {}`)",
+                serving.addr(),
+                serving.addr()
+            );
+            serving.wait()?;
+        } else {
+            serving.stop()?;
+        }
+    }
     Ok(())
 }

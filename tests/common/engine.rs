@@ -25,6 +25,7 @@ pub fn run_captured(config: &Config, data: &[u8], format: Option<Format>, worker
         workers,
         sinks: CaptureSink::factory(captured.clone()),
         progress: false,
+        serve: None,
     })
     .expect("engine run");
     let captured = std::mem::take(&mut *captured.lock().unwrap());
