@@ -30,7 +30,7 @@ use differential_dataflow::trace::TraceReader;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::input::Input;
-use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Exchange};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::InputHandleVec;
@@ -328,6 +328,9 @@ impl Queries {
             let (point, point_stream) = scope.new_input::<QueryMsg>();
             let (wide, wide_stream) = scope.new_input::<QueryMsg>();
             point_stream
+                // An operator between the input and the exchange: fed straight from an input
+                // handle, the exchange did not deliver to other workers until the next epoch.
+                .map(|m| m)
                 .exchange(|m: &QueryMsg| m.query.device().map_or(0, |d| d.hashed()))
                 .concat(wide_stream.broadcast())
                 .unary_frontier::<CapacityContainerBuilder<Vec<Reply>>, _, _, _>(Pipeline, "QueryRead", move |_cap, _info| {
@@ -336,6 +339,7 @@ impl Queries {
                             let at = cap.least().copied().unwrap_or_default();
                             let mut session = output.session(&cap);
                             for msg in data.drain(..) {
+                                tracing::trace!(origin = msg.origin, seq = msg.seq, at, "reading a query");
                                 let part = reader.answer(&msg.query, at);
                                 session.give(Reply {
                                     origin: msg.origin,
@@ -422,6 +426,7 @@ impl Queries {
                             e.peers
                         };
                         sent = true;
+                        tracing::trace!(seq, tick, expected, "query sent");
                         e.waiting.insert(
                             seq,
                             Waiting {
@@ -444,6 +449,7 @@ impl Queries {
         }
         let replies = std::mem::take(&mut *e.replies.borrow_mut());
         for reply in replies {
+            tracing::trace!(seq = reply.seq, tick = reply.tick, "a part of an answer");
             let Some(w) = e.waiting.get_mut(&reply.seq) else { continue };
             debug_assert_eq!(reply.tick, w.tick);
             w.parts.push(reply.part);
