@@ -229,7 +229,12 @@ mod tests {
         assert!(v.iter().all(|x| x.is_finite()));
         let mut scratch = Vec::new();
         for (i, x) in v.iter().enumerate() {
-            assert_eq!(layout.value(&state, i, &mut scratch).to_bits(), x.to_bits(), "{}", layout.names()[i]);
+            assert_eq!(
+                layout.value(&state, i, &mut scratch).to_bits(),
+                x.to_bits(),
+                "{}",
+                layout.names()[i]
+            );
         }
     }
 }

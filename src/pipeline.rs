@@ -167,7 +167,9 @@ fn run_input(
         let (input, events) = scope.new_input::<(u64, Event)>();
         let (reject_input, rejects) = scope.new_input::<(DeviceId, u64, isize)>();
         let (changes, rows) = window_stats(events.clone(), window_spec, device_count.clone());
-        let history = hub.as_ref().map(|_| crate::query::history::arrange_history(rows.clone(), config, &probe));
+        let history = hub
+            .as_ref()
+            .map(|_| crate::query::history::arrange_history(rows.clone(), config, &probe));
         let row_sink = sink.clone();
         let row_metrics = metrics.clone();
         rows.sink(Pipeline, "WindowRows", move |(input, _frontier)| {
@@ -205,7 +207,9 @@ fn run_input(
             }
             anomaly_sink.borrow_mut().anomalies(batch);
         });
-        let anomalies = anomalies.map(|a| (a.device.clone(), a)).arrange_by_key_named("anomalies");
+        let anomalies = anomalies
+            .map(|a| (a.device.clone(), a))
+            .arrange_by_key_named("anomalies");
         anomalies.stream.clone().probe_with(&probe);
         for stream in scores {
             let score_sink = sink.clone();

@@ -6,7 +6,11 @@ use std::process::{Command, Output};
 fn vigil(args: &[&str]) -> Output {
     // `vigil run` serves queries by default; tests run in parallel, so no server here
     // (tests/query.rs covers it).
-    let no_server: &[&str] = if args.first() == Some(&"run") { &["--serve", "off"] } else { &[] };
+    let no_server: &[&str] = if args.first() == Some(&"run") {
+        &["--serve", "off"]
+    } else {
+        &[]
+    };
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
@@ -37,7 +41,10 @@ fn every_subcommand_has_help() {
     for sub in subcommands {
         let o = vigil(&[&sub, "--help"]);
         assert!(o.status.success(), "{sub} --help");
-        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage:"), "{sub} --help prints usage");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("Usage:"),
+            "{sub} --help prints usage"
+        );
     }
 }
 
@@ -50,11 +57,18 @@ fn default_run_uses_the_embedded_sample() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
     let read = summary["events_read"].as_u64().unwrap();
     assert_eq!(read, 12_000);
-    assert_eq!(read, summary["accepted"].as_u64().unwrap() + summary["rejected"].as_u64().unwrap());
+    assert_eq!(
+        read,
+        summary["accepted"].as_u64().unwrap() + summary["rejected"].as_u64().unwrap()
+    );
     for file in ["windows.jsonl", "features.jsonl", "rejects.jsonl", "anomalies.jsonl"] {
         assert!(dir.path().join(file).exists(), "{file} written");
     }
-    assert!(stderr(&o).contains("events read 12000"), "summary printed: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("events read 12000"),
+        "summary printed: {}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -69,7 +83,13 @@ fn unknown_config_key_is_a_usage_error_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[windows]\nslidng = [\"1m\"]\n").unwrap();
-    let o = vigil(&["run", "--config", cfg.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    let o = vigil(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("slidng"), "{}", stderr(&o));
 }
@@ -79,9 +99,19 @@ fn bad_config_value_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[time]\ntick = \"soon\"\n").unwrap();
-    let o = vigil(&["run", "--config", cfg.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    let o = vigil(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("tick") && stderr(&o).contains("soon"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("tick") && stderr(&o).contains("soon"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -89,7 +119,13 @@ fn unknown_detector_is_rejected_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[detectors.no_such_detector]\nenabled = true\n").unwrap();
-    let o = vigil(&["run", "--config", cfg.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    let o = vigil(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("detectors.no_such_detector"), "{}", stderr(&o));
 }
@@ -106,9 +142,19 @@ fn csv_without_ts_column_is_an_input_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("bad.csv");
     std::fs::write(&input, "device_id,bytes_out\nvm-1,5\n").unwrap();
-    let o = vigil(&["run", "--input", input.to_str().unwrap(), "--out", dir.path().join("out").to_str().unwrap()]);
+    let o = vigil(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
     assert_ne!(o.status.code(), Some(0));
-    assert!(stderr(&o).contains("bad.csv") && stderr(&o).contains("header"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.csv") && stderr(&o).contains("header"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -117,7 +163,17 @@ fn generate_is_deterministic() {
     let a = dir.path().join("a.csv");
     let b = dir.path().join("b.csv");
     for path in [&a, &b] {
-        let o = vigil(&["generate", "--events", "2000", "--devices", "10", "--seed", "5", "--out", path.to_str().unwrap()]);
+        let o = vigil(&[
+            "generate",
+            "--events",
+            "2000",
+            "--devices",
+            "10",
+            "--seed",
+            "5",
+            "--out",
+            path.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());

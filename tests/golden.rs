@@ -26,7 +26,18 @@ fn root() -> PathBuf {
 fn run(input: &str, workers: usize, out: &Path) {
     let status = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .current_dir(root())
-        .args(["run", "--serve", "off", "--input", input, "--progress", "never", "-w", &workers.to_string(), "--out"])
+        .args([
+            "run",
+            "--serve",
+            "off",
+            "--input",
+            input,
+            "--progress",
+            "never",
+            "-w",
+            &workers.to_string(),
+            "--out",
+        ])
         .arg(out)
         .env("VIGIL_LOG", "warn")
         .status()

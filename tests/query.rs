@@ -79,12 +79,40 @@ fn get(addr: &str, path: &str) -> (u16, Value) {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         match client::get(addr, path, TIMEOUT) {
-            Ok(r) => return (r.status, serde_json::from_str(&r.body).unwrap_or_else(|_| panic!("{path}: not JSON: {}", r.body))),
+            Ok(r) => {
+                return (
+                    r.status,
+                    serde_json::from_str(&r.body).unwrap_or_else(|_| panic!("{path}: not JSON: {}", r.body)),
+                )
+            }
             // The server may not be listening yet right after the start.
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => panic!("{path}: {e}"),
         }
     }
+}
+
+/// JSON equality, numbers within a few ulps: the server prints floats exactly (shortest
+/// round-trip form), but serde_json's default parser may land one ulp off.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-13 * x.abs().max(y.abs()),
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+macro_rules! assert_same {
+    ($a:expr, $b:expr, $($msg:tt)+) => {{
+        let (a, b) = (&$a, &$b);
+        assert!(same(a, b), "{}:\n  left: {a}\n right: {b}", format!($($msg)+));
+    }};
 }
 
 fn devices_of(oracle: &Oracle) -> Vec<String> {
@@ -94,18 +122,22 @@ fn devices_of(oracle: &Oracle) -> Vec<String> {
     d
 }
 
+type States = std::collections::HashMap<u64, BTreeMap<vigil::event::DeviceId, vigil::window::DeviceWindows>>;
+
 /// Checks a `/devices/{id}` answer against the oracle's state at its `as_of_tick`.
-fn check_device(config: &Config, oracle: &Oracle, device: &str, status: u16, body: &Value) {
+fn check_device(config: &Config, oracle: &Oracle, cache: &mut States, device: &str, status: u16, body: &Value) {
     if status == 503 {
         return; // no tick complete yet
     }
-    let tick = body["as_of_tick"].as_u64().unwrap_or_else(|| panic!("no as_of_tick: {body}"));
+    let tick = body["as_of_tick"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no as_of_tick: {body}"));
     assert_eq!(
         body["as_of_ms"].as_i64().unwrap(),
         (tick as i64 + 1) * config.tick_ms() as i64 - 1,
         "as_of_ms states the end of as_of_tick"
     );
-    let expected = oracle.state_at(config, tick);
+    let expected = cache.entry(tick).or_insert_with(|| oracle.state_at(config, tick));
     let Some(state) = expected.get(device) else {
         assert_eq!(status, 404, "{device} unknown at tick {tick}, got {body}");
         assert!(body["error"].is_string());
@@ -120,10 +152,14 @@ fn check_device(config: &Config, oracle: &Oracle, device: &str, status: u16, bod
         let mut w = w.as_object().unwrap().clone();
         w.remove("window");
         w.remove("window_ms");
-        assert_eq!(Value::Object(w), expected.to_json(), "{device} at tick {tick}");
+        assert_same!(Value::Object(w), expected.to_json(), "{device} at tick {tick}");
     }
     let layout = FeatureLayout::new(config);
-    assert_eq!(body["feature_vector"], json!(layout.vector(state)), "{device} features at tick {tick}");
+    assert_same!(
+        body["feature_vector"],
+        json!(layout.vector(state)),
+        "{device} features at tick {tick}"
+    );
 }
 
 #[test]
@@ -141,7 +177,7 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
         std::thread::spawn(move || {
             let mut answers = Vec::new();
             let mut i = 0;
-            while !done.load(Ordering::Relaxed) && answers.len() < 5_000 {
+            while !done.load(Ordering::Relaxed) && answers.len() < 1_000 {
                 let device = &devices[(i * 7) % devices.len()];
                 let (status, body) = get(&addr, &format!("/devices/{}", percent_encode(device)));
                 answers.push((device.clone(), status, body));
@@ -156,47 +192,64 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
     let t_end = (outcome.summary.end_event_time_ms.unwrap() / config.tick_ms() as i64) as u64;
 
     let mut ticks = std::collections::BTreeSet::new();
+    let mut cache = States::new();
     for (device, status, body) in &during {
-        check_device(&config, &oracle, device, *status, body);
+        check_device(&config, &oracle, &mut cache, device, *status, body);
         if let Some(t) = body["as_of_tick"].as_u64() {
             ticks.insert(t);
         }
     }
-    eprintln!("{} answers during ingestion at {} distinct ticks", during.len(), ticks.len());
-    assert!(ticks.iter().any(|&t| t < t_end), "some answers were read before the end: {ticks:?}");
+    eprintln!(
+        "{} answers during ingestion at {} distinct ticks",
+        during.len(),
+        ticks.len()
+    );
+    assert!(
+        ticks.iter().any(|&t| t < t_end),
+        "some answers were read before the end: {ticks:?}"
+    );
 
     // After the input: every device at T_end.
     for device in &devices {
         let (status, body) = get(&addr, &format!("/devices/{}", percent_encode(device)));
         assert_eq!(body["as_of_tick"], json!(t_end));
-        check_device(&config, &oracle, device, status, &body);
+        check_device(&config, &oracle, &mut cache, device, status, &body);
     }
 
     // Top-k at T_end equals sorting the oracle's vectors (value desc, device asc).
     let layout = FeatureLayout::new(&config);
     let state = oracle.state_at(&config, t_end);
-    for name in ["events_10s", "bytes_out_5m", "distinct_dst_1m", "value_max_1m", "rate_ratio"] {
+    for name in [
+        "events_10s",
+        "bytes_out_5m",
+        "distinct_dst_1m",
+        "value_max_1m",
+        "rate_ratio",
+    ] {
         let i = layout.index_of(name).unwrap();
-        let mut ranked: Vec<(f64, String)> = state.iter().map(|(d, s)| (layout.vector(s)[i], d.to_string())).collect();
+        let mut ranked: Vec<(f64, String)> = state
+            .iter()
+            .map(|(d, s)| (layout.vector(s)[i], d.to_string()))
+            .collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         ranked.truncate(7);
         let (status, body) = get(&addr, &format!("/top?feature={name}&k=7"));
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["as_of_tick"], json!(t_end));
-        let got: Vec<(f64, String)> = body["devices"]
-            .as_array()
-            .unwrap()
+        let expected: Vec<Value> = ranked
             .iter()
-            .map(|d| (d["value"].as_f64().unwrap(), d["device_id"].as_str().unwrap().to_string()))
+            .map(|(v, d)| json!({"device_id": d, "value": v}))
             .collect();
-        assert_eq!(got, ranked, "top by {name}");
+        assert_same!(body["devices"], Value::Array(expected), "top by {name}");
     }
 
     // Open anomalies at T_end equal the captured anomaly changes accumulated to T_end.
     let mut open: BTreeMap<(String, String, u64), isize> = BTreeMap::new();
     for (a, t, d) in &captured.lock().unwrap().anomalies {
         if *t <= t_end {
-            *open.entry((a.device.to_string(), a.detector.to_string(), a.tick)).or_default() += d;
+            *open
+                .entry((a.device.to_string(), a.detector.to_string(), a.tick))
+                .or_default() += d;
         }
     }
     open.retain(|_, c| *c > 0);
@@ -222,16 +275,19 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
 
     // History: the closed 30 s windows of a device, as the oracle's tumbling rows.
     let end_ms = (t_end as i64 + 1) * config.tick_ms() as i64;
+    let all_rows = oracle.tumbling_rows(&config);
     for device in devices.iter().take(5) {
-        let expected: Vec<Value> = oracle
-            .tumbling_rows(&config)
-            .into_iter()
+        let expected: Vec<Value> = all_rows
+            .iter()
             .filter(|r| r.device == device.as_str() && r.window_len_ms == 30_000 && r.window_end_ms <= end_ms)
             .map(|r| r.to_json())
             .collect();
-        let (status, body) = get(&addr, &format!("/devices/{}/history?window=30s&limit=10000", percent_encode(device)));
+        let (status, body) = get(
+            &addr,
+            &format!("/devices/{}/history?window=30s&limit=10000", percent_encode(device)),
+        );
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["rows"], Value::Array(expected), "history of {device}");
+        assert_same!(body["rows"], Value::Array(expected), "history of {device}");
     }
     let (_, body) = get(&addr, &format!("/devices/{}/history?window=1m&from=0&to=1", devices[0]));
     assert_eq!(body["rows"], json!([]));
@@ -254,7 +310,10 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
         assert!(metrics.body.contains(needle), "{needle} in /metrics:\n{}", metrics.body);
     }
     outcome.serving.expect("serving").stop().unwrap();
-    assert!(client::get(&addr, "/health", Duration::from_secs(1)).is_err(), "stopped");
+    assert!(
+        client::get(&addr, "/health", Duration::from_secs(1)).is_err(),
+        "stopped"
+    );
 }
 
 #[test]
@@ -296,7 +355,11 @@ fn bad_requests_get_json_errors_and_do_not_hurt_the_engine() {
         String::from_utf8_lossy(&out).into_owned()
     };
     raw(b"\x00\x01\x02 garbage\r\n\r\n");
-    raw(format!("GET /devices/{} HTTP/1.1\r\nConnection: close\r\n\r\n", "x".repeat(5000)).as_bytes());
+    raw(format!(
+        "GET /devices/{} HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "x".repeat(5000)
+    )
+    .as_bytes());
     let post = raw(b"POST /health HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
     raw(b"GET /health HTTP/1.1\r\n");
@@ -373,7 +436,15 @@ fn the_binary_serves_and_vigil_query_prints_tables() {
 
     // --exit-when-done leaves after the input.
     let o = vigil_bin()
-        .args(["run", "--progress", "never", "--serve", &addr, "--exit-when-done", "--input"])
+        .args([
+            "run",
+            "--progress",
+            "never",
+            "--serve",
+            &addr,
+            "--exit-when-done",
+            "--input",
+        ])
         .arg(&input)
         .arg("--out")
         .arg(&out)
@@ -393,33 +464,58 @@ fn the_binary_serves_and_vigil_query_prints_tables() {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let h = client::get(&addr, "/health", Duration::from_secs(2));
-        if h.as_ref().is_ok_and(|r| r.json()["phase"].as_str().is_some_and(|p| p.starts_with("input done"))) {
+        if h.as_ref()
+            .is_ok_and(|r| r.json()["phase"].as_str().is_some_and(|p| p.starts_with("input done")))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "the server came up and finished the input");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(out.join("summary.json").exists(), "outputs are written before serving on");
+    assert!(
+        out.join("summary.json").exists(),
+        "outputs are written before serving on"
+    );
     let query = |args: &[&str]| {
-        vigil_bin().arg("query").args(args).args(["--addr", &addr]).output().unwrap()
+        vigil_bin()
+            .arg("query")
+            .args(args)
+            .args(["--addr", &addr])
+            .output()
+            .unwrap()
     };
     let (_, top) = get(&addr, "/top?feature=events_1h&k=1");
     let device = top["devices"][0]["device_id"].as_str().unwrap().to_string();
     let o = query(&["device", &device]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(text.contains(&device) && text.contains("windows") && text.contains("events_1m"), "{text}");
+    assert!(
+        text.contains(&device) && text.contains("windows") && text.contains("events_1m"),
+        "{text}"
+    );
     let o = query(&["device", &device, "--json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["as_of_ms"].is_i64());
-    for args in [&["top", "events_1m", "-k", "3"][..], &["anomalies"], &["health"], &["history", device.as_str()]] {
+    for args in [
+        &["top", "events_1m", "-k", "3"][..],
+        &["anomalies"],
+        &["health"],
+        &["history", device.as_str()],
+    ] {
         let o = query(args);
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        assert!(String::from_utf8_lossy(&o.stdout).contains("as of") || args[0] == "health", "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("as of") || args[0] == "health",
+            "{args:?}"
+        );
     }
     let o = query(&["device", "no-such-device"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("404"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // Port in use: a clear error naming the address.
     let o = vigil_bin()
@@ -430,14 +526,22 @@ fn the_binary_serves_and_vigil_query_prints_tables() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&addr), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&addr),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     child.kill().unwrap();
     let _ = child.wait();
 
     // Nobody listening: a clear error.
     let o = query(&["health"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot reach"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Two processes of a cluster (`-n 2 -p {0,1} -h HOSTFILE`, the lead's cluster flags) give
@@ -456,7 +560,18 @@ fn two_processes_of_a_cluster_answer_the_same() {
     let mut children: Vec<_> = (0..2)
         .map(|p| {
             vigil_bin()
-                .args(["run", "--progress", "never", "-w", "2", "-n", "2", "-p", &p.to_string(), "-h"])
+                .args([
+                    "run",
+                    "--progress",
+                    "never",
+                    "-w",
+                    "2",
+                    "-n",
+                    "2",
+                    "-p",
+                    &p.to_string(),
+                    "-h",
+                ])
                 .arg(&hostfile)
                 .args(["--serve", &serve[p], "--input"])
                 .arg(&input)
@@ -471,7 +586,9 @@ fn two_processes_of_a_cluster_answer_the_same() {
     for addr in &serve {
         loop {
             let h = client::get(addr, "/health", Duration::from_secs(2));
-            if h.as_ref().is_ok_and(|r| r.json()["phase"].as_str().is_some_and(|p| p.starts_with("input done"))) {
+            if h.as_ref()
+                .is_ok_and(|r| r.json()["phase"].as_str().is_some_and(|p| p.starts_with("input done")))
+            {
                 break;
             }
             assert!(Instant::now() < deadline, "process at {addr} finished its input");
@@ -489,7 +606,11 @@ fn two_processes_of_a_cluster_answer_the_same() {
         let a = client::get(&serve[0], path, TIMEOUT).unwrap();
         let b = client::get(&serve[1], path, TIMEOUT).unwrap();
         assert_eq!(a.status, 200, "{path}: {}", a.body);
-        assert_eq!((a.status, &a.body), (b.status, &b.body), "{path}: process 0 and 1 agree");
+        assert_eq!(
+            (a.status, &a.body),
+            (b.status, &b.body),
+            "{path}: process 0 and 1 agree"
+        );
     }
     for c in &mut children {
         let _ = c.kill();

@@ -108,7 +108,10 @@ pub fn bench_query(args: BenchQueryArgs) -> anyhow::Result<()> {
         lateness_ms: config.time.lateness.0,
         ..GeneratorConfig::default()
     };
-    eprintln!("generating {} events over {} devices (not timed)…", args.events, args.devices);
+    eprintln!(
+        "generating {} events over {} devices (not timed)…",
+        args.events, args.devices
+    );
     let mut data = Vec::with_capacity((args.events * 90) as usize);
     generate(&gen, OutputFormat::Csv, &mut data)?;
     // Device ids to ask about: the second column of the first lines.

@@ -56,11 +56,11 @@ fn serve_addr(text: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    let addr = text
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| UsageError(format!("--serve `{text}`: not an address; write e.g. 127.0.0.1:7070, or off")))?;
+    let addr = text.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| {
+        UsageError(format!(
+            "--serve `{text}`: not an address; write e.g. 127.0.0.1:7070, or off"
+        ))
+    })?;
     Ok(Some(addr))
 }
 

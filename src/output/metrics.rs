@@ -39,7 +39,14 @@ pub struct Metrics {
 
 /// The query server's endpoints, as labelled in metrics.
 pub const ENDPOINTS: [&str; 8] = [
-    "device", "history", "anomalies", "top", "health", "metrics", "other", "features",
+    "device",
+    "history",
+    "anomalies",
+    "top",
+    "health",
+    "metrics",
+    "other",
+    "features",
 ];
 
 /// Upper bounds (seconds) of the query latency histogram's buckets (`+Inf` is implied).

@@ -27,12 +27,12 @@ use differential_dataflow::operators::arrange::TraceAgent;
 use differential_dataflow::trace::cursor::{cursor_list, Cursor};
 use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::trace::TraceReader;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::input::Input;
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Exchange};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::InputHandleVec;
 use timely::progress::frontier::{Antichain, AntichainRef};
 
@@ -333,25 +333,29 @@ impl Queries {
                 .map(|m| m)
                 .exchange(|m: &QueryMsg| m.query.device().map_or(0, |d| d.hashed()))
                 .concat(wide_stream.broadcast())
-                .unary_frontier::<CapacityContainerBuilder<Vec<Reply>>, _, _, _>(Pipeline, "QueryRead", move |_cap, _info| {
-                    move |(input, frontier), output| {
-                        input.for_each(|cap, data| {
-                            let at = cap.least().copied().unwrap_or_default();
-                            let mut session = output.session(&cap);
-                            for msg in data.drain(..) {
-                                tracing::trace!(origin = msg.origin, seq = msg.seq, at, "reading a query");
-                                let part = reader.answer(&msg.query, at);
-                                session.give(Reply {
-                                    origin: msg.origin,
-                                    seq: msg.seq,
-                                    tick: at,
-                                    part,
-                                });
-                            }
-                        });
-                        reader.compact(frontier.frontier());
-                    }
-                })
+                .unary_frontier::<CapacityContainerBuilder<Vec<Reply>>, _, _, _>(
+                    Pipeline,
+                    "QueryRead",
+                    move |_cap, _info| {
+                        move |(input, frontier), output| {
+                            input.for_each(|cap, data| {
+                                let at = cap.least().copied().unwrap_or_default();
+                                let mut session = output.session(&cap);
+                                for msg in data.drain(..) {
+                                    tracing::trace!(origin = msg.origin, seq = msg.seq, at, "reading a query");
+                                    let part = reader.answer(&msg.query, at);
+                                    session.give(Reply {
+                                        origin: msg.origin,
+                                        seq: msg.seq,
+                                        tick: at,
+                                        part,
+                                    });
+                                }
+                            });
+                            reader.compact(frontier.frontier());
+                        }
+                    },
+                )
                 .exchange(|r: &Reply| r.origin)
                 .sink(Pipeline, "QueryReplies", move |(input, _frontier)| {
                     input.for_each(|_cap, data| sink.borrow_mut().append(data));
@@ -450,7 +454,9 @@ impl Queries {
         let replies = std::mem::take(&mut *e.replies.borrow_mut());
         for reply in replies {
             tracing::trace!(seq = reply.seq, tick = reply.tick, "a part of an answer");
-            let Some(w) = e.waiting.get_mut(&reply.seq) else { continue };
+            let Some(w) = e.waiting.get_mut(&reply.seq) else {
+                continue;
+            };
             debug_assert_eq!(reply.tick, w.tick);
             w.parts.push(reply.part);
             if w.parts.len() >= w.expected {
@@ -472,7 +478,10 @@ impl Queries {
     pub fn serve_until_stopped(mut self, worker: &mut timely::worker::Worker, complete: u64) {
         if let Some(e) = self.engine.as_ref() {
             e.hub.set_input_done();
-            e.hub.metrics.frontier_tick.fetch_max(complete, std::sync::atomic::Ordering::Relaxed);
+            e.hub
+                .metrics
+                .frontier_tick
+                .fetch_max(complete, std::sync::atomic::Ordering::Relaxed);
         }
         while self.engine.as_ref().is_some_and(|e| !e.hub.stopping()) {
             self.step(complete);

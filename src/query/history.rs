@@ -34,21 +34,24 @@ pub fn arrange_history<'s>(
 ) -> HistoryTrace {
     let tick_ms = config.tick_ms() as i64;
     let retention = (config.server.history_retention.0 / config.tick_ms()).max(1);
-    let arranged = rows.unary::<CapacityContainerBuilder<Vec<HistoryUpdate>>, _, _, _>(Pipeline, "HistoryRows", move |_cap, _info| {
-        move |input, output| {
-            input.for_each(|cap, data| {
-                let mut session = output.session(&cap);
-                for row in data.drain(..) {
-                    let close = ((row.window_end_ms / tick_ms) as u64).saturating_sub(1).max(cap.least().copied().unwrap_or_default());
-                    let key = row.device.clone();
-                    session.give(((key.clone(), row.clone()), close, 1isize));
-                    session.give(((key, row), close.saturating_add(retention), -1isize));
-                }
-            });
-        }
-    })
-    .as_collection()
-    .arrange_by_key_named("history");
+    let arranged = rows
+        .unary::<CapacityContainerBuilder<Vec<HistoryUpdate>>, _, _, _>(Pipeline, "HistoryRows", move |_cap, _info| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let mut session = output.session(&cap);
+                    for row in data.drain(..) {
+                        let close = ((row.window_end_ms / tick_ms) as u64)
+                            .saturating_sub(1)
+                            .max(cap.least().copied().unwrap_or_default());
+                        let key = row.device.clone();
+                        session.give(((key.clone(), row.clone()), close, 1isize));
+                        session.give(((key, row), close.saturating_add(retention), -1isize));
+                    }
+                });
+            }
+        })
+        .as_collection()
+        .arrange_by_key_named("history");
     arranged.stream.clone().probe_with(probe);
     arranged.trace
 }

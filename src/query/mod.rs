@@ -34,7 +34,7 @@ use crate::event::DeviceId;
 use crate::output::metrics::Metrics;
 use crate::window::{DeviceWindows, WindowRow};
 
-pub use dataflow::{QueryTraces, Queries};
+pub use dataflow::{Queries, QueryTraces};
 pub use server::{Server, ServerError};
 pub use serving::Serving;
 

@@ -219,7 +219,9 @@ fn limit(params: &Params, name: &str, default: usize) -> Result<usize, RequestEr
         None => Ok(default),
         Some(v) => match v.trim().parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(bad(format!("parameter `{name}`: `{v}` is not a number from 1 to {MAX_LIMIT}"))),
+            _ => Err(bad(format!(
+                "parameter `{name}`: `{v}` is not a number from 1 to {MAX_LIMIT}"
+            ))),
         },
     }
 }
@@ -277,7 +279,12 @@ mod tests {
         );
         assert!(matches!(
             parse("GET", "/devices/a/history?window=1m&from=5&to=10", &c),
-            Ok(Route::Query(Query::History { window_ms: 60_000, from_ms: Some(5), to_ms: Some(10), .. }))
+            Ok(Route::Query(Query::History {
+                window_ms: 60_000,
+                from_ms: Some(5),
+                to_ms: Some(10),
+                ..
+            }))
         ));
         assert!(matches!(
             parse("GET", "/top?feature=events_1m&k=3", &c),

@@ -43,7 +43,9 @@ impl Server {
     /// Binds `addr` (port 0: any free port; see [`Server::addr`]) and starts the handlers.
     pub fn start(addr: SocketAddr, config: &Config, metrics: Arc<Metrics>) -> Result<Server, ServerError> {
         let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
-        let bound = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
         let http = tiny_http::Server::from_listener(listener, None).map_err(|e| ServerError::Start {
             addr,
             message: e.to_string(),
@@ -136,7 +138,14 @@ fn handle(
     };
     match route {
         Route::Health => (4, health(hub, started), JSON),
-        Route::Metrics => (5, Answer { status: 200, body: prometheus(hub) }, "text/plain; version=0.0.4"),
+        Route::Metrics => (
+            5,
+            Answer {
+                status: 200,
+                body: prometheus(hub),
+            },
+            "text/plain; version=0.0.4",
+        ),
         Route::Features => {
             let body = json!({
                 "as_of_ms": frontier_ms(hub),
@@ -150,12 +159,19 @@ fn handle(
             let endpoint = query.endpoint();
             let (tx, rx) = mpsc::sync_channel(1);
             if !hub.submit(Pending { query, reply: tx }) {
-                return (endpoint, Answer::error(503, "the engine is not taking queries (shutting down)", &[]), JSON);
+                return (
+                    endpoint,
+                    Answer::error(503, "the engine is not taking queries (shutting down)", &[]),
+                    JSON,
+                );
             }
             let answer = rx.recv_timeout(timeout).unwrap_or_else(|_| {
                 Answer::error(
                     503,
-                    &format!("no answer within {} ms; the engine is busy or a worker is gone", timeout.as_millis()),
+                    &format!(
+                        "no answer within {} ms; the engine is busy or a worker is gone",
+                        timeout.as_millis()
+                    ),
                     &[],
                 )
             });
@@ -213,13 +229,33 @@ pub fn prometheus(hub: &Hub) -> String {
         }
     };
     let one = |v: u64| vec![(String::new(), v as f64)];
-    metric("vigil_events_read_total", "counter", "Records read.", &one(m.read.load(Relaxed)));
-    metric("vigil_events_accepted_total", "counter", "Records accepted as events.", &one(m.accepted.load(Relaxed)));
+    metric(
+        "vigil_events_read_total",
+        "counter",
+        "Records read.",
+        &one(m.read.load(Relaxed)),
+    );
+    metric(
+        "vigil_events_accepted_total",
+        "counter",
+        "Records accepted as events.",
+        &one(m.accepted.load(Relaxed)),
+    );
     let rejects: Vec<(String, f64)> = RejectReason::ALL
         .iter()
-        .map(|r| (format!("{{reason=\"{}\"}}", r.as_str()), m.rejected[r.index()].load(Relaxed) as f64))
+        .map(|r| {
+            (
+                format!("{{reason=\"{}\"}}", r.as_str()),
+                m.rejected[r.index()].load(Relaxed) as f64,
+            )
+        })
         .collect();
-    metric("vigil_events_rejected_total", "counter", "Records rejected, by reason.", &rejects);
+    metric(
+        "vigil_events_rejected_total",
+        "counter",
+        "Records rejected, by reason.",
+        &rejects,
+    );
     let late_rejected = m.rejected[RejectReason::Late.index()].load(Relaxed);
     let corrected = m.late_corrected.load(Relaxed);
     metric(
@@ -228,7 +264,12 @@ pub fn prometheus(hub: &Hub) -> String {
         "Late records (rejected as late or applied as corrections).",
         &one(late_rejected + corrected),
     );
-    metric("vigil_events_late_corrected_total", "counter", "Late records applied at the watermark.", &one(corrected));
+    metric(
+        "vigil_events_late_corrected_total",
+        "counter",
+        "Late records applied at the watermark.",
+        &one(corrected),
+    );
     let frontier = frontier_ms(hub).unwrap_or(0);
     let max_event = m.max_event_ms.load(Relaxed) as i64;
     metric(
@@ -237,7 +278,12 @@ pub fn prometheus(hub: &Hub) -> String {
         "Event time (ms, inclusive) every output and query answer is complete through.",
         &[(String::new(), frontier as f64)],
     );
-    metric("vigil_max_event_time_ms", "gauge", "Highest event time seen (ms).", &[(String::new(), max_event as f64)]);
+    metric(
+        "vigil_max_event_time_ms",
+        "gauge",
+        "Highest event time seen (ms).",
+        &[(String::new(), max_event as f64)],
+    );
     metric(
         "vigil_frontier_lag_ms",
         "gauge",
@@ -250,13 +296,19 @@ pub fn prometheus(hub: &Hub) -> String {
         "vigil_anomalies_opened_total",
         "counter",
         "Anomaly episodes opened, by detector.",
-        &by_detector.iter().map(|(d, (o, _))| (lab(d), *o as f64)).collect::<Vec<_>>(),
+        &by_detector
+            .iter()
+            .map(|(d, (o, _))| (lab(d), *o as f64))
+            .collect::<Vec<_>>(),
     );
     metric(
         "vigil_anomalies_closed_total",
         "counter",
         "Anomaly episodes closed, by detector.",
-        &by_detector.iter().map(|(d, (_, c))| (lab(d), *c as f64)).collect::<Vec<_>>(),
+        &by_detector
+            .iter()
+            .map(|(d, (_, c))| (lab(d), *c as f64))
+            .collect::<Vec<_>>(),
     );
     metric(
         "vigil_anomalies_open",
@@ -276,7 +328,12 @@ pub fn prometheus(hub: &Hub) -> String {
             ));
         }
     }
-    metric("vigil_queries_total", "counter", "Query server answers, by endpoint and status class.", &answered);
+    metric(
+        "vigil_queries_total",
+        "counter",
+        "Query server answers, by endpoint and status class.",
+        &answered,
+    );
     let h = &m.query_latency;
     let _ = writeln!(
         out,
@@ -289,7 +346,11 @@ pub fn prometheus(hub: &Hub) -> String {
     }
     cumulative += h.buckets[LATENCY_BUCKETS_S.len()].load(Relaxed);
     let _ = writeln!(out, "vigil_query_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
-    let _ = writeln!(out, "vigil_query_duration_seconds_sum {}", h.sum_us.load(Relaxed) as f64 / 1e6);
+    let _ = writeln!(
+        out,
+        "vigil_query_duration_seconds_sum {}",
+        h.sum_us.load(Relaxed) as f64 / 1e6
+    );
     let _ = writeln!(out, "vigil_query_duration_seconds_count {}", h.count.load(Relaxed));
     out
 }
