@@ -448,6 +448,28 @@ impl PinotConfig {
     }
 }
 
+/// `[server]`: the embedded query server (`vigil run --serve`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// How much event time of closed tumbling windows `/devices/{id}/history` keeps.
+    pub history_retention: DurationMs,
+    /// Threads taking HTTP requests.
+    pub threads: usize,
+    /// A query not answered within this (wall clock) gets a 503.
+    pub timeout: DurationMs,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            history_retention: DurationMs(3_600_000),
+            threads: 4,
+            timeout: DurationMs(5_000),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -459,6 +481,7 @@ pub struct Config {
     pub output: OutputConfig,
     pub kafka: KafkaConfig,
     pub pinot: PinotConfig,
+    pub server: ServerConfig,
     /// Per-detector sections, checked by the detector registry.
     pub detectors: toml::Table,
     /// `[model]`: training, registry, retraining schedule, MLflow (see `src/model/config.rs`).
@@ -587,6 +610,12 @@ impl Config {
         self.pinot.validate()?;
         if let Err((key, message)) = self.model.check(tick) {
             return Err(invalid(&key, &message));
+        }
+        if self.server.threads == 0 {
+            return Err(invalid("server.threads", "must be at least 1"));
+        }
+        if self.server.timeout.0 == 0 {
+            return Err(invalid("server.timeout", "must be positive, e.g. \"5s\""));
         }
         match self.input.format.as_str() {
             "auto" | "csv" | "jsonl" | "zeek" => {}

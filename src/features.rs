@@ -108,6 +108,24 @@ impl FeatureLayout {
         out
     }
 
+    /// Index of a feature by name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// One feature of a device state (the same value as `vector(state)[index]`), computing
+    /// only the window it comes from; `scratch` is reused between calls.
+    pub fn value(&self, state: &DeviceWindows, index: usize, scratch: &mut Vec<f64>) -> f64 {
+        let per = PER_WINDOW.len();
+        scratch.clear();
+        if let Some(&(i, ms, _)) = self.windows.get(index / per) {
+            per_window(&state.windows[i], ms, scratch);
+            return scratch[index % per];
+        }
+        let v = self.vector(state);
+        v.get(index).copied().unwrap_or(0.0)
+    }
+
     /// The feature vector of one device state.
     pub fn vector(&self, state: &DeviceWindows) -> Vec<f64> {
         let mut v = Vec::with_capacity(self.names.len());
@@ -209,5 +227,14 @@ mod tests {
         assert_eq!(at("ext_ratio_1m"), 0.5);
         assert_eq!(at("rate_ratio"), 6.0);
         assert!(v.iter().all(|x| x.is_finite()));
+        let mut scratch = Vec::new();
+        for (i, x) in v.iter().enumerate() {
+            assert_eq!(
+                layout.value(&state, i, &mut scratch).to_bits(),
+                x.to_bits(),
+                "{}",
+                layout.names()[i]
+            );
+        }
     }
 }

@@ -20,5 +20,6 @@ pub mod model;
 pub mod output;
 pub mod pinot;
 pub mod pipeline;
+pub mod query;
 pub mod source;
 pub mod window;

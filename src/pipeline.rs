@@ -48,6 +48,8 @@ pub enum RunError {
     Cluster(String),
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Serve(#[from] crate::query::ServerError),
 }
 
 /// Everything a run needs.
@@ -62,26 +64,38 @@ pub struct RunSpec {
     pub progress: bool,
     /// This process's place in a cluster (None: a single process).
     pub cluster: Option<ClusterSpec>,
+    /// Serve live queries on this address (None: no server, no query dataflow).
+    pub serve: Option<std::net::SocketAddr>,
 }
 
-/// What a run reports when it ends.
+/// What a run reports when its input is done.
 #[derive(Debug)]
 pub struct RunOutcome {
     /// Totals over every process of the cluster.
     pub summary: Summary,
     /// This process's own counters.
     pub metrics: Arc<Metrics>,
+    /// With a server: the workers still answering queries about what the run found, until
+    /// [`Serving::wait`] (serve until the process ends) or [`Serving::stop`].
+    pub serving: Option<crate::query::Serving>,
 }
 
-/// Runs the main job to the end of its input.
+/// Runs the main job to the end of its input (with a server, the workers go on answering
+/// queries: see [`RunOutcome::serving`]).
 pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
     let metrics = Arc::new(Metrics::default());
     let workers = spec.workers.max(1);
+    let server = match spec.serve {
+        Some(addr) => Some(crate::query::Server::start(addr, &spec.config, metrics.clone())?),
+        None => None,
+    };
+    let hub = server.as_ref().map(|s| s.hub.clone());
     let spec = Arc::new(spec);
     let end_ms = Arc::new(std::sync::Mutex::new(None::<i64>));
     let totals = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let shared = (spec.clone(), metrics.clone(), end_ms.clone(), totals.clone());
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(), RunError>>();
+    let shared = (spec.clone(), metrics.clone(), end_ms.clone(), totals.clone(), hub, done_tx);
     let timely_config = match &spec.cluster {
         Some(c) => c.timely_config(workers),
         None => timely::Config::process(workers),
@@ -93,8 +107,17 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
         .name("vigil-connect".into())
         .spawn(move || {
             let result = timely::execute(timely_config, move |worker| {
-                let (spec, metrics, end_ms, totals) = &shared;
-                run_worker(worker, spec, metrics, end_ms, totals)
+                let (spec, metrics, end_ms, totals, hub, done) = &shared;
+                let (result, queries, complete) = run_worker(worker, spec, metrics, end_ms, totals, hub.clone());
+                let ok = result.is_ok();
+                let _ = done.send(result);
+                if ok {
+                    queries.serve_until_stopped(worker, complete);
+                } else {
+                    drop(queries);
+                }
+                while worker.step_or_park(Some(Duration::from_millis(10))) {}
+                Ok::<(), RunError>(())
             });
             let _ = tx.send(result);
         })
@@ -117,23 +140,63 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
             )));
         }
     };
-    for result in guards.join() {
-        result.map_err(RunError::Dataflow)??;
+    // Every local worker reports when its input phase is over (outputs written).
+    let mut failed = None;
+    for _ in 0..workers {
+        match done_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                failed.get_or_insert(e);
+            }
+            Err(_) => break, // a worker panicked: joining the guards reports it
+        }
+    }
+    if let Some(e) = failed {
+        if let Some(server) = server {
+            server.shutdown();
+        }
+        drop(guards);
+        return Err(e);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let end = *end_ms.lock().expect("end lock");
     let total_workers = workers * spec.cluster.as_ref().map_or(1, |c| c.processes);
     let totals = totals.lock().expect("totals lock").clone();
     let summary = Summary::from_metrics(&metrics::from_snapshot(&totals), total_workers, elapsed, end);
-    Ok(RunOutcome { summary, metrics })
+    let serving = crate::query::Serving::start(server, guards)?;
+    Ok(RunOutcome {
+        summary,
+        metrics,
+        serving,
+    })
 }
 
+/// The input phase of one worker: the result, the worker's query engine and the frontier
+/// its answers are read at once the input is done.
 fn run_worker(
     worker: &mut timely::worker::Worker,
     spec: &RunSpec,
     metrics: &Arc<Metrics>,
     end_ms: &std::sync::Mutex<Option<i64>>,
     totals: &std::sync::Mutex<Vec<u64>>,
+    hub: Option<Arc<crate::query::Hub>>,
+) -> (Result<(), RunError>, crate::query::Queries, u64) {
+    let mut queries = crate::query::Queries::none();
+    let mut complete = 0;
+    let result = run_input(worker, spec, metrics, end_ms, totals, hub, &mut queries, &mut complete);
+    (result, queries, complete)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_input(
+    worker: &mut timely::worker::Worker,
+    spec: &RunSpec,
+    metrics: &Arc<Metrics>,
+    end_ms: &std::sync::Mutex<Option<i64>>,
+    totals: &std::sync::Mutex<Vec<u64>>,
+    hub: Option<Arc<crate::query::Hub>>,
+    queries: &mut crate::query::Queries,
+    complete_out: &mut u64,
 ) -> Result<(), RunError> {
     let index = worker.index();
     let peers = worker.peers();
@@ -143,12 +206,16 @@ fn run_worker(
     let probe = ProbeHandle::new();
     let gauges = Rc::new(WindowGauges::default());
     let window_spec = WindowSpec::from_config(config);
+    let main_dataflow = worker.next_dataflow_index();
 
-    let (mut input, mut reject_input, model_input, trace) = worker.dataflow::<u64, _, _>(|scope| {
+    let (mut input, mut reject_input, model_input, trace, query_traces) = worker.dataflow::<u64, _, _>(|scope| {
         let (input, events) = scope.new_input::<(u64, Event)>();
         let (reject_input, rejects) = scope.new_input::<(DeviceId, u64, isize)>();
         let (model_input, models) = crate::model::driver::model_collection(scope);
         let (changes, rows) = window_stats(events.clone(), window_spec, gauges.clone());
+        let history = hub
+            .as_ref()
+            .map(|_| crate::query::history::arrange_history(rows.clone(), config, &probe));
         let row_sink = sink.clone();
         let row_metrics = metrics.clone();
         rows.sink(Pipeline, "WindowRows", move |(input, _frontier)| {
@@ -183,32 +250,37 @@ fn run_worker(
         let anomaly_sink = sink.clone();
         let anomaly_metrics = metrics.clone();
         let anomalies = anomalies.inspect_batch(move |_t, batch| {
-            for (_, _, diff) in batch {
-                let counter = if *diff > 0 {
-                    &anomaly_metrics.anomalies_opened
-                } else {
-                    &anomaly_metrics.anomalies_closed
-                };
-                counter.fetch_add(diff.unsigned_abs() as u64, Relaxed);
+            for (anomaly, _, diff) in batch {
+                anomaly_metrics.anomaly_change(&anomaly.detector, *diff);
             }
             anomaly_sink.borrow_mut().anomalies(batch);
         });
-        anomalies
+        let anomalies = anomalies
             .map(|a| (a.device.clone(), a))
-            .arrange_by_key_named("anomalies")
-            .stream
-            .probe_with(&probe);
+            .arrange_by_key_named("anomalies");
+        anomalies.stream.clone().probe_with(&probe);
         for stream in scores {
             let score_sink = sink.clone();
             stream.sink(Pipeline, "Scores", move |(input, _frontier)| {
                 input.for_each(|_cap, data| score_sink.borrow_mut().scores(data));
             });
         }
-        Ok::<_, RunError>((input, reject_input, model_input, arranged.trace))
+        let query_traces = history.map(|history| (anomalies.trace, history));
+        Ok::<_, RunError>((input, reject_input, model_input, arranged.trace, query_traces))
     })?;
     let mut store = FeatureStore::new(trace);
     // Models: the active one enters the dataflow; retraining on schedule (src/model/driver.rs).
     let mut models = crate::model::driver::ModelDriver::new(worker, config, model_input)?;
+    *queries = crate::query::Queries::new(
+        worker,
+        hub,
+        query_traces.map(|(anomalies, history)| crate::query::QueryTraces {
+            features: store.trace().clone(),
+            anomalies,
+            history: Some(history),
+        }),
+        config,
+    );
 
     let mut source: Box<dyn WorkerInput> = open_input(&spec.input, spec.format, config, index, peers)?;
     let progress = (spec.progress && index == 0).then(Progress::new);
@@ -231,6 +303,9 @@ fn run_worker(
             reject_input.send((device, t, 1));
         }
         if !batch.events.is_empty() {
+            if let Some(max) = batch.events.iter().map(|(_, e)| e.ts_ms).max() {
+                metrics.max_event_ms.fetch_max(max.max(0) as u64, Relaxed);
+            }
             input.send_batch(&mut batch.events);
             batch.events.clear();
         }
@@ -260,8 +335,10 @@ fn run_worker(
         worker.step();
         while probe.less_than(input.time()) {
             worker.step();
+            queries.step(probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX));
         }
         let complete = probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX);
+        queries.step(complete);
         while let Some(s) = next_snapshot.filter(|&s| s < complete) {
             let states = store.read_at(s);
             metrics.features_written.fetch_add(states.len() as u64, Relaxed);
@@ -323,6 +400,7 @@ fn run_worker(
         let states = store.read_at(t_end);
         metrics.features_written.fetch_add(states.len() as u64, Relaxed);
         sink.borrow_mut().features(t_end, true, &states);
+        *complete_out = t_end + 1;
         let tick = config.tick_ms() as i64;
         *end_ms.lock().expect("end lock") = Some((t_end as i64 + 1) * tick - 1);
     }
@@ -330,7 +408,11 @@ fn run_worker(
     drop(input);
     drop(reject_input);
     drop(models);
-    while worker.step_or_park(Some(Duration::from_millis(10))) {}
+    // The main dataflow drains; the query dataflow (when serving) goes on answering.
+    while worker.installed_dataflows().contains(&main_dataflow) {
+        worker.step_or_park(Some(Duration::from_millis(10)));
+        queries.step(*complete_out);
+    }
     sink.borrow_mut().flush()?;
     source.commit(u64::MAX)?;
     tracing::debug!(worker = index, "dataflow complete");

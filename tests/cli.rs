@@ -4,9 +4,17 @@
 use std::process::{Command, Output};
 
 fn vigil(args: &[&str]) -> Output {
+    // `vigil run` serves queries by default; tests run in parallel, so no server here
+    // (tests/query.rs covers it).
+    let no_server: &[&str] = if args.first() == Some(&"run") {
+        &["--serve", "off"]
+    } else {
+        &[]
+    };
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
+        .args(no_server)
         .env("VIGIL_LOG", "warn")
         .output()
         .expect("run vigil")

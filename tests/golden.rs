@@ -28,6 +28,8 @@ fn run(input: &str, workers: usize, out: &Path) {
         .current_dir(root())
         .args([
             "run",
+            "--serve",
+            "off",
             "--input",
             input,
             "--progress",

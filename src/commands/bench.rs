@@ -130,6 +130,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         sinks: Arc::new(|_| Box::new(NullSink) as Box<dyn WorkerSink>),
         progress: false,
         cluster: None,
+        serve: None,
     })?;
     let secs = started.elapsed().as_secs_f64();
     let s = &outcome.summary;

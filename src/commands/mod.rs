@@ -9,6 +9,8 @@ mod pinot;
 mod produce;
 mod bench_train;
 mod models;
+mod bench_query;
+mod query;
 mod run;
 mod train;
 
@@ -55,6 +57,10 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// Retraining time for N devices and the cost of re-scoring after a model change.
     BenchTrain(bench_train::BenchTrainArgs),
+    /// Ask a running engine (`vigil run --serve`) about devices, anomalies, top features.
+    Query(query::QueryArgs),
+    /// Measure query latency (p50/p99) at a fixed query rate while ingesting at full speed.
+    BenchQuery(bench_query::BenchQueryArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -70,6 +76,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::train_cmd(args),
         Command::Models(args) => models::models(args),
         Command::BenchTrain(args) => bench_train::bench_train(args),
+        Command::Query(args) => query::query(args),
+        Command::BenchQuery(args) => bench_query::bench_query(args),
     }
 }
 

@@ -80,6 +80,31 @@ pub struct RunArgs {
     /// detectors that score every event to this file.
     #[arg(long)]
     pub scores_out: Option<PathBuf>,
+    /// Serve live queries (HTTP/JSON) on ADDR, or `off`. Default: 127.0.0.1:7070 while the
+    /// input runs. Given explicitly, the run keeps serving after its input is done, until
+    /// Ctrl-C (see --exit-when-done).
+    #[arg(long, value_name = "ADDR|off")]
+    pub serve: Option<String>,
+    /// Stop when the input is done, even when serving queries.
+    #[arg(long)]
+    pub exit_when_done: bool,
+}
+
+/// Where the query server listens unless told otherwise.
+pub const DEFAULT_SERVE: &str = "127.0.0.1:7070";
+
+/// The `--serve` address: None for `off`.
+fn serve_addr(text: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr = text.to_socket_addrs().ok().and_then(|mut a| a.next()).ok_or_else(|| {
+        UsageError(format!(
+            "--serve `{text}`: not an address; write e.g. 127.0.0.1:7070, or off"
+        ))
+    })?;
+    Ok(Some(addr))
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -134,7 +159,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "never" => false,
         other => return Err(UsageError(format!("--progress `{other}`: use auto, always or never")).into()),
     };
+    let explicit_serve = args.serve.is_some();
+    let mut serve = serve_addr(args.serve.as_deref().unwrap_or(DEFAULT_SERVE))?;
+    if !explicit_serve {
+        // The default address is a convenience: when it is taken, run without a server.
+        if let Some(addr) = serve {
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                tracing::warn!("not serving queries: cannot listen on {addr} ({e}); pass --serve ADDR or --serve off");
+                serve = None;
+            }
+        }
+    }
     let cluster = cluster_spec(&args)?;
+    if cluster.is_some() && !explicit_serve {
+        // Every process of a cluster must build the same dataflows: the query server is on
+        // in a cluster only when asked for on every process (--serve ADDR each).
+        serve = None;
+    }
     let leader = cluster.as_ref().is_none_or(|c| c.process == 0);
     if let Some(c) = &cluster {
         super::install_panic_hook(c.addresses.clone());
@@ -177,6 +218,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         sinks,
         progress,
         cluster,
+        serve,
     })?;
     if !leader {
         eprintln!("{}", outcome.summary.human());
@@ -211,6 +253,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("sent {topics}");
     }
     eprintln!("wrote {}", summary_path.display());
+    if let Some(serving) = outcome.serving {
+        if explicit_serve && !args.exit_when_done {
+            eprintln!(
+                "input done; serving queries on http://{} until Ctrl-C (try `vigil query health --addr {}`)",
+                serving.addr(),
+                serving.addr()
+            );
+            serving.wait()?;
+        } else {
+            serving.stop()?;
+        }
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -33,11 +34,89 @@ pub struct Metrics {
     pub peak_arrangement_updates: AtomicU64,
     /// Largest number of events the window operators held at once (same accounting).
     pub peak_window_events: AtomicU64,
+    /// Anomaly episodes (opened, closed) per detector.
+    pub anomalies_by_detector: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Query latencies (request read to answer ready).
+    pub query_latency: LatencyHistogram,
+    /// Answers by endpoint and status class: `[endpoint][0: 2xx, 1: 4xx, 2: 5xx]`.
+    pub queries: [[AtomicU64; 3]; ENDPOINTS.len()],
+}
+
+/// The query server's endpoints, as labelled in metrics.
+pub const ENDPOINTS: [&str; 8] = [
+    "device",
+    "history",
+    "anomalies",
+    "top",
+    "health",
+    "metrics",
+    "other",
+    "features",
+];
+
+/// Upper bounds (seconds) of the query latency histogram's buckets (`+Inf` is implied).
+pub const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// A Prometheus-style cumulative-on-read latency histogram (counts per bucket, sum, count).
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Per bucket of [`LATENCY_BUCKETS_S`], plus one for larger values.
+    pub buckets: [AtomicU64; LATENCY_BUCKETS_S.len() + 1],
+    pub sum_us: AtomicU64,
+    pub count: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, d: std::time::Duration) {
+        let s = d.as_secs_f64();
+        let i = LATENCY_BUCKETS_S
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
 }
 
 impl Metrics {
     pub fn reject(&self, reason: RejectReason) {
         self.rejected[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    /// An anomaly episode of `detector` opened (`diff > 0`) or closed (`diff < 0`).
+    pub fn anomaly_change(&self, detector: &str, diff: isize) {
+        let n = diff.unsigned_abs() as u64;
+        let (total, slot) = if diff > 0 {
+            (&self.anomalies_opened, 0)
+        } else {
+            (&self.anomalies_closed, 1)
+        };
+        total.fetch_add(n, Relaxed);
+        if let Ok(mut map) = self.anomalies_by_detector.lock() {
+            let e = map.entry(detector.to_string()).or_default();
+            if slot == 0 {
+                e.0 += n;
+            } else {
+                e.1 += n;
+            }
+        }
+    }
+
+    /// An answer of the query server: its endpoint (index into [`ENDPOINTS`]), status and
+    /// latency.
+    pub fn query_answered(&self, endpoint: usize, status: u16, latency: std::time::Duration) {
+        let class = match status {
+            200..=399 => 0,
+            400..=499 => 1,
+            _ => 2,
+        };
+        if let Some(row) = self.queries.get(endpoint) {
+            row[class].fetch_add(1, Relaxed);
+        }
+        self.query_latency.observe(latency);
     }
 
     pub fn rejected_total(&self) -> u64 {

@@ -26,6 +26,7 @@ pub fn run_captured(config: &Config, data: &[u8], format: Option<Format>, worker
         sinks: CaptureSink::factory(captured.clone()),
         progress: false,
         cluster: None,
+        serve: None,
     })
     .expect("engine run");
     let captured = std::mem::take(&mut *captured.lock().unwrap());

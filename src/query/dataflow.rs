@@ -1,0 +1,493 @@
+//! The query dataflow: one per worker, built after the main dataflow, reading its
+//! arrangements through handles of their traces.
+//!
+//! Shape: two inputs of [`QueryMsg`] at tick `T` — point queries, exchanged by the device's
+//! key hash (the very placement `arrange_by_key` uses, so they land on the worker that owns
+//! the device), and listings, broadcast to every worker — feed one reader operator, which
+//! reads its worker's shard of the features / anomalies / history traces at exactly the
+//! message's time `T` and sends a [`Reply`] exchanged back to the origin worker.
+//!
+//! Invariants: a query is sent at a tick the main dataflow has completed on every worker
+//! (`complete - 1`, and the completed frontier is global), so every owner's trace holds all
+//! updates at or before it; the reader's trace handles compact only to the reader's input
+//! frontier, so no query can arrive for a time that was compacted away, and they release
+//! everything once the query inputs close. Every worker advances its query inputs each
+//! step, whether or not it takes requests; only the origin worker (the one holding the
+//! [`Hub`]'s receiver) sends queries.
+
+use std::cell::RefCell;
+use std::collections::{BinaryHeap, HashMap};
+use std::rc::Rc;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use differential_dataflow::hashable::Hashable;
+use differential_dataflow::operators::arrange::TraceAgent;
+use differential_dataflow::trace::cursor::{cursor_list, Cursor};
+use differential_dataflow::trace::implementations::ValSpine;
+use differential_dataflow::trace::TraceReader;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::input::Input;
+use timely::dataflow::operators::vec::{Broadcast, Map};
+use timely::dataflow::operators::{Concat, Exchange};
+use timely::dataflow::InputHandleVec;
+use timely::progress::frontier::{Antichain, AntichainRef};
+
+use super::history::HistoryTrace;
+use super::render::Renderer;
+use super::{Answer, Hub, Part, Pending, Query, QueryMsg, Reply};
+use crate::config::Config;
+use crate::detect::Anomaly;
+use crate::event::DeviceId;
+use crate::feature_store::FeatureTrace;
+use crate::features::FeatureLayout;
+use crate::window::WindowRow;
+
+/// The arranged anomalies (device → open anomaly).
+pub type AnomalyTrace = TraceAgent<ValSpine<DeviceId, Anomaly, u64, isize>>;
+
+/// Handles on the main dataflow's arrangements, for the query dataflow.
+pub struct QueryTraces {
+    pub features: FeatureTrace,
+    pub anomalies: AnomalyTrace,
+    /// Absent when the main dataflow keeps no history.
+    pub history: Option<HistoryTrace>,
+}
+
+/// Visits every `(key, value)` of `trace` present at time `at` (accumulated count > 0),
+/// only `key`'s when one is given.
+macro_rules! scan {
+    ($trace:expr, $key:expr, $at:expr, |$k:ident, $v:ident| $body:block) => {{
+        let only: Option<&DeviceId> = $key;
+        let at: u64 = $at;
+        if let Some(batches) = $trace.batches_through(Antichain::new().borrow()) {
+            let (mut cursor, storage) = cursor_list(batches);
+            if let Some(key) = only {
+                cursor.seek_key(&storage, key);
+            }
+            while let Some($k) = cursor.get_key(&storage) {
+                if only.is_some_and(|want| want != $k) {
+                    break;
+                }
+                while let Some($v) = cursor.get_val(&storage) {
+                    let mut count = 0isize;
+                    cursor.map_times(&storage, |t, d| {
+                        if *t <= at {
+                            count += *d;
+                        }
+                    });
+                    if count > 0 $body
+                    cursor.step_val(&storage);
+                }
+                cursor.step_key(&storage);
+            }
+        }
+    }};
+}
+
+/// Reads one worker's shard of the arrangements.
+struct Reader {
+    features: FeatureTrace,
+    anomalies: AnomalyTrace,
+    history: Option<HistoryTrace>,
+    layout: Arc<FeatureLayout>,
+    tick_ms: i64,
+    scratch: Vec<f64>,
+    compacted: Antichain<u64>,
+}
+
+impl Reader {
+    fn answer(&mut self, query: &Query, at: u64) -> Part {
+        match query {
+            Query::Device { device } => {
+                let mut state = None;
+                scan!(self.features, Some(device), at, |_k, v| {
+                    state = Some(crate::window::DeviceWindows::clone(v));
+                });
+                let mut anomalies = Vec::new();
+                scan!(self.anomalies, Some(device), at, |_k, v| {
+                    anomalies.push(v.clone());
+                });
+                anomalies.sort_by(|a: &Anomaly, b: &Anomaly| b.tick.cmp(&a.tick).then_with(|| a.cmp(b)));
+                Part::Device { state, anomalies }
+            }
+            Query::History {
+                device,
+                window_ms,
+                from_ms,
+                to_ms,
+                limit,
+            } => {
+                let mut known = false;
+                scan!(self.features, Some(device), at, |_k, _v| {
+                    known = true;
+                });
+                let mut rows: Vec<WindowRow> = Vec::new();
+                if let Some(history) = self.history.as_mut() {
+                    scan!(history, Some(device), at, |_k, row| {
+                        if row.window_len_ms == *window_ms
+                            && from_ms.is_none_or(|f| row.window_start_ms >= f)
+                            && to_ms.is_none_or(|t| row.window_end_ms <= t)
+                        {
+                            rows.push(row.clone());
+                        }
+                    });
+                }
+                rows.sort_by_key(|r| r.window_start_ms);
+                if rows.len() > *limit {
+                    rows.drain(..rows.len() - limit);
+                }
+                Part::History { known, rows }
+            }
+            Query::Anomalies {
+                detector,
+                since_ms,
+                limit,
+            } => {
+                let tick_ms = self.tick_ms;
+                let mut found: Vec<Anomaly> = Vec::new();
+                scan!(self.anomalies, None, at, |_k, a| {
+                    if detector.as_deref().is_none_or(|d| a.detector == d)
+                        && since_ms.is_none_or(|s| a.tick as i64 * tick_ms >= s)
+                    {
+                        found.push(a.clone());
+                    }
+                });
+                sort_anomalies(&mut found);
+                found.truncate(*limit);
+                Part::Anomalies(found)
+            }
+            Query::Top { feature, k } => {
+                let mut heap: BinaryHeap<std::cmp::Reverse<Ranked>> = BinaryHeap::new();
+                let (layout, scratch) = (&self.layout, &mut self.scratch);
+                scan!(self.features, None, at, |device, state| {
+                    let value = layout.value(state, *feature, scratch);
+                    let better = heap.len() < *k
+                        || heap
+                            .peek()
+                            .is_some_and(|w| Ranked::before(value, device, w.0.value, &w.0.device));
+                    if better {
+                        heap.push(std::cmp::Reverse(Ranked {
+                            value,
+                            device: device.clone(),
+                        }));
+                        if heap.len() > *k {
+                            heap.pop();
+                        }
+                    }
+                });
+                let mut top: Vec<Ranked> = heap.into_iter().map(|r| r.0).collect();
+                top.sort_by(|a, b| b.cmp(a));
+                Part::Top(top.into_iter().map(|r| (r.device, r.value)).collect())
+            }
+        }
+    }
+
+    /// Lets the traces compact up to `frontier` (no query can arrive before it).
+    fn compact(&mut self, frontier: AntichainRef<u64>) {
+        if self.compacted.borrow() == frontier {
+            return;
+        }
+        self.compacted = frontier.to_owned();
+        self.features.set_logical_compaction(frontier);
+        self.features.set_physical_compaction(frontier);
+        self.anomalies.set_logical_compaction(frontier);
+        self.anomalies.set_physical_compaction(frontier);
+        if let Some(h) = self.history.as_mut() {
+            h.set_logical_compaction(frontier);
+            h.set_physical_compaction(frontier);
+        }
+    }
+}
+
+/// Most recent first, then by device and detector (a total, worker-independent order).
+pub fn sort_anomalies(list: &mut [Anomaly]) {
+    list.sort_by(|a, b| {
+        b.tick
+            .cmp(&a.tick)
+            .then_with(|| a.device.cmp(&b.device))
+            .then_with(|| a.detector.cmp(&b.detector))
+            .then_with(|| a.cmp(b))
+    });
+}
+
+/// A top-k candidate: ordered by value, then the *smaller* device id ranks higher.
+#[derive(Clone, Debug)]
+struct Ranked {
+    value: f64,
+    device: DeviceId,
+}
+
+impl Ranked {
+    /// Whether (value, device) ranks strictly before (other_value, other_device).
+    fn before(value: f64, device: &DeviceId, other_value: f64, other_device: &DeviceId) -> bool {
+        match value.total_cmp(&other_value) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => device < other_device,
+        }
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.value
+            .total_cmp(&other.value)
+            .then_with(|| other.device.cmp(&self.device))
+    }
+}
+
+/// Merges the per-worker top-k lists.
+pub fn merge_top(parts: Vec<Vec<(DeviceId, f64)>>, k: usize) -> Vec<(DeviceId, f64)> {
+    let mut all: Vec<Ranked> = parts
+        .into_iter()
+        .flatten()
+        .map(|(device, value)| Ranked { value, device })
+        .collect();
+    all.sort_by(|a, b| b.cmp(a));
+    all.truncate(k);
+    all.into_iter().map(|r| (r.device, r.value)).collect()
+}
+
+/// A query the origin waits on.
+struct Waiting {
+    query: Query,
+    reply: std::sync::mpsc::SyncSender<Answer>,
+    tick: u64,
+    expected: usize,
+    parts: Vec<Part>,
+    sent: Instant,
+}
+
+/// The query side of one worker.
+struct Engine {
+    point: InputHandleVec<u64, QueryMsg>,
+    wide: InputHandleVec<u64, QueryMsg>,
+    replies: Rc<RefCell<Vec<Reply>>>,
+    hub: Arc<Hub>,
+    requests: Option<Receiver<Pending>>,
+    waiting: HashMap<u64, Waiting>,
+    next_seq: u64,
+    index: u64,
+    peers: usize,
+    renderer: Renderer,
+    timeout: Duration,
+}
+
+/// A worker's query engine (inert when the run does not serve).
+pub struct Queries {
+    engine: Option<Engine>,
+}
+
+impl Queries {
+    /// No queries (`--serve off`, library runs).
+    pub fn none() -> Self {
+        Queries { engine: None }
+    }
+
+    /// Builds the query dataflow on this worker. `hub`: the process's server; `traces`:
+    /// handles on the main dataflow's arrangements (both None when not serving).
+    pub fn new(
+        worker: &mut timely::worker::Worker,
+        hub: Option<Arc<Hub>>,
+        traces: Option<QueryTraces>,
+        config: &Config,
+    ) -> Self {
+        let (Some(hub), Some(traces)) = (hub, traces) else {
+            return Queries::none();
+        };
+        let index = worker.index() as u64;
+        let peers = worker.peers();
+        let layout = Arc::new(FeatureLayout::new(config));
+        let replies = Rc::new(RefCell::new(Vec::new()));
+        let sink = replies.clone();
+        let mut reader = Reader {
+            features: traces.features,
+            anomalies: traces.anomalies,
+            history: traces.history,
+            layout: layout.clone(),
+            tick_ms: config.tick_ms() as i64,
+            scratch: Vec::new(),
+            compacted: Antichain::from_elem(0),
+        };
+        let (point, wide) = worker.dataflow::<u64, _, _>(|scope| {
+            let (point, point_stream) = scope.new_input::<QueryMsg>();
+            let (wide, wide_stream) = scope.new_input::<QueryMsg>();
+            point_stream
+                // An operator between the input and the exchange: fed straight from an input
+                // handle, the exchange did not deliver to other workers until the next epoch.
+                .map(|m| m)
+                .exchange(|m: &QueryMsg| m.query.device().map_or(0, |d| d.hashed()))
+                .concat(wide_stream.broadcast())
+                .unary_frontier::<CapacityContainerBuilder<Vec<Reply>>, _, _, _>(
+                    Pipeline,
+                    "QueryRead",
+                    move |_cap, _info| {
+                        move |(input, frontier), output| {
+                            input.for_each(|cap, data| {
+                                let at = cap.least().copied().unwrap_or_default();
+                                let mut session = output.session(&cap);
+                                for msg in data.drain(..) {
+                                    tracing::trace!(origin = msg.origin, seq = msg.seq, at, "reading a query");
+                                    let part = reader.answer(&msg.query, at);
+                                    session.give(Reply {
+                                        origin: msg.origin,
+                                        seq: msg.seq,
+                                        tick: at,
+                                        part,
+                                    });
+                                }
+                            });
+                            reader.compact(frontier.frontier());
+                        }
+                    },
+                )
+                .exchange(|r: &Reply| r.origin)
+                .sink(Pipeline, "QueryReplies", move |(input, _frontier)| {
+                    input.for_each(|_cap, data| sink.borrow_mut().append(data));
+                });
+            (point, wide)
+        });
+        let requests = hub.take_receiver();
+        if requests.is_some() {
+            tracing::debug!(worker = index, "this worker takes the process's queries");
+        }
+        Queries {
+            engine: Some(Engine {
+                point,
+                wide,
+                replies,
+                requests,
+                waiting: HashMap::new(),
+                next_seq: 0,
+                index,
+                peers,
+                renderer: Renderer::new(config, layout),
+                timeout: config.server.timeout.as_duration(),
+                hub,
+            }),
+        }
+    }
+
+    /// Whether this run serves queries.
+    pub fn enabled(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// Advances the query inputs to the last complete tick (`complete` is the main
+    /// dataflow's frontier: every tick below it is final), sends the queries that arrived
+    /// and hands out the answers that are complete. Call often; it does not step the worker.
+    pub fn step(&mut self, complete: u64) {
+        let Some(e) = self.engine.as_mut() else { return };
+        if complete > 0 && complete != u64::MAX {
+            let t = complete - 1;
+            if t > *e.point.time() {
+                e.point.advance_to(t);
+                e.wide.advance_to(t);
+            }
+        }
+        let ready = complete > 0;
+        let mut sent = false;
+        if let Some(rx) = e.requests.as_ref() {
+            loop {
+                match rx.try_recv() {
+                    Ok(p) => {
+                        if !ready {
+                            let _ = p.reply.try_send(Answer::error(
+                                503,
+                                "no event time is complete yet; try again once data has arrived",
+                                &[],
+                            ));
+                            continue;
+                        }
+                        let seq = e.next_seq;
+                        e.next_seq += 1;
+                        let tick = *e.point.time();
+                        let msg = QueryMsg {
+                            origin: e.index,
+                            seq,
+                            query: p.query.clone(),
+                        };
+                        let expected = if p.query.device().is_some() {
+                            e.point.send(msg);
+                            1
+                        } else {
+                            e.wide.send(msg);
+                            e.peers
+                        };
+                        sent = true;
+                        tracing::trace!(seq, tick, expected, "query sent");
+                        e.waiting.insert(
+                            seq,
+                            Waiting {
+                                query: p.query,
+                                reply: p.reply,
+                                tick,
+                                expected,
+                                parts: Vec::new(),
+                                sent: Instant::now(),
+                            },
+                        );
+                    }
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+                }
+            }
+        }
+        if sent {
+            e.point.flush();
+            e.wide.flush();
+        }
+        let replies = std::mem::take(&mut *e.replies.borrow_mut());
+        for reply in replies {
+            tracing::trace!(seq = reply.seq, tick = reply.tick, "a part of an answer");
+            let Some(w) = e.waiting.get_mut(&reply.seq) else {
+                continue;
+            };
+            debug_assert_eq!(reply.tick, w.tick);
+            w.parts.push(reply.part);
+            if w.parts.len() >= w.expected {
+                if let Some(w) = e.waiting.remove(&reply.seq) {
+                    let answer = e.renderer.render(&w.query, w.tick, w.parts);
+                    let _ = w.reply.try_send(answer);
+                }
+            }
+        }
+        // Queries some worker never answered (a process gone): their clients had a 503.
+        if !e.waiting.is_empty() {
+            let limit = e.timeout * 2;
+            e.waiting.retain(|_, w| w.sent.elapsed() < limit);
+        }
+    }
+
+    /// After the input is done: keeps answering at `complete` until the hub is stopped,
+    /// then closes the query inputs. Returns at once when the run does not serve.
+    pub fn serve_until_stopped(mut self, worker: &mut timely::worker::Worker, complete: u64) {
+        if let Some(e) = self.engine.as_ref() {
+            e.hub.set_input_done();
+            e.hub
+                .metrics
+                .frontier_tick
+                .fetch_max(complete, std::sync::atomic::Ordering::Relaxed);
+        }
+        while self.engine.as_ref().is_some_and(|e| !e.hub.stopping()) {
+            self.step(complete);
+            worker.step_or_park(Some(Duration::from_millis(50)));
+        }
+        self.step(complete);
+        self.engine = None;
+    }
+}

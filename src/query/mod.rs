@@ -1,0 +1,230 @@
+//! Live queries: an embedded HTTP/JSON server answered from the maintained arrangements.
+//!
+//! How a query travels: an HTTP handler thread ([`server`]) parses and validates the request
+//! ([`request`]) and hands the [`Query`] to the [`Hub`]; the one worker of the process that
+//! took the hub's receiver (the *origin*) feeds it into the query dataflow ([`dataflow`]) at
+//! the last complete tick `T`; the dataflow routes a point query to the worker that owns the
+//! device (the same key hash the arrangements use) and broadcasts a listing (top-k,
+//! anomalies) to every worker; each reads its shard of the arrangements at exactly `T` and
+//! sends its part back to the origin, which merges the parts, renders the answer
+//! ([`render`]) and hands it to the waiting handler.
+//!
+//! Invariants: every answer is read at one tick `T` that is complete on every worker (the
+//! completed frontier is global), and says so (`as_of_tick`, `as_of_ms`); the query
+//! dataflow's handles on the arrangements never let compaction pass a tick a query may still
+//! be read at (they follow the query dataflow's frontier); nothing a client sends can panic
+//! the engine (parse errors are 4xx answers; a query nobody answers in time is a 503).
+
+pub mod client;
+pub mod dataflow;
+pub mod history;
+pub mod render;
+pub mod request;
+pub mod server;
+pub mod serving;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::Anomaly;
+use crate::event::DeviceId;
+use crate::output::metrics::Metrics;
+use crate::window::{DeviceWindows, WindowRow};
+
+pub use dataflow::{Queries, QueryTraces};
+pub use server::{Server, ServerError};
+pub use serving::Serving;
+
+/// A question the dataflow answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Query {
+    /// The device's window stats, feature vector and open anomalies.
+    Device { device: DeviceId },
+    /// The device's closed tumbling windows of one length, by window start.
+    History {
+        device: DeviceId,
+        window_ms: u64,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        limit: usize,
+    },
+    /// Open anomalies, most recent first.
+    Anomalies {
+        detector: Option<String>,
+        since_ms: Option<i64>,
+        limit: usize,
+    },
+    /// The `k` devices with the highest value of feature number `feature`.
+    Top { feature: usize, k: usize },
+}
+
+impl Query {
+    /// The device a point query is about (None: the query reads every worker's shard).
+    pub fn device(&self) -> Option<&DeviceId> {
+        match self {
+            Query::Device { device } | Query::History { device, .. } => Some(device),
+            _ => None,
+        }
+    }
+
+    /// Index into [`crate::output::metrics::ENDPOINTS`].
+    pub fn endpoint(&self) -> usize {
+        match self {
+            Query::Device { .. } => 0,
+            Query::History { .. } => 1,
+            Query::Anomalies { .. } => 2,
+            Query::Top { .. } => 3,
+        }
+    }
+}
+
+/// One worker's part of an answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Part {
+    /// The owner's read of a device (None: no such device at `T`) and its open anomalies.
+    Device {
+        state: Option<DeviceWindows>,
+        anomalies: Vec<Anomaly>,
+    },
+    /// The owner's read of a device's history (`known`: the device exists at `T`).
+    History { known: bool, rows: Vec<WindowRow> },
+    /// A worker's open anomalies matching the filter (at most `limit`, most recent first).
+    Anomalies(Vec<Anomaly>),
+    /// A worker's local top-k: (device, value), best first.
+    Top(Vec<(DeviceId, f64)>),
+}
+
+/// A part on its way back to the worker that asked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reply {
+    /// Global index of the worker that asked.
+    pub origin: u64,
+    pub seq: u64,
+    /// The tick the part was read at.
+    pub tick: u64,
+    pub part: Part,
+}
+
+/// A query on its way through the dataflow.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QueryMsg {
+    pub origin: u64,
+    pub seq: u64,
+    pub query: Query,
+}
+
+/// A rendered answer: HTTP status and JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Answer {
+            status,
+            body: value.to_string(),
+        }
+    }
+
+    /// A JSON error: `{"error": message, "status": status}` plus `extra` fields.
+    pub fn error(status: u16, message: &str, extra: &[(&str, serde_json::Value)]) -> Self {
+        let mut map = serde_json::Map::new();
+        map.insert("error".into(), message.into());
+        map.insert("status".into(), status.into());
+        for (k, v) in extra {
+            map.insert((*k).into(), v.clone());
+        }
+        Answer::json(status, &serde_json::Value::Object(map))
+    }
+}
+
+/// A query waiting for its answer.
+pub struct Pending {
+    pub query: Query,
+    pub reply: mpsc::SyncSender<Answer>,
+}
+
+/// What the HTTP threads and the workers of one process share.
+pub struct Hub {
+    sender: Mutex<mpsc::Sender<Pending>>,
+    receiver: Mutex<Option<mpsc::Receiver<Pending>>>,
+    /// The origin worker's thread, unparked when a query arrives.
+    origin: Mutex<Option<std::thread::Thread>>,
+    stop: AtomicBool,
+    /// Set once the input is exhausted and the run serves what it found.
+    input_done: AtomicBool,
+    pub metrics: Arc<Metrics>,
+    pub tick_ms: u64,
+    pub addr: SocketAddr,
+}
+
+impl Hub {
+    pub fn new(metrics: Arc<Metrics>, tick_ms: u64, addr: SocketAddr) -> Arc<Self> {
+        let (sender, receiver) = mpsc::channel();
+        Arc::new(Hub {
+            sender: Mutex::new(sender),
+            receiver: Mutex::new(Some(receiver)),
+            origin: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            input_done: AtomicBool::new(false),
+            metrics,
+            tick_ms,
+            addr,
+        })
+    }
+
+    /// Hands a query to the origin worker; false when no worker takes queries (any more).
+    pub fn submit(&self, pending: Pending) -> bool {
+        let sent = match self.sender.lock() {
+            Ok(s) => s.send(pending).is_ok(),
+            Err(_) => false,
+        };
+        if let Ok(origin) = self.origin.lock() {
+            if let Some(t) = origin.as_ref() {
+                t.unpark();
+            }
+        }
+        sent
+    }
+
+    /// Takes the receiving end (the first worker of the process to ask becomes the origin).
+    pub(crate) fn take_receiver(&self) -> Option<mpsc::Receiver<Pending>> {
+        let rx = self.receiver.lock().ok()?.take()?;
+        if let Ok(mut origin) = self.origin.lock() {
+            *origin = Some(std::thread::current());
+        }
+        Some(rx)
+    }
+
+    /// Asks the workers to stop serving (after a replay) and the HTTP threads to stop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Ok(origin) = self.origin.lock() {
+            if let Some(t) = origin.as_ref() {
+                t.unpark();
+            }
+        }
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub fn set_input_done(&self) {
+        self.input_done.store(true, Ordering::SeqCst);
+    }
+
+    pub fn input_done(&self) -> bool {
+        self.input_done.load(Ordering::SeqCst)
+    }
+
+    /// Event time (ms, inclusive) that everything through tick `tick` covers.
+    pub fn tick_end_ms(&self, tick: u64) -> i64 {
+        (tick as i64 + 1) * self.tick_ms as i64 - 1
+    }
+}
