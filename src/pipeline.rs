@@ -366,22 +366,6 @@ fn run_input(
     let t_end = agree_max(worker, source.end_tick());
     tracing::debug!(worker = index, t_end = ?t_end, "input exhausted");
     if let Some(t_end) = t_end {
-        // Periodic snapshots the last batches passed are still due.
-        if t_end + 1 > *input.time() {
-            input.advance_to(t_end + 1);
-            reject_input.advance_to(t_end + 1);
-        }
-        while probe.less_than(input.time()) {
-            worker.step();
-        }
-        while let Some(s) = next_snapshot.filter(|&s| s < t_end) {
-            let states = store.read_at(s);
-            metrics.features_written.fetch_add(states.len() as u64, Relaxed);
-            sink.borrow_mut().features(s, false, &states);
-            next_snapshot = Some(s + snapshot_every);
-            store.pin(next_snapshot);
-        }
-        store.pin(Some(t_end));
         retrain_due(
             worker,
             &probe,
@@ -396,6 +380,14 @@ fn run_input(
         }
         while probe.less_than(input.time()) {
             worker.step();
+        }
+        // Periodic snapshots the last batches passed are still due.
+        while let Some(s) = next_snapshot.filter(|&s| s < t_end) {
+            let states = store.read_at(s);
+            metrics.features_written.fetch_add(states.len() as u64, Relaxed);
+            sink.borrow_mut().features(s, false, &states);
+            next_snapshot = Some(s + snapshot_every);
+            store.pin(next_snapshot);
         }
         let states = store.read_at(t_end);
         metrics.features_written.fetch_add(states.len() as u64, Relaxed);

@@ -11,8 +11,9 @@
 //! - rejects → `kafka.dlq_topic`: the raw record as value, headers `vigil.reason`,
 //!   `vigil.detail`, `vigil.source.topic`, `vigil.source.partition`, `vigil.source.offset`
 //!   (or `vigil.source` and `vigil.source.line` for a file input);
-//! - anomalies → `kafka.anomalies_topic` (TODO(lead): wire `WorkerSink::anomalies` here when
-//!   merging the detectors: rows with `"op": "insert" | "retract"`, keyed by device).
+//! - anomalies → `kafka.anomalies_topic`, keyed by device: `Anomaly::to_json` rows with
+//!   `"op": "insert" | "retract"` (an episode is retracted with exactly the row it was
+//!   inserted with, so a consumer folds them by `(detector, device_id, ts_ms)`).
 //!
 //! Invariants: a write never panics; the first send or delivery error is kept and returned
 //! by the next `flush`/`finish`, so offsets are never committed past an undelivered output.
@@ -163,6 +164,22 @@ fn kafka_source(source: &str) -> Option<(&str, i32)> {
 }
 
 impl WorkerSink for KafkaSink {
+    fn anomalies(&mut self, changes: &[(crate::detect::Anomaly, u64, isize)]) {
+        let resume = self.resume_tick();
+        let topic = self.config.anomalies_topic.clone();
+        for (anomaly, tick, diff) in changes {
+            if *tick < resume {
+                continue;
+            }
+            let op = if *diff > 0 { "insert" } else { "retract" };
+            let at_ms = *tick as i64 * self.tick_ms;
+            let json = anomaly.to_json(op, at_ms, self.tick_ms as u64);
+            for _ in 0..diff.unsigned_abs() {
+                self.send_json(&topic, anomaly.device.as_bytes(), &json);
+            }
+        }
+    }
+
     fn rows(&mut self, rows: &[WindowRow]) {
         let resume_ms = self.resume_tick() as i64 * self.tick_ms;
         let topic = self.config.windows_topic.clone();
