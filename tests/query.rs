@@ -46,7 +46,7 @@ fn generated(events: u64, devices: u32, seed: u64) -> Vec<u8> {
 
 fn test_config() -> Config {
     common::config(
-        "[windows]\nsliding = [\"10s\", \"1m\", \"5m\"]\ntumbling = [\"30s\", \"1m\"]\n[input]\nbatch_records = 500\n",
+        "[windows]\nsliding = [\"10s\", \"1m\", \"5m\"]\ntumbling = [\"30s\", \"1m\"]\n[input]\nbatch_records = 500\n[server]\nhistory_retention = \"24h\"\n",
     )
 }
 
