@@ -95,7 +95,14 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
     let end_ms = Arc::new(std::sync::Mutex::new(None::<i64>));
     let totals = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<(), RunError>>();
-    let shared = (spec.clone(), metrics.clone(), end_ms.clone(), totals.clone(), hub, done_tx);
+    let shared = (
+        spec.clone(),
+        metrics.clone(),
+        end_ms.clone(),
+        totals.clone(),
+        hub,
+        done_tx,
+    );
     let timely_config = match &spec.cluster {
         Some(c) => c.timely_config(workers),
         None => timely::Config::process(workers),

@@ -1,15 +1,15 @@
 //! Subcommands of the `vigil` binary and what they share (logging, usage errors).
 
 mod bench;
+mod bench_query;
+mod bench_train;
 mod detectors;
 mod eval;
 mod generate;
 mod launch;
+mod models;
 mod pinot;
 mod produce;
-mod bench_train;
-mod models;
-mod bench_query;
 mod query;
 mod run;
 mod train;
