@@ -6,24 +6,10 @@ mod common;
 use common::engine::{run_captured, states_at};
 use common::oracle::{Oracle, OracleInput};
 use vigil::config::Config;
-use vigil::generate::{generate, GeneratorConfig, IncidentPlan, OutputFormat};
 use vigil::window::DeviceWindows;
 
 fn generated(events: u64, devices: u32, seed: u64) -> Vec<u8> {
-    let gen = GeneratorConfig {
-        events,
-        devices,
-        seed,
-        rate_per_min: 30.0,
-        out_of_order_share: 0.05,
-        late_share: 0.01,
-        malformed_share: 0.002,
-        incidents: IncidentPlan::for_devices(devices),
-        ..GeneratorConfig::default()
-    };
-    let mut data = Vec::new();
-    generate(&gen, OutputFormat::Csv, &mut data).unwrap();
-    data
+    common::noisy_csv(events, devices, seed, 0.01)
 }
 
 fn check(config: &Config, data: &[u8], workers: &[usize]) {

@@ -10,24 +10,10 @@ use common::engine::{run_captured, states_at};
 use vigil::config::Config;
 use vigil::detect::{Anomaly, Real};
 use vigil::features::FeatureLayout;
-use vigil::generate::{generate, GeneratorConfig, IncidentPlan, OutputFormat};
 use vigil::model::{train, Frontier, Model, Registry, TrainingSet};
 
 fn generated(events: u64, devices: u32, seed: u64) -> Vec<u8> {
-    let gen = GeneratorConfig {
-        events,
-        devices,
-        seed,
-        rate_per_min: 30.0,
-        out_of_order_share: 0.05,
-        late_share: 0.02,
-        malformed_share: 0.002,
-        incidents: IncidentPlan::for_devices(devices),
-        ..GeneratorConfig::default()
-    };
-    let mut data = Vec::new();
-    generate(&gen, OutputFormat::Csv, &mut data).unwrap();
-    data
+    common::noisy_csv(events, devices, seed, 0.02)
 }
 
 fn config_with(registry: &std::path::Path, extra: &str) -> Config {

@@ -18,7 +18,6 @@ use common::oracle::{Oracle, OracleInput};
 use serde_json::{json, Value};
 use vigil::config::Config;
 use vigil::features::FeatureLayout;
-use vigil::generate::{generate, GeneratorConfig, IncidentPlan, OutputFormat};
 use vigil::output::{CaptureSink, Captured};
 use vigil::pipeline::{run, RunOutcome, RunSpec};
 use vigil::query::client::{self, free_loopback_addr};
@@ -28,20 +27,7 @@ use vigil::source::file::InputSpec;
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn generated(events: u64, devices: u32, seed: u64) -> Vec<u8> {
-    let gen = GeneratorConfig {
-        events,
-        devices,
-        seed,
-        rate_per_min: 30.0,
-        out_of_order_share: 0.05,
-        late_share: 0.01,
-        malformed_share: 0.002,
-        incidents: IncidentPlan::for_devices(devices),
-        ..GeneratorConfig::default()
-    };
-    let mut data = Vec::new();
-    generate(&gen, OutputFormat::Csv, &mut data).unwrap();
-    data
+    common::noisy_csv(events, devices, seed, 0.01)
 }
 
 fn test_config() -> Config {

@@ -20,3 +20,23 @@ pub fn at(offset_ms: i64) -> i64 {
 
 pub mod engine;
 pub mod kafka;
+
+/// Seeded generated CSV with out-of-order, late and malformed records and every incident
+/// kind: the noisy input the oracle, query and model tests share.
+pub fn noisy_csv(events: u64, devices: u32, seed: u64, late_share: f64) -> Vec<u8> {
+    use vigil::generate::{generate, GeneratorConfig, IncidentPlan, OutputFormat};
+    let gen = GeneratorConfig {
+        events,
+        devices,
+        seed,
+        rate_per_min: 30.0,
+        out_of_order_share: 0.05,
+        late_share,
+        malformed_share: 0.002,
+        incidents: IncidentPlan::for_devices(devices),
+        ..GeneratorConfig::default()
+    };
+    let mut data = Vec::new();
+    generate(&gen, OutputFormat::Csv, &mut data).unwrap();
+    data
+}
