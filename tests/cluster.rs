@@ -56,7 +56,7 @@ fn one_process_and_two_by_two_give_identical_outputs() {
     let input = generated(dir.path());
     let single = dir.path().join("single");
     let o = vigil()
-        .args(["run", "--progress", "never", "--input"])
+        .args(["run", "--progress", "never", "--serve", "off", "--input"])
         .arg(&input)
         .arg("--out")
         .arg(&single)
@@ -69,7 +69,7 @@ fn one_process_and_two_by_two_give_identical_outputs() {
     let o = vigil()
         .args(["launch", "-w", "2", "--hostfile"])
         .arg(&hosts)
-        .args(["--", "--progress", "never", "--input"])
+        .args(["--", "--progress", "never", "--serve", "off", "--input"])
         .arg(&input)
         .arg("--out")
         .arg(&cluster)
@@ -108,7 +108,7 @@ fn hostfile_errors_name_the_file_and_line() {
     let o = vigil()
         .args(["launch", "--hostfile"])
         .arg(&bad)
-        .args(["--", "--progress", "never"])
+        .args(["--", "--progress", "never", "--serve", "off"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -116,7 +116,7 @@ fn hostfile_errors_name_the_file_and_line() {
 
     let short = hostfile(dir.path(), &[2101]);
     let o = vigil()
-        .args(["run", "-n", "2", "-p", "0", "-h"])
+        .args(["run", "--serve", "off", "-n", "2", "-p", "0", "-h"])
         .arg(&short)
         .output()
         .unwrap();
@@ -140,11 +140,33 @@ fn port_in_use_is_reported_before_starting() {
     let o = vigil()
         .args(["launch", "--hostfile"])
         .arg(&hosts)
-        .args(["--", "--progress", "never"])
+        .args(["--", "--progress", "never", "--serve", "off"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains(&format!("127.0.0.1:{port}")), "{}", stderr(&o));
+}
+
+/// In a cluster process p serves queries on the --serve port + p; a port that is taken
+/// there is an error naming the process and the address (not a cluster without a server).
+#[test]
+fn a_query_port_taken_in_a_cluster_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let hosts = hostfile(dir.path(), &free_ports(2));
+    let o = vigil()
+        .args(["run", "--progress", "never", "-n", "2", "-p", "1", "-h"])
+        .arg(&hosts)
+        .args(["--serve", &format!("127.0.0.1:{}", port - 1)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("process 1 cannot serve queries") && err.contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -157,6 +179,8 @@ fn a_peer_that_never_comes_up_times_out() {
             "run",
             "--progress",
             "never",
+            "--serve",
+            "off",
             "-n",
             "2",
             "-p",
@@ -192,7 +216,7 @@ fn a_peer_that_dies_stops_the_others_with_an_error() {
     let mut launch = vigil()
         .args(["launch", "--hostfile"])
         .arg(&hosts)
-        .args(["--", "--progress", "never", "--input"])
+        .args(["--", "--progress", "never", "--serve", "off", "--input"])
         .arg(&input)
         .arg("--out")
         .arg(dir.path().join("out"))

@@ -2,8 +2,8 @@
 //! endpoint is asked, during ingestion and after it, and the answers are compared with the
 //! single-threaded oracle at the tick each answer states (`as_of_tick`). Also: bad requests
 //! get JSON 4xx, concurrent clients, 1 and 2 workers answer byte for byte the same, the
-//! binary's `--serve`/`--exit-when-done`/`vigil query`, and (ignored until the cluster flags
-//! exist) two processes of a cluster answering the same.
+//! binary's `--serve`/`--exit-when-done`/`vigil query`, and two processes of a cluster
+//! (`vigil launch`) answering the same.
 
 mod common;
 
@@ -531,11 +531,10 @@ fn the_binary_serves_and_vigil_query_prints_tables() {
     );
 }
 
-/// Two processes of a cluster (`-n 2 -p {0,1} -h HOSTFILE`, the lead's cluster flags) give
-/// identical answers for the same device at the same time. Ignored until those flags are
-/// on this branch: `cargo test --release --test query -- --ignored`.
+/// Two processes of a cluster started as a user would (`vigil launch -w 2 --hostfile H --
+/// --serve BASE ...`: process p serves on BASE + p) give identical answers for the same
+/// device at the same time (both read at the run's final frontier once their input is done).
 #[test]
-#[ignore = "needs the cluster flags -n/-p/-h of `vigil run`"]
 fn two_processes_of_a_cluster_answer_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.csv");
@@ -543,32 +542,25 @@ fn two_processes_of_a_cluster_answer_the_same() {
     let hostfile = dir.path().join("hosts");
     let ports: Vec<String> = (0..2).map(|_| free_loopback_addr().unwrap().to_string()).collect();
     std::fs::write(&hostfile, ports.join("\n") + "\n").unwrap();
-    let serve: Vec<String> = (0..2).map(|_| free_loopback_addr().unwrap().to_string()).collect();
-    let mut children: Vec<_> = (0..2)
-        .map(|p| {
-            vigil_bin()
-                .args([
-                    "run",
-                    "--progress",
-                    "never",
-                    "-w",
-                    "2",
-                    "-n",
-                    "2",
-                    "-p",
-                    &p.to_string(),
-                    "-h",
-                ])
-                .arg(&hostfile)
-                .args(["--serve", &serve[p], "--input"])
-                .arg(&input)
-                .arg("--out")
-                .arg(dir.path().join(format!("out{p}")))
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    // A base port whose successor is free too.
+    let base = loop {
+        let a = free_loopback_addr().unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", a.port() + 1)).is_ok() {
+            break a;
+        }
+    };
+    let serve: Vec<String> = (0..2).map(|p| format!("127.0.0.1:{}", base.port() + p)).collect();
+    let mut launcher = vigil_bin()
+        .args(["launch", "-w", "2", "--hostfile"])
+        .arg(&hostfile)
+        .args(["--", "--progress", "never", "--serve", &base.to_string(), "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     for addr in &serve {
         loop {
@@ -599,8 +591,18 @@ fn two_processes_of_a_cluster_answer_the_same() {
             "{path}: process 0 and 1 agree"
         );
     }
-    for c in &mut children {
-        let _ = c.kill();
-        let _ = c.wait();
+    // Ctrl-C to the launcher ends every process; the cluster's file outputs were merged.
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &launcher.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while launcher.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = launcher.kill();
+            panic!("vigil launch did not stop on Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(dir.path().join("out/summary.json").exists());
+
 }

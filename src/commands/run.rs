@@ -82,7 +82,7 @@ pub struct RunArgs {
     pub scores_out: Option<PathBuf>,
     /// Serve live queries (HTTP/JSON) on ADDR, or `off`. Default: 127.0.0.1:7070 while the
     /// input runs. Given explicitly, the run keeps serving after its input is done, until
-    /// Ctrl-C (see --exit-when-done).
+    /// Ctrl-C (see --exit-when-done). In a cluster, process p serves on ADDR's port + p.
     #[arg(long, value_name = "ADDR|off")]
     pub serve: Option<String>,
     /// Stop when the input is done, even when serving queries.
@@ -92,6 +92,45 @@ pub struct RunArgs {
 
 /// Where the query server listens unless told otherwise.
 pub const DEFAULT_SERVE: &str = "127.0.0.1:7070";
+
+/// Where this process serves queries (None: it does not), from `--serve` and, in a
+/// cluster, the process index `p`: process `p` listens on the given port + `p`, so the
+/// processes of one host (all started with the same arguments by `vigil launch`) do not
+/// clash. A single process on the default address runs without a server when the port is
+/// taken; in a cluster every process must build the same dataflows, so a port that is taken
+/// is an error there.
+fn serve_for(flag: Option<&str>, process: Option<usize>) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let Some(mut addr) = serve_addr(flag.unwrap_or(DEFAULT_SERVE))? else {
+        return Ok(None);
+    };
+    if let Some(p) = process {
+        if addr.port() != 0 {
+            let port = usize::from(addr.port()) + p;
+            let port = u16::try_from(port).map_err(|_| {
+                UsageError(format!(
+                    "--serve {addr}: process {p} would listen on port {port}, above 65535; pick a lower base port"
+                ))
+            })?;
+            addr.set_port(port);
+        }
+    }
+    if let Err(e) = std::net::TcpListener::bind(addr) {
+        match (flag, process) {
+            (None, None) => {
+                tracing::warn!("not serving queries: cannot listen on {addr} ({e}); pass --serve ADDR or --serve off");
+                return Ok(None);
+            }
+            (_, Some(p)) => {
+                return Err(UsageError(format!(
+                    "process {p} cannot serve queries on {addr} ({e}): in a cluster process p listens on the --serve port + p (default {DEFAULT_SERVE}); pass --serve with a free base port, or --serve off on every process"
+                ))
+                .into())
+            }
+            (Some(_), None) => {} // reported with the server's own error when it starts
+        }
+    }
+    Ok(Some(addr))
+}
 
 /// The `--serve` address: None for `off`.
 fn serve_addr(text: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
@@ -160,22 +199,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         other => return Err(UsageError(format!("--progress `{other}`: use auto, always or never")).into()),
     };
     let explicit_serve = args.serve.is_some();
-    let mut serve = serve_addr(args.serve.as_deref().unwrap_or(DEFAULT_SERVE))?;
-    if !explicit_serve {
-        // The default address is a convenience: when it is taken, run without a server.
-        if let Some(addr) = serve {
-            if let Err(e) = std::net::TcpListener::bind(addr) {
-                tracing::warn!("not serving queries: cannot listen on {addr} ({e}); pass --serve ADDR or --serve off");
-                serve = None;
-            }
-        }
-    }
     let cluster = cluster_spec(&args)?;
-    if cluster.is_some() && !explicit_serve {
-        // Every process of a cluster must build the same dataflows: the query server is on
-        // in a cluster only when asked for on every process (--serve ADDR each).
-        serve = None;
-    }
+    let serve = serve_for(
+        args.serve.as_deref(),
+        cluster.as_ref().map(|c| c.process),
+    )?;
     let leader = cluster.as_ref().is_none_or(|c| c.process == 0);
     if let Some(c) = &cluster {
         super::install_panic_hook(c.addresses.clone());
@@ -223,7 +251,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if !leader {
         eprintln!("{}", outcome.summary.human());
         eprintln!("outputs are merged into {} by process 0", args.out.display());
-        return Ok(());
+        return keep_serving(outcome.serving, explicit_serve && !args.exit_when_done);
     }
     let written = match sink_kind {
         SinkKind::Files => {
@@ -253,8 +281,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("sent {topics}");
     }
     eprintln!("wrote {}", summary_path.display());
-    if let Some(serving) = outcome.serving {
-        if explicit_serve && !args.exit_when_done {
+    keep_serving(outcome.serving, explicit_serve && !args.exit_when_done)
+}
+
+/// After the input: serves until Ctrl-C when asked to (`forever`), else stops the server.
+fn keep_serving(serving: Option<vigil::query::Serving>, forever: bool) -> anyhow::Result<()> {
+    if let Some(serving) = serving {
+        if forever {
             eprintln!(
                 "input done; serving queries on http://{} until Ctrl-C (try `vigil query health --addr {}`)",
                 serving.addr(),
