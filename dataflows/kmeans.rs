@@ -47,7 +47,7 @@ impl TypedDetector for KMeansDetector {
     fn build<'s>(ctx: &DetectorContext<'s>, params: &Params) -> Detected<'s> {
         let threshold = params.threshold;
         let scores = score_devices(ctx.states.clone(), ctx.models.clone(), ctx.features.clone(), threshold);
-        let anomalies = scores.flat_map(move |(device, s)| {
+        let anomalies = scores.clone().flat_map(move |(device, s)| {
             (s.score.0 >= threshold).then(|| {
                 let ratio = s.distance.0 / s.spread.0;
                 let why: Vec<&str> = s.top.iter().map(|(k, _)| k.trim_start_matches("z:")).collect();
@@ -79,6 +79,7 @@ impl TypedDetector for KMeansDetector {
         Detected {
             anomalies,
             scores: None,
+            model_scores: Some(scores),
         }
     }
 }

@@ -70,6 +70,7 @@ impl TypedDetector for ValueOutlier {
         Detected {
             anomalies,
             scores: Some(scores),
+            model_scores: None,
         }
     }
 }

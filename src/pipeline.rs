@@ -253,7 +253,8 @@ fn run_input(
             worker_index: index,
             models,
         };
-        let (anomalies, scores) = detect::build_all(&ctx, config).map_err(|e| RunError::Config(e.to_string()))?;
+        let built = detect::build_all(&ctx, config).map_err(|e| RunError::Config(e.to_string()))?;
+        let (anomalies, scores) = (built.anomalies, built.scores);
         let anomaly_sink = sink.clone();
         let anomaly_metrics = metrics.clone();
         let anomalies = anomalies.inspect_batch(move |_t, batch| {
@@ -272,7 +273,13 @@ fn run_input(
                 input.for_each(|_cap, data| score_sink.borrow_mut().scores(data));
             });
         }
-        let query_traces = history.map(|history| (anomalies.trace, history));
+        // Served: every device's model score, arranged by device for `GET /devices/{id}`.
+        let model_scores = built.model_scores.filter(|_| history.is_some()).map(|scores| {
+            let arranged = scores.arrange_by_key_named("model_scores");
+            arranged.stream.clone().probe_with(&probe);
+            arranged.trace
+        });
+        let query_traces = history.map(|history| (anomalies.trace, history, model_scores));
         Ok::<_, RunError>((input, reject_input, model_input, arranged.trace, query_traces))
     })?;
     let mut store = FeatureStore::new(trace);
@@ -281,10 +288,11 @@ fn run_input(
     *queries = crate::query::Queries::new(
         worker,
         hub,
-        query_traces.map(|(anomalies, history)| crate::query::QueryTraces {
+        query_traces.map(|(anomalies, history, model_scores)| crate::query::QueryTraces {
             features: store.trace().clone(),
             anomalies,
             history: Some(history),
+            model_scores,
         }),
         config,
     );

@@ -604,5 +604,4 @@ fn two_processes_of_a_cluster_answer_the_same() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(dir.path().join("out/summary.json").exists());
-
 }

@@ -200,10 +200,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let explicit_serve = args.serve.is_some();
     let cluster = cluster_spec(&args)?;
-    let serve = serve_for(
-        args.serve.as_deref(),
-        cluster.as_ref().map(|c| c.process),
-    )?;
+    let serve = serve_for(args.serve.as_deref(), cluster.as_ref().map(|c| c.process))?;
     let leader = cluster.as_ref().is_none_or(|c| c.process == 0);
     if let Some(c) = &cluster {
         super::install_panic_hook(c.addresses.clone());

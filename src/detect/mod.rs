@@ -27,6 +27,7 @@ use crate::config::{Config, ConfigError, NetworkConfig};
 use crate::event::{DeviceId, Event};
 use crate::feature_store::FeatureTrace;
 use crate::features::FeatureLayout;
+use crate::model::rescore::DeviceScore;
 use crate::window::DeviceState;
 
 /// The maintained windows, for detectors that pick one by length.
@@ -102,6 +103,9 @@ pub struct Detected<'s> {
     pub anomalies: VecCollection<'s, u64, Anomaly>,
     /// Per-event scores, for detectors that score every event.
     pub scores: Option<StreamVec<'s, u64, EventScore>>,
+    /// Every device's score under the current model (model-based detectors): what
+    /// `GET /devices/{id}` shows as `model`.
+    pub model_scores: Option<VecCollection<'s, u64, (DeviceId, DeviceScore)>>,
 }
 
 impl<'s> Detected<'s> {
@@ -110,6 +114,7 @@ impl<'s> Detected<'s> {
         Detected {
             anomalies,
             scores: None,
+            model_scores: None,
         }
     }
 }
@@ -251,17 +256,33 @@ pub fn validate_config(config: &Config) -> Result<(), ConfigError> {
 }
 
 /// The anomaly episodes of every enabled detector and their per-event score streams.
-pub type Built<'s> = (VecCollection<'s, u64, Anomaly>, Vec<StreamVec<'s, u64, EventScore>>);
+/// Every enabled detector, built.
+pub struct Built<'s> {
+    /// The anomaly episodes of all detectors.
+    pub anomalies: VecCollection<'s, u64, Anomaly>,
+    /// Per-event scores.
+    pub scores: Vec<StreamVec<'s, u64, EventScore>>,
+    /// Per-device model scores (from the first detector that has them).
+    pub model_scores: Option<VecCollection<'s, u64, (DeviceId, DeviceScore)>>,
+}
 
 /// Builds every enabled detector; returns the anomaly episodes and the per-event scores.
 pub fn build_all<'s>(ctx: &DetectorContext<'s>, config: &Config) -> Result<Built<'s>, ConfigError> {
     let mut reports = Vec::new();
     let mut scores = Vec::new();
+    let mut model_scores = None;
     for (detector, section) in enabled(config)? {
         let detected = detector.build(ctx, &section)?;
         reports.push(detected.anomalies);
         scores.extend(detected.scores);
+        if model_scores.is_none() {
+            model_scores = detected.model_scores;
+        }
     }
     let all = differential_dataflow::collection::concatenate(ctx.scope, reports);
-    Ok((episodes::episodes(all), scores))
+    Ok(Built {
+        anomalies: episodes::episodes(all),
+        scores,
+        model_scores,
+    })
 }

@@ -43,7 +43,7 @@ pub struct Metrics {
 }
 
 /// The query server's endpoints, as labelled in metrics.
-pub const ENDPOINTS: [&str; 8] = [
+pub const ENDPOINTS: [&str; 10] = [
     "device",
     "history",
     "anomalies",
@@ -52,6 +52,8 @@ pub const ENDPOINTS: [&str; 8] = [
     "metrics",
     "other",
     "features",
+    "models",
+    "retrain",
 ];
 
 /// Upper bounds (seconds) of the query latency histogram's buckets (`+Inf` is implied).

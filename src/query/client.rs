@@ -1,4 +1,4 @@
-//! A minimal HTTP/1.1 GET client for the query server (`vigil query`, tests, the load
+//! A minimal HTTP/1.1 GET/POST client for the query server (`vigil query`, tests, the load
 //! benchmark): one request per connection, no dependencies beyond std.
 //!
 //! Invariants: never panics on what a server sends; every failure is a [`ClientError`]
@@ -37,6 +37,16 @@ impl Response {
 
 /// `GET path` (with its query string) from `addr` ("host:port").
 pub fn get(addr: &str, path: &str, timeout: Duration) -> Result<Response, ClientError> {
+    request(addr, "GET", path, timeout)
+}
+
+/// `POST path` with an empty body (e.g. `/models/retrain`).
+pub fn post(addr: &str, path: &str, timeout: Duration) -> Result<Response, ClientError> {
+    request(addr, "POST", path, timeout)
+}
+
+/// One request with an empty body.
+pub fn request(addr: &str, method: &str, path: &str, timeout: Duration) -> Result<Response, ClientError> {
     let target: SocketAddr = addr
         .to_socket_addrs()
         .map_err(|e| ClientError::Resolve {
@@ -60,7 +70,7 @@ pub fn get(addr: &str, path: &str, timeout: Duration) -> Result<Response, Client
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
     let _ = stream.set_nodelay(true);
     let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: 0\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(io)?;

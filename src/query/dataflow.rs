@@ -44,10 +44,14 @@ use crate::detect::Anomaly;
 use crate::event::DeviceId;
 use crate::feature_store::FeatureTrace;
 use crate::features::FeatureLayout;
+use crate::model::rescore::DeviceScore;
 use crate::window::WindowRow;
 
 /// The arranged anomalies (device → open anomaly).
 pub type AnomalyTrace = TraceAgent<ValSpine<DeviceId, Anomaly, u64, isize>>;
+
+/// The arranged model scores (device → its score under the current model).
+pub type ScoreTrace = TraceAgent<ValSpine<DeviceId, DeviceScore, u64, isize>>;
 
 /// Handles on the main dataflow's arrangements, for the query dataflow.
 pub struct QueryTraces {
@@ -55,6 +59,8 @@ pub struct QueryTraces {
     pub anomalies: AnomalyTrace,
     /// Absent when the main dataflow keeps no history.
     pub history: Option<HistoryTrace>,
+    /// Absent when no model-based detector runs.
+    pub model_scores: Option<ScoreTrace>,
 }
 
 /// Visits every `(key, value)` of `trace` present at time `at` (accumulated count > 0),
@@ -93,6 +99,7 @@ struct Reader {
     features: FeatureTrace,
     anomalies: AnomalyTrace,
     history: Option<HistoryTrace>,
+    model_scores: Option<ScoreTrace>,
     layout: Arc<FeatureLayout>,
     tick_ms: i64,
     scratch: Vec<f64>,
@@ -112,7 +119,23 @@ impl Reader {
                     anomalies.push(v.clone());
                 });
                 anomalies.sort_by(|a: &Anomaly, b: &Anomaly| b.tick.cmp(&a.tick).then_with(|| a.cmp(b)));
-                Part::Device { state, anomalies }
+                let mut model = None;
+                if let Some(scores) = self.model_scores.as_mut() {
+                    scan!(scores, Some(device), at, |_k, s| {
+                        // One score per device at a time; the highest version if two overlap.
+                        if model
+                            .as_ref()
+                            .is_none_or(|m: &DeviceScore| m.model_version < s.model_version)
+                        {
+                            model = Some(s.clone());
+                        }
+                    });
+                }
+                Part::Device {
+                    state,
+                    anomalies,
+                    model,
+                }
             }
             Query::History {
                 device,
@@ -183,6 +206,14 @@ impl Reader {
                 top.sort_by(|a, b| b.cmp(a));
                 Part::Top(top.into_iter().map(|r| (r.device, r.value)).collect())
             }
+            Query::Retrain { .. } => {
+                let mut shard = Vec::new();
+                let layout = &self.layout;
+                scan!(self.features, None, at, |device, state| {
+                    shard.push((device.clone(), layout.vector(state)));
+                });
+                Part::Shard(shard)
+            }
         }
     }
 
@@ -199,6 +230,10 @@ impl Reader {
         if let Some(h) = self.history.as_mut() {
             h.set_logical_compaction(frontier);
             h.set_physical_compaction(frontier);
+        }
+        if let Some(s) = self.model_scores.as_mut() {
+            s.set_logical_compaction(frontier);
+            s.set_physical_compaction(frontier);
         }
     }
 }
@@ -286,6 +321,7 @@ struct Engine {
     peers: usize,
     renderer: Renderer,
     timeout: Duration,
+    retrain: Arc<super::models::RetrainSpec>,
 }
 
 /// A worker's query engine (inert when the run does not serve).
@@ -319,6 +355,7 @@ impl Queries {
             features: traces.features,
             anomalies: traces.anomalies,
             history: traces.history,
+            model_scores: traces.model_scores,
             layout: layout.clone(),
             tick_ms: config.tick_ms() as i64,
             scratch: Vec::new(),
@@ -376,6 +413,7 @@ impl Queries {
                 next_seq: 0,
                 index,
                 peers,
+                retrain: Arc::new(super::models::RetrainSpec::new(config, &layout)),
                 renderer: Renderer::new(config, layout),
                 timeout: config.server.timeout.as_duration(),
                 hub,
@@ -461,8 +499,13 @@ impl Queries {
             w.parts.push(reply.part);
             if w.parts.len() >= w.expected {
                 if let Some(w) = e.waiting.remove(&reply.seq) {
-                    let answer = e.renderer.render(&w.query, w.tick, w.parts);
-                    let _ = w.reply.try_send(answer);
+                    if let Query::Retrain { promote } = w.query {
+                        // Training takes seconds: off the worker's thread.
+                        super::models::retrain_in_background(e.retrain.clone(), w.tick, promote, w.parts, w.reply);
+                    } else {
+                        let answer = e.renderer.render(&w.query, w.tick, w.parts);
+                        let _ = w.reply.try_send(answer);
+                    }
                 }
             }
         }

@@ -18,6 +18,7 @@
 pub mod client;
 pub mod dataflow;
 pub mod history;
+pub mod models;
 pub mod render;
 pub mod request;
 pub mod server;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::Anomaly;
 use crate::event::DeviceId;
+use crate::model::rescore::DeviceScore;
 use crate::output::metrics::Metrics;
 use crate::window::{DeviceWindows, WindowRow};
 
@@ -59,6 +61,9 @@ pub enum Query {
     },
     /// The `k` devices with the highest value of feature number `feature`.
     Top { feature: usize, k: usize },
+    /// Train a model on every device's feature vector at the answer's tick, register it
+    /// and (with `promote`) make it the active version.
+    Retrain { promote: bool },
 }
 
 impl Query {
@@ -77,6 +82,7 @@ impl Query {
             Query::History { .. } => 1,
             Query::Anomalies { .. } => 2,
             Query::Top { .. } => 3,
+            Query::Retrain { .. } => 9,
         }
     }
 }
@@ -88,6 +94,8 @@ pub enum Part {
     Device {
         state: Option<DeviceWindows>,
         anomalies: Vec<Anomaly>,
+        /// Its score under the current model (None: no model, or no model-based detector).
+        model: Option<DeviceScore>,
     },
     /// The owner's read of a device's history (`known`: the device exists at `T`).
     History { known: bool, rows: Vec<WindowRow> },
@@ -95,6 +103,8 @@ pub enum Part {
     Anomalies(Vec<Anomaly>),
     /// A worker's local top-k: (device, value), best first.
     Top(Vec<(DeviceId, f64)>),
+    /// A worker's shard of the feature store: every device's feature vector.
+    Shard(Vec<(DeviceId, Vec<f64>)>),
 }
 
 /// A part on its way back to the worker that asked.
@@ -158,6 +168,8 @@ pub struct Hub {
     stop: AtomicBool,
     /// Set once the input is exhausted and the run serves what it found.
     input_done: AtomicBool,
+    /// Set while a `POST /models/retrain` of this process trains.
+    pub retraining: AtomicBool,
     pub metrics: Arc<Metrics>,
     pub tick_ms: u64,
     pub addr: SocketAddr,
@@ -172,6 +184,7 @@ impl Hub {
             origin: Mutex::new(None),
             stop: AtomicBool::new(false),
             input_done: AtomicBool::new(false),
+            retraining: AtomicBool::new(false),
             metrics,
             tick_ms,
             addr,

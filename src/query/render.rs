@@ -14,6 +14,7 @@ use super::{Answer, Part, Query};
 use crate::config::Config;
 use crate::detect::Anomaly;
 use crate::features::{window_name, FeatureLayout};
+use crate::model::rescore::DeviceScore;
 use crate::window::DeviceWindows;
 
 /// Renders answers (held by the origin worker).
@@ -58,10 +59,17 @@ impl Renderer {
             Query::Device { device } => {
                 let mut state: Option<DeviceWindows> = None;
                 let mut anomalies = Vec::new();
+                let mut model = None;
                 for p in parts {
-                    if let Part::Device { state: s, anomalies: a } = p {
+                    if let Part::Device {
+                        state: s,
+                        anomalies: a,
+                        model: m,
+                    } = p
+                    {
                         state = state.or(s);
                         anomalies.extend(a);
+                        model = model.or(m);
                     }
                 }
                 let Some(state) = state else {
@@ -110,6 +118,7 @@ impl Renderer {
                     "anomalies".into(),
                     anomalies.iter().map(|a| self.anomaly(a)).collect::<Vec<_>>().into(),
                 );
+                map.insert("model".into(), model.map_or(Value::Null, |m| model_json(&m)));
             }
             Query::History {
                 device,
@@ -188,7 +197,29 @@ impl Renderer {
                         .into(),
                 );
             }
+            // Answered by the trainer (query::models), never rendered here.
+            Query::Retrain { .. } => {
+                return Answer::error(500, "a retraining answer reached the renderer", &[]);
+            }
         }
         Answer::json(200, &Value::Object(map))
     }
+}
+
+/// A device's model score as JSON: `{model_version, score, cluster, distance, spread,
+/// top_deviations}` (top deviations only for scores at the detector's threshold or above).
+fn model_json(s: &DeviceScore) -> Value {
+    let top: Map<String, Value> = s
+        .top
+        .iter()
+        .map(|(k, v)| (k.trim_start_matches("z:").to_string(), json!(v.0)))
+        .collect();
+    json!({
+        "model_version": s.model_version,
+        "score": s.score.0,
+        "cluster": s.cluster,
+        "distance": s.distance.0,
+        "spread": s.spread.0,
+        "top_deviations": top,
+    })
 }

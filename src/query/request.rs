@@ -23,6 +23,10 @@ pub struct Catalog {
     pub tumbling: Vec<(String, u64)>,
     /// Names of the enabled detectors.
     pub detectors: Vec<String>,
+    /// The model registry folder (`GET /models`).
+    pub registry: std::path::PathBuf,
+    /// Whether `POST /models/retrain` promotes by default (`model.auto_promote`).
+    pub auto_promote: bool,
 }
 
 impl Catalog {
@@ -39,6 +43,8 @@ impl Catalog {
                 .map(|w| (window_name(w.0), w.0))
                 .collect(),
             detectors,
+            registry: config.model.registry.clone(),
+            auto_promote: config.model.auto_promote,
         }
     }
 }
@@ -51,6 +57,10 @@ pub enum Route {
     Metrics,
     /// The feature names (in vector order) and the tumbling windows.
     Features,
+    /// The model registry's versions.
+    Models,
+    /// One model version, whole.
+    Model(u64),
 }
 
 /// A request that cannot be answered as asked.
@@ -133,6 +143,28 @@ pub fn parse(method: &str, url: &str, catalog: &Catalog) -> Result<Route, Reques
                 limit: limit(&params, "limit", 100)?,
             })
         }
+        ["models"] => {
+            check_params(&params, &[])?;
+            Route::Models
+        }
+        ["models", "retrain"] => {
+            check_params(&params, &["promote"])?;
+            let promote = match param(&params, "promote") {
+                None => catalog.auto_promote,
+                Some("true") => true,
+                Some("false") => false,
+                Some(other) => return Err(bad(format!("promote `{other}`: use true or false"))),
+            };
+            Route::Query(Query::Retrain { promote })
+        }
+        ["models", version] => {
+            check_params(&params, &[])?;
+            let v = version
+                .trim_start_matches('v')
+                .parse::<u64>()
+                .map_err(|_| bad(format!("model version `{version}`: a number, e.g. /models/3")))?;
+            Route::Model(v)
+        }
         ["top"] => {
             check_params(&params, &["feature", "k"])?;
             let name = param(&params, "feature").ok_or_else(|| bad("missing parameter `feature` (see /features)"))?;
@@ -149,15 +181,24 @@ pub fn parse(method: &str, url: &str, catalog: &Catalog) -> Result<Route, Reques
             return Err(RequestError {
                 status: 404,
                 message: format!(
-                    "no such endpoint `{path}`; try /devices/ID, /devices/ID/history, /anomalies, /top?feature=F, /features, /health, /metrics"
+                    "no such endpoint `{path}`; try /devices/ID, /devices/ID/history, /anomalies, /top?feature=F, /features, /models, POST /models/retrain, /health, /metrics"
                 ),
             })
         }
     };
-    if method != "GET" && method != "HEAD" {
+    let post = matches!(route, Route::Query(Query::Retrain { .. }));
+    let allowed = if post {
+        method == "POST"
+    } else {
+        method == "GET" || method == "HEAD"
+    };
+    if !allowed {
         return Err(RequestError {
             status: 405,
-            message: format!("method {method} is not allowed; use GET"),
+            message: format!(
+                "method {method} is not allowed here; use {}",
+                if post { "POST" } else { "GET" }
+            ),
         });
     }
     Ok(route)

@@ -21,6 +21,7 @@ use super::request::{self, Catalog, Route};
 use super::{Answer, Hub, Pending};
 use crate::config::Config;
 use crate::decode::RejectReason;
+use crate::model::Registry;
 use crate::output::metrics::{Metrics, ENDPOINTS, LATENCY_BUCKETS_S};
 
 /// The server could not start.
@@ -155,29 +156,55 @@ fn handle(
             });
             (7, Answer::json(200, &body), JSON)
         }
+        Route::Models => (8, super::models::list(&Registry::new(&catalog.registry)), JSON),
+        Route::Model(v) => (8, super::models::show(&Registry::new(&catalog.registry), v), JSON),
         Route::Query(query) => {
             let endpoint = query.endpoint();
-            let (tx, rx) = mpsc::sync_channel(1);
-            if !hub.submit(Pending { query, reply: tx }) {
+            let retrain = matches!(query, super::Query::Retrain { .. });
+            if retrain && hub.retraining.swap(true, std::sync::atomic::Ordering::SeqCst) {
                 return (
                     endpoint,
-                    Answer::error(503, "the engine is not taking queries (shutting down)", &[]),
+                    Answer::error(
+                        409,
+                        "a retraining is already running on this process; try again when it is done",
+                        &[],
+                    ),
                     JSON,
                 );
             }
-            let answer = rx.recv_timeout(timeout).unwrap_or_else(|_| {
-                Answer::error(
-                    503,
-                    &format!(
-                        "no answer within {} ms; the engine is busy or a worker is gone",
-                        timeout.as_millis()
-                    ),
-                    &[],
-                )
-            });
+            let (endpoint, answer) = ask(hub, query, if retrain { RETRAIN_TIMEOUT } else { timeout });
+            if retrain {
+                hub.retraining.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
             (endpoint, answer, JSON)
         }
     }
+}
+
+/// How long `POST /models/retrain` waits for training before answering 503.
+pub const RETRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Hands `query` to the dataflow and waits for its answer.
+fn ask(hub: &Hub, query: super::Query, timeout: Duration) -> (usize, Answer) {
+    let endpoint = query.endpoint();
+    let (tx, rx) = mpsc::sync_channel(1);
+    if !hub.submit(Pending { query, reply: tx }) {
+        return (
+            endpoint,
+            Answer::error(503, "the engine is not taking queries (shutting down)", &[]),
+        );
+    }
+    let answer = rx.recv_timeout(timeout).unwrap_or_else(|_| {
+        Answer::error(
+            503,
+            &format!(
+                "no answer within {} ms; the engine is busy or a worker is gone",
+                timeout.as_millis()
+            ),
+            &[],
+        )
+    });
+    (endpoint, answer)
 }
 
 /// The completed frontier as inclusive event time (ms), None before any tick completes.
