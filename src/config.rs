@@ -3,7 +3,8 @@
 //! Invariants after [`Config::load`] / [`Config::validate`]: the tick is positive, every
 //! window length is a positive multiple of the tick, window lists are sorted and free of
 //! duplicates, and every internal range is a well-formed CIDR. Unknown keys are errors
-//! (naming the key), never silently ignored. Environment variables named
+//! (naming the key), never silently ignored; a key that moved to another section
+//! ([`MOVED_KEYS`]) is refused with where it went. Environment variables named
 //! `VIGIL__SECTION__KEY=value` override the file (value parsed as TOML, else taken as a string).
 
 use std::path::{Path, PathBuf};
@@ -369,8 +370,9 @@ pub enum KafkaRole {
 
 /// `[pinot]`: the Pinot tables fed by vigil's output topics (`vigil pinot ...`).
 ///
-/// Until the `[kafka]` section lands, the broker list and output topic names live here too;
-/// they are the ones the Kafka sink writes to, so a table reads what vigil writes.
+/// The brokers and topic names the tables consume are `[kafka]`'s (`brokers`,
+/// `windows_topic`, `features_topic`, `anomalies_topic`): the very topics the Kafka sink
+/// writes, so a table reads what vigil writes. See [`MOVED_KEYS`] for the keys that moved.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PinotConfig {
@@ -380,12 +382,6 @@ pub struct PinotConfig {
     pub windows_table: String,
     pub features_table: String,
     pub anomalies_table: String,
-    /// Brokers Pinot's servers consume from (`host:port,host:port`).
-    pub kafka_brokers: String,
-    /// The topics vigil writes its rows to.
-    pub windows_topic: String,
-    pub features_topic: String,
-    pub anomalies_topic: String,
     /// A consuming segment is committed after this much wall-clock time (or ~segment_size).
     pub segment_flush_time: DurationMs,
     /// Target size of a committed segment, as Pinot writes it ("100M").
@@ -399,10 +395,6 @@ impl Default for PinotConfig {
             windows_table: "vigil_windows".into(),
             features_table: "vigil_features".into(),
             anomalies_table: "vigil_anomalies".into(),
-            kafka_brokers: "127.0.0.1:19092".into(),
-            windows_topic: "vigil.windows".into(),
-            features_topic: "vigil.features".into(),
-            anomalies_topic: "vigil.anomalies".into(),
             segment_flush_time: DurationMs(6 * 3_600_000),
             segment_size: "100M".into(),
         }
@@ -430,22 +422,46 @@ impl PinotConfig {
         if tables[0] == tables[1] || tables[1] == tables[2] || tables[0] == tables[2] {
             return Err(invalid("pinot", "the three table names must differ"));
         }
-        for (key, value) in [
-            ("pinot.kafka_brokers", &self.kafka_brokers),
-            ("pinot.windows_topic", &self.windows_topic),
-            ("pinot.features_topic", &self.features_topic),
-            ("pinot.anomalies_topic", &self.anomalies_topic),
-            ("pinot.segment_size", &self.segment_size),
-        ] {
-            if value.trim().is_empty() {
-                return Err(invalid(key, "must not be empty"));
-            }
+        if self.segment_size.trim().is_empty() {
+            return Err(invalid("pinot.segment_size", "must not be empty"));
         }
         if self.segment_flush_time.0 < 60_000 {
             return Err(invalid("pinot.segment_flush_time", "must be at least 1m"));
         }
         Ok(())
     }
+}
+
+/// Keys that left their section: `(section, old key, new section, new key)`. A config that
+/// still uses one is refused with a message saying where it went (not just "unknown field").
+pub const MOVED_KEYS: [(&str, &str, &str, &str); 4] = [
+    ("pinot", "kafka_brokers", "kafka", "brokers"),
+    ("pinot", "windows_topic", "kafka", "windows_topic"),
+    ("pinot", "features_topic", "kafka", "features_topic"),
+    ("pinot", "anomalies_topic", "kafka", "anomalies_topic"),
+];
+
+/// The first key of [`MOVED_KEYS`] present in a raw config table, as an error.
+fn check_moved_keys(table: &toml::Table) -> Result<(), ConfigError> {
+    for (section, old, new_section, new) in MOVED_KEYS {
+        let present = table
+            .get(section)
+            .and_then(toml::Value::as_table)
+            .is_some_and(|t| t.contains_key(old));
+        if present {
+            return Err(invalid(
+                &format!("{section}.{old}"),
+                &format!(
+                    "has moved to `[{new_section}] {new}` (environment: VIGIL__{}__{}): one place \
+                     for the brokers and topics vigil writes and Pinot consumes; move the value \
+                     there and remove it from `[{section}]`",
+                    new_section.to_ascii_uppercase(),
+                    new.to_ascii_uppercase()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `[server]`: the embedded query server (`vigil run --serve`).
@@ -524,6 +540,7 @@ impl Config {
                 message: format!("from environment variable {name}: {message}"),
             })?;
         }
+        check_moved_keys(&table)?;
         let config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse {
@@ -587,8 +604,16 @@ impl Config {
         if k.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers", "must name at least one host:port"));
         }
-        if k.group_id.trim().is_empty() {
-            return Err(invalid("kafka.group_id", "must not be empty"));
+        for (key, value) in [
+            ("kafka.group_id", &k.group_id),
+            ("kafka.windows_topic", &k.windows_topic),
+            ("kafka.features_topic", &k.features_topic),
+            ("kafka.anomalies_topic", &k.anomalies_topic),
+            ("kafka.dlq_topic", &k.dlq_topic),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
         }
         if k.output_partitions == 0 {
             return Err(invalid("kafka.output_partitions", "must be at least 1"));
@@ -755,7 +780,6 @@ mod tests {
     fn pinot_section() {
         let c = Config::from_toml("[pinot]\nwindows_table = \"w\"\n").unwrap();
         assert_eq!(c.pinot.windows_table, "w");
-        assert_eq!(c.pinot.features_topic, "vigil.features");
         let e = Config::from_toml("[pinot]\nwindows_table = \"a-b\"\n")
             .unwrap_err()
             .to_string();
@@ -764,6 +788,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("controler"), "{e}");
+    }
+
+    #[test]
+    fn keys_moved_from_pinot_to_kafka_say_where_they_went() {
+        for (old, new) in [
+            ("kafka_brokers", "[kafka] brokers"),
+            ("windows_topic", "[kafka] windows_topic"),
+            ("features_topic", "[kafka] features_topic"),
+            ("anomalies_topic", "[kafka] anomalies_topic"),
+        ] {
+            let e = Config::from_toml(&format!("[pinot]\ncontroller = \"http://h:1\"\n{old} = \"x\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("`pinot.{old}`")) && e.contains(&format!("moved to `{new}`")),
+                "{e}"
+            );
+        }
+        // From the environment too, naming the variable to use instead.
+        let e = Config::from_toml_with("", "t", &[("VIGIL__PINOT__WINDOWS_TOPIC".into(), "t.w".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pinot.windows_topic") && e.contains("VIGIL__KAFKA__WINDOWS_TOPIC"),
+            "{e}"
+        );
+        // The same keys in [kafka] are fine, and are what the Pinot tables consume.
+        let c = Config::from_toml("[kafka]\nbrokers = \"k:1\"\nwindows_topic = \"t.w\"\n").unwrap();
+        assert_eq!(
+            (c.kafka.brokers.as_str(), c.kafka.windows_topic.as_str()),
+            ("k:1", "t.w")
+        );
     }
 
     #[test]

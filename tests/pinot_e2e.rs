@@ -1,16 +1,20 @@
 //! End-to-end: vigil's outputs through the real Kafka broker (scripts/kafka.sh) into a real
 //! Apache Pinot (scripts/pinot.sh), checked against vigil's own file outputs.
 //!
-//! Steps: generate a data set; `vigil run` it (files); put the rows into vigil's output
-//! topics (see [`produce_outputs`]); `vigil pinot apply` (twice: idempotent; once with a
-//! conflicting config: refused); then SQL to the Pinot broker must give exactly what the
-//! files say: row counts, per-device sums, the latest feature vector per device (upsert)
-//! and the open anomalies (retractions folded with `vigil::pinot::OPEN_ANOMALIES_SQL`).
+//! Steps, as a user runs them: generate a data set; `vigil run` it into files (the
+//! reference); `vigil run --sink kafka` over the same input with the same config (fresh topic
+//! names); replay an older run's feature rows into the features topic after the newer ones;
+//! `vigil pinot apply` with that config (twice: idempotent; once with a conflicting topic:
+//! refused); then SQL to the Pinot broker must give exactly what the files say: row counts,
+//! per-device sums, the feature changelog row by row, the latest feature vector per device
+//! (upsert, which the older replayed rows must not win) and the open anomalies (retractions
+//! folded with `vigil::pinot::OPEN_ANOMALIES_SQL`).
 //!
 //! Needs both services (scripts/test.sh starts them). Without Pinot or Kafka the test
-//! prints why and passes, unless `VIGIL_REQUIRE_PINOT=1`, when it fails. Every run uses
-//! fresh table and topic names and deletes its tables and schemas at the end (keeps them
-//! with `VIGIL_KEEP_PINOT=1`). Endpoints: `PINOT_CONTROLLER_PORT`, `PINOT_BROKER_PORT`,
+//! prints why and passes, unless `VIGIL_REQUIRE_PINOT=1` (or, for Kafka,
+//! `VIGIL_REQUIRE_KAFKA=1`), when it fails. Every run uses
+//! fresh table and topic names and deletes its tables, schemas and topics at the end (keeps
+//! them with `VIGIL_KEEP_PINOT=1`). Endpoints: `PINOT_CONTROLLER_PORT`, `PINOT_BROKER_PORT`,
 //! `KAFKA_PORT` as for the scripts.
 
 use std::collections::BTreeMap;
@@ -20,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use vigil::pinot::{open_anomalies_sql, Broker, Controller};
+use vigil::pinot::{open_anomalies_at_sql, open_anomalies_sql, Broker, Controller};
 
 fn port(var: &str, default: u16) -> u16 {
     std::env::var(var).ok().and_then(|p| p.parse().ok()).unwrap_or(default)
@@ -41,21 +45,28 @@ impl Services {
         }
     }
 
-    /// Why the services cannot be used, if they cannot.
-    fn unavailable(&self) -> Option<String> {
+    /// Why the services cannot be used, if they cannot, and the variable that makes that a
+    /// failure (`VIGIL_REQUIRE_PINOT` for Pinot, it or `VIGIL_REQUIRE_KAFKA` for Kafka).
+    fn unavailable(&self) -> Option<(String, &'static [&'static str])> {
+        const PINOT: &[&str] = &["VIGIL_REQUIRE_PINOT"];
+        const KAFKA: &[&str] = &["VIGIL_REQUIRE_PINOT", "VIGIL_REQUIRE_KAFKA"];
         if let Err(e) = Controller::new(&self.controller_url).health() {
-            return Some(format!(
-                "Pinot controller not healthy ({e}); start it with scripts/pinot.sh start"
+            return Some((
+                format!("Pinot controller not healthy ({e}); start it with scripts/pinot.sh start"),
+                PINOT,
             ));
         }
         if let Err(e) = Broker::new(&self.broker_url).sql("SELECT 1") {
-            return Some(format!("Pinot broker not answering ({e})"));
+            return Some((format!("Pinot broker not answering ({e})"), PINOT));
         }
         let addr = self.kafka.parse().expect("kafka address");
         if let Err(e) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-            return Some(format!(
-                "Kafka broker {} not reachable ({e}); start it with scripts/kafka.sh start",
-                self.kafka
+            return Some((
+                format!(
+                    "Kafka broker {} not reachable ({e}); start it with scripts/kafka.sh start",
+                    self.kafka
+                ),
+                KAFKA,
             ));
         }
         None
@@ -84,20 +95,6 @@ fn vigil_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn kafka_sh(args: &[&str], stdin: Option<&[u8]>) {
-    let mut child = Command::new(root().join("scripts/kafka.sh"))
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("scripts/kafka.sh");
-    if let Some(data) = stdin {
-        child.stdin.take().unwrap().write_all(data).unwrap();
-    }
-    let status = child.wait().unwrap();
-    assert!(status.success(), "scripts/kafka.sh {args:?} failed");
-}
-
 fn read_jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -107,84 +104,86 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Topic names of one test run.
+/// Topic names of one test run: the three Pinot consumes, and the dead letters (vigil's
+/// fourth output topic, which Pinot does not read).
 struct Topics {
     windows: String,
     features: String,
     anomalies: String,
+    dlq: String,
 }
 
-/// Puts vigil's rows into its output topics, keyed by `device_id`, in the shapes the Kafka
-/// sink writes: window rows plus `"op": "insert"`; the feature changelog (every periodic
-/// snapshot in time order, then the final state, then the oldest snapshot again); anomaly rows (`op` insert/retract) as
-/// they are.
-///
-/// TODO(kafka sink, issue 5): once `vigil run --sink kafka` exists, replace this function
-/// (and the topic creation before it) by running vigil with `--sink kafka` and the same
-/// config: it writes these very rows to these topics. Only this step changes.
-fn produce_outputs(kafka: &str, out: &Path, topics: &Topics) -> usize {
-    for (topic, partitions) in [
-        (&topics.windows, "2"),
-        (&topics.features, "3"),
-        (&topics.anomalies, "2"),
-    ] {
-        kafka_sh(&["topic", topic, partitions], None);
-    }
-    let keyed = |rows: &[Value]| -> Vec<u8> {
-        let mut text = String::new();
-        for row in rows {
-            text += row["device_id"].as_str().expect("device_id");
-            text.push('\t');
-            text += &row.to_string();
-            text.push('\n');
+impl Topics {
+    fn new(prefix: &str) -> Self {
+        Topics {
+            windows: format!("{prefix}.windows"),
+            features: format!("{prefix}.features"),
+            anomalies: format!("{prefix}.anomalies"),
+            dlq: format!("{prefix}.dlq"),
         }
-        text.into_bytes()
-    };
-    let produce = |topic: &str, rows: &[Value]| {
-        kafka_sh(
-            &[
-                "run-class",
-                "org.apache.kafka.tools.ConsoleProducer",
-                "--bootstrap-server",
-                kafka,
-                "--topic",
-                topic,
-                "--reader-property",
-                "parse.key=true",
-                "--reader-property",
-                "key.separator=\t",
-            ],
-            Some(&keyed(rows)),
-        )
-    };
-    let mut windows = read_jsonl(&out.join("windows.jsonl"));
-    for row in &mut windows {
-        row["op"] = "insert".into();
     }
-    produce(&topics.windows, &windows);
-    let mut snapshots: Vec<PathBuf> = std::fs::read_dir(out.join("snapshots"))
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
+
+    fn all(&self) -> [String; 4] {
+        [
+            self.windows.clone(),
+            self.features.clone(),
+            self.anomalies.clone(),
+            self.dlq.clone(),
+        ]
+    }
+}
+
+/// A feature row without its `as_of_ms`: what the Kafka sink compares to decide whether a
+/// device changed since the row it last sent.
+fn feature_content(row: &Value) -> Value {
+    let mut v = row.clone();
+    v.as_object_mut().unwrap().remove("as_of_ms");
+    v
+}
+
+/// The rows of the feature changelog the Kafka sink writes (with `kafka.features_every =
+/// "0s"`), counted per `as_of_ms` from a files run over the same input and config: for every
+/// periodic snapshot (`OUT/snapshots/features-<ms>.jsonl`, in time order) the devices whose
+/// row changed since the last row sent for them (new devices included), then every device
+/// of `features.jsonl` (the end of the run: all devices, changed or not).
+fn expected_changelog(out: &Path) -> BTreeMap<i64, usize> {
+    let mut snapshots: Vec<(i64, PathBuf)> = std::fs::read_dir(out.join("snapshots"))
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .map(|p| {
+                    let name = p.file_stem().unwrap().to_string_lossy().to_string();
+                    let ms = name
+                        .trim_start_matches("features-")
+                        .parse::<i64>()
+                        .expect("snapshot name");
+                    (ms, p)
+                })
+                .collect()
+        })
         .unwrap_or_default();
-    snapshots.sort_by_key(|p| {
-        let name = p.file_stem().unwrap().to_string_lossy().to_string();
-        name.trim_start_matches("features-").parse::<i64>().unwrap_or(i64::MAX)
-    });
-    let mut features = Vec::new();
-    for s in &snapshots {
-        features.extend(read_jsonl(s));
-    }
-    features.extend(read_jsonl(&out.join("features.jsonl")));
+    snapshots.sort();
     assert!(
         snapshots.len() >= 3,
         "the test wants several feature snapshots, got {}",
         snapshots.len()
     );
-    // A replay of the oldest snapshot after the final state (as a restarted producer might
-    // send): upsert keeps the row with the latest as_of_ms, not the last one written.
-    features.extend(read_jsonl(&snapshots[0]));
-    produce(&topics.features, &features);
-    produce(&topics.anomalies, &read_jsonl(&out.join("anomalies.jsonl")));
-    features.len()
+    let mut sent: BTreeMap<String, Value> = BTreeMap::new();
+    let mut rows: BTreeMap<i64, usize> = BTreeMap::new();
+    for (ms, path) in &snapshots {
+        for row in read_jsonl(path) {
+            assert_eq!(row["as_of_ms"].as_i64(), Some(*ms), "{}", path.display());
+            let device = row["device_id"].as_str().unwrap().to_string();
+            let content = feature_content(&row);
+            if sent.get(&device) != Some(&content) {
+                *rows.entry(*ms).or_default() += 1;
+                sent.insert(device, content);
+            }
+        }
+    }
+    for row in read_jsonl(&out.join("features.jsonl")) {
+        *rows.entry(row["as_of_ms"].as_i64().unwrap()).or_default() += 1;
+    }
+    rows
 }
 
 /// Deletes the run's tables, schemas and topics (unless VIGIL_KEEP_PINOT=1).
@@ -254,9 +253,11 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn vigil_outputs_in_pinot_equal_the_file_outputs() {
     let services = Services::from_env();
-    if let Some(why) = services.unavailable() {
-        if std::env::var("VIGIL_REQUIRE_PINOT").as_deref() == Ok("1") {
-            panic!("VIGIL_REQUIRE_PINOT=1 but: {why}");
+    if let Some((why, required_by)) = services.unavailable() {
+        for var in required_by {
+            if std::env::var(var).as_deref() == Ok("1") {
+                panic!("{var}=1 but: {why}");
+            }
         }
         // Straight to stderr: the test harness captures eprintln! of passing tests.
         let _ = writeln!(
@@ -282,37 +283,38 @@ fn vigil_outputs_in_pinot_equal_the_file_outputs() {
         format!("e2e_features_{run_id}"),
         format!("e2e_anomalies_{run_id}"),
     );
-    let topics = Topics {
-        windows: format!("e2e.windows.{run_id}"),
-        features: format!("e2e.features.{run_id}"),
-        anomalies: format!("e2e.anomalies.{run_id}"),
-    };
+    let topics = Topics::new(&format!("e2e.{run_id}"));
+    // The replayed older run's other outputs (its features go to the real features topic).
+    let replay_topics = Topics::new(&format!("e2e.replay.{run_id}"));
     let _cleanup = Cleanup {
         controller: controller.clone(),
         tables: vec![wt.clone(), ft.clone(), at.clone()],
-        topics: vec![
-            topics.windows.clone(),
-            topics.features.clone(),
-            topics.anomalies.clone(),
-        ],
+        topics: topics.all().into_iter().chain(replay_topics.all()).collect(),
         kafka: services.kafka.clone(),
     };
+    // One config for `vigil run` (files and Kafka) and `vigil pinot apply`: the tables
+    // consume exactly the topics of [kafka] the sink writes. `features_every = "0s"`: the
+    // feature changelog is then the periodic snapshots (`snapshot_every`: each device whose
+    // vector changed since its last row) and every device at the end, which the files run
+    // lets us count independently (`expected_changelog`). The default 1m cadence adds rows
+    // for periods the files run has no snapshot of; tests/kafka.rs folds that changelog.
     let config_path = dir.path().join("vigil.toml");
     std::fs::write(
         &config_path,
         format!(
-            "[output]\nsnapshot_every = \"10m\"\n\n[input]\nbatch_records = 1000\n\n[pinot]\ncontroller = \"{}\"\nkafka_brokers = \"{}\"\n\
-             windows_table = \"{wt}\"\nfeatures_table = \"{ft}\"\nanomalies_table = \"{at}\"\n\
-             windows_topic = \"{}\"\nfeatures_topic = \"{}\"\nanomalies_topic = \"{}\"\n",
-            services.controller_url, services.kafka, topics.windows, topics.features, topics.anomalies
+            "[output]\nsnapshot_every = \"10m\"\n\n[input]\nbatch_records = 1000\n\n\
+             [kafka]\nbrokers = \"{}\"\nwindows_topic = \"{}\"\nfeatures_topic = \"{}\"\n\
+             anomalies_topic = \"{}\"\ndlq_topic = \"{}\"\noutput_partitions = 3\nfeatures_every = \"0s\"\n\n\
+             [pinot]\ncontroller = \"{}\"\nwindows_table = \"{wt}\"\nfeatures_table = \"{ft}\"\n\
+             anomalies_table = \"{at}\"\n",
+            services.kafka, topics.windows, topics.features, topics.anomalies, topics.dlq, services.controller_url,
         ),
     )
     .unwrap();
     let config = config_path.to_str().unwrap();
 
-    // 1. A generated data set, run by vigil into its file outputs.
+    // 1. A generated data set, and its first half (for the replay of step 3).
     let events = dir.path().join("events.csv");
-    let out = dir.path().join("out");
     vigil_ok(&[
         "generate",
         "--events",
@@ -324,22 +326,60 @@ fn vigil_outputs_in_pinot_equal_the_file_outputs() {
         "--out",
         events.to_str().unwrap(),
     ]);
-    vigil_ok(&[
-        "run",
-        "--input",
-        events.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--config",
-        config,
-        "--progress",
-        "never",
-    ]);
+    let text = std::fs::read_to_string(&events).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let first_half = dir.path().join("first-half.csv");
+    std::fs::write(&first_half, lines[..lines.len() / 2].join("\n") + "\n").unwrap();
+    let run = |input: &Path, out: &Path, sink: &str, envs: &[(&str, &str)]| {
+        let args = [
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--sink",
+            sink,
+            "--config",
+            config,
+            "-w",
+            "2",
+            "--serve",
+            "off",
+            "--progress",
+            "never",
+        ];
+        let o = vigil(&args, envs);
+        assert!(
+            o.status.success(),
+            "vigil {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
 
-    // 2. The rows into vigil's output topics (to become `vigil run --sink kafka`).
-    let feature_rows_produced = produce_outputs(&services.kafka, &out, &topics);
+    // 2. The reference: vigil's own file outputs. Then what a user runs: the same input and
+    //    config with `--sink kafka`, which creates the topics and writes the rows.
+    let out = dir.path().join("out");
+    run(&events, &out, "files", &[]);
+    run(&events, &dir.path().join("kafka-out"), "kafka", &[]);
 
-    // 3. vigil pinot apply: creates; again: unchanged; a conflicting config: refused.
+    // 3. An older run replayed into the same features topic after the newer one (a backfill,
+    //    or a producer re-sending an old range): vigil over the first half of the input,
+    //    final rows only. Its feature rows come later in every partition but carry older
+    //    `as_of_ms`: upsert must keep the newer rows. Its other outputs go to scratch topics;
+    //    the files run over the same half says what it writes.
+    let replay_env = [
+        ("VIGIL__KAFKA__WINDOWS_TOPIC", replay_topics.windows.as_str()),
+        ("VIGIL__KAFKA__ANOMALIES_TOPIC", replay_topics.anomalies.as_str()),
+        ("VIGIL__KAFKA__DLQ_TOPIC", replay_topics.dlq.as_str()),
+        ("VIGIL__OUTPUT__SNAPSHOT_EVERY", "\"0s\""),
+    ];
+    let half_out = dir.path().join("out-half");
+    run(&first_half, &half_out, "files", &replay_env);
+    run(&first_half, &dir.path().join("kafka-out-half"), "kafka", &replay_env);
+    let replayed = read_jsonl(&half_out.join("features.jsonl"));
+    let replayed_as_of = replayed[0]["as_of_ms"].as_i64().unwrap();
+
+    // 4. vigil pinot apply: creates; again: unchanged; a conflicting config: refused.
     let first = vigil_ok(&["pinot", "apply", "--config", config]);
     for t in [&wt, &ft, &at] {
         assert!(first.contains(&format!("schema {t}: created")), "{first}");
@@ -356,7 +396,7 @@ fn vigil_outputs_in_pinot_equal_the_file_outputs() {
     assert_eq!(second.matches(": unchanged").count(), 6, "{second}");
     let conflict = vigil(
         &["pinot", "apply", "--config", config],
-        &[("VIGIL__PINOT__WINDOWS_TOPIC", "some.other.topic")],
+        &[("VIGIL__KAFKA__WINDOWS_TOPIC", "some.other.topic")],
     );
     let stderr = String::from_utf8_lossy(&conflict.stderr);
     assert!(!conflict.status.success(), "a conflicting table must be refused");
@@ -371,7 +411,7 @@ fn vigil_outputs_in_pinot_equal_the_file_outputs() {
         "the refused apply changed something: {third}"
     );
 
-    // 4. Pinot has consumed everything.
+    // 5. Pinot has consumed everything vigil wrote: as many rows as the files run says.
     let windows = read_jsonl(&out.join("windows.jsonl"));
     let features = read_jsonl(&out.join("features.jsonl"));
     let anomalies = read_jsonl(&out.join("anomalies.jsonl"));
@@ -381,23 +421,44 @@ fn vigil_outputs_in_pinot_equal_the_file_outputs() {
         windows.len(),
         features.len()
     );
+    let final_as_of = features[0]["as_of_ms"].as_i64().unwrap();
+    assert!(
+        !replayed.is_empty() && replayed_as_of < final_as_of,
+        "the replayed rows must be older: {replayed_as_of} vs {final_as_of}"
+    );
+    let mut changelog = expected_changelog(&out);
+    *changelog.entry(replayed_as_of).or_default() += replayed.len();
+    let feature_rows: usize = changelog.values().sum();
     let timeout = Duration::from_secs(120);
     wait_count(&broker, &format!("SELECT COUNT(*) FROM {wt}"), windows.len(), timeout);
     wait_count(
         &broker,
         &format!("SELECT COUNT(*) FROM {ft} OPTION(skipUpsert=true)"),
-        feature_rows_produced,
+        feature_rows,
         timeout,
     );
     wait_count(&broker, &format!("SELECT COUNT(*) FROM {at}"), anomalies.len(), timeout);
     eprintln!(
-        "pinot_e2e: {} window rows, {} feature rows ({} devices), {} anomaly rows consumed after {:.1}s",
+        "pinot_e2e: {} window rows, {} feature rows ({} devices, {} replayed), {} anomaly rows consumed after {:.1}s",
         windows.len(),
-        feature_rows_produced,
+        feature_rows,
         features.len(),
+        replayed.len(),
         anomalies.len(),
         started.elapsed().as_secs_f64()
     );
+    // The changelog, row by row as of each time: the sink's rows are the snapshots' changes.
+    let rows = broker
+        .sql(&format!(
+            "SELECT as_of_ms, COUNT(*) FROM {ft} GROUP BY as_of_ms ORDER BY as_of_ms \
+             LIMIT 100000 OPTION(skipUpsert=true)"
+        ))
+        .unwrap();
+    let got: BTreeMap<i64, usize> = rows
+        .iter()
+        .map(|r| (r[0].as_i64().unwrap(), r[1].as_f64().unwrap() as usize))
+        .collect();
+    assert_eq!(got, changelog, "feature changelog rows per as_of_ms");
 
     // 5a. Windows: per-device row counts and sums; every row an insert; nulls kept as nulls.
     let sums = [
@@ -449,7 +510,12 @@ fn vigil_outputs_in_pinot_equal_the_file_outputs() {
         timeout,
     );
 
-    // 5b. Features: through upsert, exactly the final vector of every device.
+    // 5b. Features: through upsert, exactly the final vector of every device; none of the
+    //     replayed older rows wins although each came after the device's final row.
+    let rows = broker
+        .sql(&format!("SELECT COUNT(*) FROM {ft} WHERE as_of_ms = {replayed_as_of}"))
+        .unwrap();
+    assert_eq!(rows[0][0].as_f64(), Some(0.0), "a replayed older row won the upsert");
     let (columns, rows) = broker
         .sql_with_columns(&format!("SELECT * FROM {ft} ORDER BY device_id LIMIT 100000"))
         .unwrap();
@@ -487,31 +553,94 @@ fn vigil_outputs_in_pinot_equal_the_file_outputs() {
         count_op("retract"),
         timeout,
     );
-    let mut open: BTreeMap<(String, String, i64), i64> = BTreeMap::new();
-    for a in &anomalies {
-        let key = (
-            a["detector"].as_str().unwrap().to_string(),
-            a["device_id"].as_str().unwrap().to_string(),
-            a["ts_ms"].as_i64().unwrap(),
-        );
-        *open.entry(key).or_default() += if a["op"] == "insert" { 1 } else { -1 };
-    }
-    open.retain(|_, n| *n > 0);
-    let rows = broker.sql(&open_anomalies_sql(&at)).unwrap();
-    let got: BTreeMap<(String, String, i64), i64> = rows
+    // Every row as vigil wrote it (the same multiset as anomalies.jsonl).
+    let fields = [
+        "op",
+        "at_ms",
+        "detector",
+        "device_id",
+        "ts_ms",
+        "severity",
+        "reason",
+        "score",
+    ];
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        // 1 in the file may come back as 1.0; times are exact integers either way.
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => (f as i64).to_string(),
+            Some(f) => format!("{f:.9e}"),
+            None => n.to_string(),
+        },
+        other => other.to_string(),
+    };
+    let mut want: Vec<Vec<String>> = anomalies
         .iter()
-        .map(|r| {
-            (
-                (
-                    r[0].as_str().unwrap().to_string(),
-                    r[1].as_str().unwrap().to_string(),
-                    r[2].as_i64().unwrap(),
-                ),
-                r[4].as_f64().unwrap() as i64,
-            )
-        })
+        .map(|a| fields.iter().map(|f| text(&a[*f])).collect())
         .collect();
-    assert_eq!(got, open, "open anomalies (inserts without their retraction)");
+    want.sort();
+    let rows = broker
+        .sql(&format!("SELECT {} FROM {at} LIMIT 100000", fields.join(", ")))
+        .unwrap();
+    let mut got: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(text).collect()).collect();
+    got.sort();
+    assert_eq!(got, want, "anomaly rows");
+    // Folded: the open anomalies at the end, and at the moment most were open (retractions
+    // that happened later do not count then).
+    let open_at = |t: i64| -> BTreeMap<(String, String, i64), i64> {
+        let mut open = BTreeMap::new();
+        for a in anomalies.iter().filter(|a| a["at_ms"].as_i64().unwrap() <= t) {
+            let key = (
+                a["detector"].as_str().unwrap().to_string(),
+                a["device_id"].as_str().unwrap().to_string(),
+                a["ts_ms"].as_i64().unwrap(),
+            );
+            *open.entry(key).or_default() += if a["op"] == "insert" { 1 } else { -1 };
+        }
+        open.retain(|_, n| *n > 0);
+        open
+    };
+    let folded = |sql: String| -> BTreeMap<(String, String, i64), i64> {
+        broker
+            .sql(&sql)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    (
+                        r[0].as_str().unwrap().to_string(),
+                        r[1].as_str().unwrap().to_string(),
+                        r[2].as_i64().unwrap(),
+                    ),
+                    r[4].as_f64().unwrap() as i64,
+                )
+            })
+            .collect()
+    };
+    let open = open_at(i64::MAX);
+    assert_eq!(
+        folded(open_anomalies_sql(&at)),
+        open,
+        "open anomalies (inserts without their retraction)"
+    );
+    let busiest = anomalies
+        .iter()
+        .map(|a| a["at_ms"].as_i64().unwrap())
+        .max_by_key(|&t| (open_at(t).len(), std::cmp::Reverse(t)))
+        .unwrap();
+    let open_then = open_at(busiest);
+    let closed_by_then = anomalies
+        .iter()
+        .any(|a| a["op"] == "retract" && a["at_ms"].as_i64().unwrap() <= busiest);
+    assert!(
+        open_then.len() >= 2 && closed_by_then,
+        "the data set must have anomalies open at once, and some closed by then: {open_then:?}"
+    );
+    assert_eq!(
+        folded(open_anomalies_at_sql(&at, busiest)),
+        open_then,
+        "anomalies open at {busiest}"
+    );
     // Evidence is a JSON column: its members can be extracted and aggregated.
     let want: f64 = anomalies
         .iter()
@@ -537,9 +666,10 @@ fn vigil_outputs_in_pinot_equal_the_file_outputs() {
         .expect("the README's sample query");
 
     eprintln!(
-        "pinot_e2e: OK in {:.1}s ({} open anomalies of {} rows)",
+        "pinot_e2e: OK in {:.1}s ({} open anomalies at the end, {} at {busiest}, of {} rows)",
         started.elapsed().as_secs_f64(),
         open.len(),
+        open_then.len(),
         anomalies.len()
     );
 }

@@ -1,8 +1,9 @@
 //! `vigil pinot`: the Pinot schemas and REALTIME table configs of vigil's output topics,
 //! printed (`schema`, `tables`) or posted to a controller (`apply`).
 //!
-//! Invariants: everything is generated from the same config `vigil run` uses (table, topic
-//! and broker names from `[pinot]`, feature names from `[windows]`); `apply` changes nothing
+//! Invariants: everything is generated from the same config `vigil run` uses (table names
+//! from `[pinot]`, topic and broker names from `[kafka]` — the topics `vigil run --sink
+//! kafka` writes —, feature names from `[windows]`); `apply` changes nothing
 //! when a schema or table exists with other content, unless `--force`.
 
 use std::path::PathBuf;

@@ -396,7 +396,7 @@ fn topic_hint(e: PinotError, spec: &TableSpec) -> PinotError {
             status,
             body: format!(
                 "{body} (Pinot could not read the partitions of topic `{}`: does it exist on the \
-                 brokers of pinot.kafka_brokers? vigil creates its output topics when it first \
+                 brokers of kafka.brokers? vigil creates its output topics when it first \
                  writes to them; create them first)",
                 spec.topic
             ),

@@ -3,7 +3,8 @@
 //! idempotently, and the SQL that reads them back (retractions folded).
 //!
 //! Invariants: the generated schemas name exactly the keys of the rows (checked by tests in
-//! [`columns`]); table, topic and broker names come from the `[pinot]` config section;
+//! [`columns`]); table names come from the `[pinot]` config section, topic and broker names
+//! from `[kafka]` (the topics the Kafka sink writes);
 //! window stats and anomalies are append tables, the feature store an upsert table keyed by
 //! `device_id` (latest `as_of_ms` wins). Targets Pinot 0.11 (flat rows; the anomalies'
 //! `evidence` object goes into a JSON column, where Pinot drops its `null` members).
@@ -29,4 +30,27 @@ pub const OPEN_ANOMALIES_SQL: &str = "SELECT detector, device_id, ts_ms, MAX(sco
 /// [`OPEN_ANOMALIES_SQL`] for a table name.
 pub fn open_anomalies_sql(table: &str) -> String {
     OPEN_ANOMALIES_SQL.replace("{table}", table)
+}
+
+/// The anomalies that were open at event time `at_ms`: the same fold over the changes made
+/// up to it (`at_ms` is when an insert or retract happened).
+pub fn open_anomalies_at_sql(table: &str, at_ms: i64) -> String {
+    open_anomalies_sql(table).replace(" GROUP BY ", &format!(" WHERE at_ms <= {at_ms} GROUP BY "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_anomalies_queries_name_the_table_and_the_time() {
+        let all = open_anomalies_sql("t_a");
+        assert!(all.contains("FROM t_a GROUP BY detector, device_id, ts_ms"), "{all}");
+        let at = open_anomalies_at_sql("t_a", 1_767_600_000_000);
+        assert!(
+            at.contains("FROM t_a WHERE at_ms <= 1767600000000 GROUP BY detector"),
+            "{at}"
+        );
+        assert_eq!(at.replace(" WHERE at_ms <= 1767600000000", ""), all);
+    }
 }

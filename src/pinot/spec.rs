@@ -1,12 +1,16 @@
 //! Pinot schemas and REALTIME table configs for vigil's three output topics.
 //!
 //! Invariants: a schema's fields are exactly [`super::columns`] for its table; schema name =
-//! table name; every table consumes its topic with Pinot's low-level (partition-level)
+//! table name; topic names and the broker list are `[kafka]`'s, the ones the Kafka sink
+//! (`src/output/kafka.rs`) writes to; every table consumes its topic with Pinot's low-level (partition-level)
 //! Kafka consumer from the earliest offset, JSON-decoded. Window stats and anomalies are
 //! append tables; the feature table is an upsert table (`mode FULL`) keyed by `device_id`
 //! with `as_of_ms` as comparison column, strict replica-group routing and no star-tree,
 //! which is what Pinot requires of an upsert table; the topic must be keyed by `device_id`
-//! so that all rows of a device are in one partition. The output is deterministic, so
+//! so that all rows of a device are in one partition (the sink keys every row so). The
+//! features topic is a changelog — rows of changed devices every `kafka.features_every`,
+//! snapshots, every device at the end of a run, possibly replays of older rows — so the
+//! comparison column, not the order of arrival, decides which row of a device is current. The output is deterministic, so
 //! applying it twice compares equal.
 
 use serde_json::{json, Map, Value};
@@ -53,30 +57,30 @@ pub fn specs(config: &Config) -> Vec<TableSpec> {
 
 /// The spec of one table.
 pub fn spec(config: &Config, table: Table) -> TableSpec {
-    let p = &config.pinot;
+    let (p, k) = (&config.pinot, &config.kafka);
     let (name, topic, columns, time) = match table {
         Table::Windows => (
             &p.windows_table,
-            &p.windows_topic,
+            &k.windows_topic,
             columns::window_columns(),
             columns::WINDOWS_TIME,
         ),
         Table::Features => (
             &p.features_table,
-            &p.features_topic,
+            &k.features_topic,
             columns::feature_columns(&FeatureLayout::new(config)),
             columns::FEATURES_TIME,
         ),
         Table::Anomalies => (
             &p.anomalies_table,
-            &p.anomalies_topic,
+            &k.anomalies_topic,
             columns::anomaly_columns(),
             columns::ANOMALIES_TIME,
         ),
     };
     let primary_key = (table == Table::Features).then_some(columns::FEATURES_KEY);
     let schema = schema_json(name, &columns, primary_key);
-    let table_config = table_json(p, table, name, topic, time);
+    let table_config = table_json(p, &k.brokers, table, name, topic, time);
     TableSpec {
         table,
         name: name.clone(),
@@ -113,13 +117,13 @@ fn schema_json(name: &str, columns: &[Column], primary_key: Option<&str>) -> Val
     Value::Object(s)
 }
 
-fn table_json(p: &PinotConfig, table: Table, name: &str, topic: &str, time: &str) -> Value {
+fn table_json(p: &PinotConfig, brokers: &str, table: Table, name: &str, topic: &str, time: &str) -> Value {
     let flush_time = format!("{}m", p.segment_flush_time.0 / 60_000);
     let stream = json!({
         "streamType": "kafka",
         "stream.kafka.consumer.type": "lowlevel",
         "stream.kafka.topic.name": topic,
-        "stream.kafka.broker.list": p.kafka_brokers,
+        "stream.kafka.broker.list": brokers,
         "stream.kafka.consumer.factory.class.name": "org.apache.pinot.plugin.stream.kafka20.KafkaConsumerFactory",
         "stream.kafka.decoder.class.name": "org.apache.pinot.plugin.stream.kafka.KafkaJSONMessageDecoder",
         "stream.kafka.consumer.prop.auto.offset.reset": "smallest",
@@ -191,9 +195,11 @@ mod tests {
 
     #[test]
     fn names_and_topics_come_from_the_config() {
-        let config =
-            Config::from_toml("[pinot]\nfeatures_table = \"f\"\nfeatures_topic = \"t.f\"\nkafka_brokers = \"k:1\"\n")
-                .unwrap();
+        // The topics and brokers are [kafka]'s: the tables read what the Kafka sink writes.
+        let config = Config::from_toml(
+            "[pinot]\nfeatures_table = \"f\"\n[kafka]\nfeatures_topic = \"t.f\"\nbrokers = \"k:1\"\n",
+        )
+        .unwrap();
         let s = spec(&config, Table::Features);
         assert_eq!(s.schema["schemaName"], "f");
         assert_eq!(s.table_config["tableName"], "f");

@@ -18,7 +18,7 @@
 use std::cell::RefCell;
 use std::collections::{BinaryHeap, HashMap};
 use std::rc::Rc;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -441,48 +441,43 @@ impl Queries {
         let ready = complete > 0;
         let mut sent = false;
         if let Some(rx) = e.requests.as_ref() {
-            loop {
-                match rx.try_recv() {
-                    Ok(p) => {
-                        if !ready {
-                            let _ = p.reply.try_send(Answer::error(
-                                503,
-                                "no event time is complete yet; try again once data has arrived",
-                                &[],
-                            ));
-                            continue;
-                        }
-                        let seq = e.next_seq;
-                        e.next_seq += 1;
-                        let tick = *e.point.time();
-                        let msg = QueryMsg {
-                            origin: e.index,
-                            seq,
-                            query: p.query.clone(),
-                        };
-                        let expected = if p.query.device().is_some() {
-                            e.point.send(msg);
-                            1
-                        } else {
-                            e.wide.send(msg);
-                            e.peers
-                        };
-                        sent = true;
-                        tracing::trace!(seq, tick, expected, "query sent");
-                        e.waiting.insert(
-                            seq,
-                            Waiting {
-                                query: p.query,
-                                reply: p.reply,
-                                tick,
-                                expected,
-                                parts: Vec::new(),
-                                sent: Instant::now(),
-                            },
-                        );
-                    }
-                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            while let Ok(p) = rx.try_recv() {
+                if !ready {
+                    let _ = p.reply.try_send(Answer::error(
+                        503,
+                        "no event time is complete yet; try again once data has arrived",
+                        &[],
+                    ));
+                    continue;
                 }
+                let seq = e.next_seq;
+                e.next_seq += 1;
+                let tick = *e.point.time();
+                let msg = QueryMsg {
+                    origin: e.index,
+                    seq,
+                    query: p.query.clone(),
+                };
+                let expected = if p.query.device().is_some() {
+                    e.point.send(msg);
+                    1
+                } else {
+                    e.wide.send(msg);
+                    e.peers
+                };
+                sent = true;
+                tracing::trace!(seq, tick, expected, "query sent");
+                e.waiting.insert(
+                    seq,
+                    Waiting {
+                        query: p.query,
+                        reply: p.reply,
+                        tick,
+                        expected,
+                        parts: Vec::new(),
+                        sent: Instant::now(),
+                    },
+                );
             }
         }
         if sent {
