@@ -178,3 +178,17 @@ fn generate_is_deterministic() {
     }
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 }
+
+#[test]
+fn train_needs_a_snapshot_or_a_server_and_names_an_unreachable_one() {
+    let o = vigil(&["train"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--features"), "{}", stderr(&o));
+    let o = vigil(&["train", "--server", "127.0.0.1:1"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot reach the vigil query server at 127.0.0.1:1"),
+        "{}",
+        stderr(&o)
+    );
+}

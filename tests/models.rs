@@ -1,16 +1,21 @@
 //! Models in the engine: scheduled retraining from the feature store (exactly the features
 //! at the stated frontier, late data included), the kmeans detector's evidence, promotion of
-//! an older version changing scores back, and the top score for a planted outlier.
+//! an older version changing scores back, the top score for a planted outlier, and the query
+//! server's model endpoints (`POST /models/retrain` trains on exactly the features its
+//! answer's `as_of_tick` holds; `GET /models`; the model score in `GET /devices/{id}`).
 
 mod common;
 
 use std::collections::BTreeMap;
 
-use common::engine::{run_captured, states_at};
+use std::time::Duration;
+
+use common::engine::{run_captured, run_serving, states_at};
 use vigil::config::Config;
 use vigil::detect::{Anomaly, Real};
 use vigil::features::FeatureLayout;
 use vigil::model::{train, Frontier, Model, Registry, TrainingSet};
+use vigil::query::client;
 
 fn generated(events: u64, devices: u32, seed: u64) -> Vec<u8> {
     common::noisy_csv(events, devices, seed, 0.02)
@@ -180,5 +185,140 @@ fn a_planted_outlier_gets_the_top_score_with_the_real_features() {
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         assert!(scored[0].1.starts_with("outlier-"), "k={k}: {:?}", &scored[..3]);
         assert!(scored[0].0 > 0.99, "k={k}: {:?}", &scored[..3]);
+    }
+}
+
+fn post(addr: &str, path: &str) -> (u16, serde_json::Value) {
+    let r = client::post(addr, path, Duration::from_secs(120)).unwrap();
+    (r.status, r.json())
+}
+
+fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
+    let r = client::get(addr, path, Duration::from_secs(30)).unwrap();
+    (r.status, r.json())
+}
+
+#[test]
+fn retraining_on_request_uses_exactly_the_served_features_and_scores_show_in_devices() {
+    let data = generated(40_000, 30, 11);
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("models");
+    let config = config_with(&registry, "[detectors.kmeans]\nthreshold = 0.3\n");
+    let layout = FeatureLayout::new(&config);
+    for workers in [1, 2] {
+        let _ = std::fs::remove_dir_all(&registry);
+        let addr = client::free_loopback_addr().unwrap();
+        let (outcome, captured) = run_serving(&config, &data, None, workers, Some(addr));
+        let serving = outcome.serving.expect("serving");
+        let addr = addr.to_string();
+
+        let (status, list) = get(&addr, "/models");
+        assert_eq!(status, 200, "{list}");
+        assert_eq!(list["models"].as_array().unwrap().len(), 0);
+        assert!(list["active"].is_null());
+
+        // Trained on every device's features at the tick the answer states.
+        let (status, v1) = post(&addr, "/models/retrain");
+        assert_eq!(status, 201, "{v1}");
+        assert_eq!(v1["version"], 1);
+        assert_eq!(v1["active"], true);
+        let tick = v1["trained_at"]["tick"].as_u64().unwrap();
+        let at_tick = states_at(&captured.changes, &[tick]).remove(0);
+        let rows = at_tick.iter().map(|(d, w)| (d.clone(), layout.vector(w))).collect();
+        let frontier = Frontier {
+            tick: Some(tick),
+            as_of_ms: ((tick + 1) * config.tick_ms()) as i64 - 1,
+        };
+        assert_eq!(v1["trained_at"]["as_of_ms"], frontier.as_of_ms);
+        let expected = train(
+            &TrainingSet::new(layout.names().to_vec(), rows, frontier),
+            &config.model,
+        )
+        .unwrap();
+        let reg = Registry::new(&registry);
+        assert_eq!(
+            comparable(reg.load(1).unwrap()),
+            comparable(expected),
+            "{workers} workers"
+        );
+        assert_eq!(v1["metrics"]["devices"], at_tick.len());
+
+        // Not promoted on request: registered, the active version stays.
+        let (status, v2) = post(&addr, "/models/retrain?promote=false");
+        assert_eq!(status, 201, "{v2}");
+        assert_eq!((v2["version"].as_u64(), v2["active"].as_bool()), (Some(2), Some(false)));
+        // The same through the command line: `vigil train --server ADDR`.
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["train", "--server", &addr, "--no-promote", "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v3: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!((v3["version"].as_u64(), v3["active"].as_bool()), (Some(3), Some(false)));
+        assert_eq!(v3["trained_at"], v1["trained_at"], "the same frontier after the replay");
+        let (_, list) = get(&addr, "/models");
+        let versions: Vec<u64> = list["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!((versions, list["active"].as_u64()), (vec![3, 2, 1], Some(1)));
+        let (status, whole) = get(&addr, "/models/1");
+        assert_eq!(status, 200);
+        let stored: Model = serde_json::from_value(whole).unwrap();
+        assert_eq!(stored, reg.load(1).unwrap());
+
+        // Bad requests: clear 4xx.
+        for (method, path, want) in [
+            ("GET", "/models/retrain", 405),
+            ("POST", "/models", 405),
+            ("POST", "/models/retrain?promote=maybe", 400),
+            ("GET", "/models/x", 400),
+            ("GET", "/models/99", 404),
+            ("POST", "/devices/x", 405),
+        ] {
+            let r = client::request(&addr, method, path, Duration::from_secs(30)).unwrap();
+            assert_eq!(r.status, want, "{method} {path}: {}", r.body);
+            assert!(r.json()["error"].is_string(), "{method} {path}: {}", r.body);
+        }
+        // This run started without a model: its devices have no score.
+        let device = at_tick.keys().next().unwrap().to_string();
+        let (_, answer) = get(&addr, &format!("/devices/{device}"));
+        assert!(answer["model"].is_null(), "{answer}");
+        serving.stop().unwrap();
+
+        // The next run starts with v1 active: every device's answer carries its score under
+        // v1, equal to scoring the answer's own feature vector, and a kmeans anomaly is open
+        // exactly when the score reaches the threshold.
+        let addr = client::free_loopback_addr().unwrap();
+        let (outcome, _) = run_serving(&config, &data, None, workers, Some(addr));
+        let serving = outcome.serving.expect("serving");
+        let model = reg.load(1).unwrap();
+        let mut flagged = 0;
+        for device in at_tick.keys() {
+            let (status, answer) = get(&addr.to_string(), &format!("/devices/{device}"));
+            assert_eq!(status, 200, "{answer}");
+            let m = &answer["model"];
+            assert_eq!(m["model_version"], 1, "{answer}");
+            let vector: Vec<f64> = answer["feature_vector"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let scored = model.score(&vector);
+            assert_eq!(m["score"].as_f64().unwrap(), scored.score, "{device}");
+            assert_eq!(m["cluster"].as_u64().unwrap(), scored.cluster as u64, "{device}");
+            let open = answer["anomalies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["detector"] == "kmeans");
+            assert_eq!(open, scored.score >= 0.3, "{device}: {answer}");
+            flagged += usize::from(open);
+        }
+        assert!(flagged > 0, "some device is far from v1's clusters");
+        serving.stop().unwrap();
     }
 }

@@ -1,5 +1,7 @@
 //! `vigil train`: trains a k-means model over a feature snapshot file, registers it, prints
-//! its metrics, and logs the run to MLflow when a tracking URI is given.
+//! its metrics, and logs the run to MLflow when a tracking URI is given; or, with
+//! `--server`, asks a running engine to retrain from its live feature store
+//! (`POST /models/retrain`).
 
 use std::path::PathBuf;
 
@@ -16,8 +18,13 @@ use super::{load_config, UsageError};
 pub struct TrainArgs {
     /// A feature snapshot: `OUT/features.jsonl` or `OUT/snapshots/features-<ms>.jsonl` from
     /// `vigil run`.
-    #[arg(long)]
-    pub features: PathBuf,
+    #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+    pub features: Option<PathBuf>,
+    /// Retrain inside a running engine instead (its query server, e.g. 127.0.0.1:7070): it
+    /// trains on every device's features at its current frontier with its own `[model]`
+    /// config, registers the version in its registry and logs to its MLflow.
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["k", "registry", "mlflow"])]
+    pub server: Option<String>,
     /// Config file (TOML): `[model]` and the `[windows]` the snapshot was written with.
     #[arg(short, long)]
     pub config: Option<PathBuf>,
@@ -39,6 +46,9 @@ pub struct TrainArgs {
 }
 
 pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
+    if let Some(addr) = &args.server {
+        return train_on_server(addr, args.no_promote, args.json);
+    }
     let mut config = load_config(args.config.as_deref())?;
     if let Some(k) = &args.k {
         config.model.k = match k.as_str() {
@@ -58,7 +68,11 @@ pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
         config.model.mlflow_tracking_uri = Some(uri);
     }
     let layout = FeatureLayout::new(&config);
-    let set = read_snapshot(&args.features, layout.names(), config.tick_ms()).map_err(|e| UsageError(e.to_string()))?;
+    let features = args
+        .features
+        .as_deref()
+        .expect("clap requires --features without --server");
+    let set = read_snapshot(features, layout.names(), config.tick_ms()).map_err(|e| UsageError(e.to_string()))?;
     eprintln!(
         "training on {} devices × {} features as of {} ms",
         set.rows.len(),
@@ -99,6 +113,36 @@ pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
             "logged to MLflow {uri}: experiment {} run {}",
             run.experiment_id, run.run_id
         );
+    }
+    Ok(())
+}
+
+/// `vigil train --server ADDR`: `POST /models/retrain` and print what the engine trained.
+fn train_on_server(addr: &str, no_promote: bool, json: bool) -> anyhow::Result<()> {
+    let path = format!("/models/retrain?promote={}", !no_promote);
+    eprintln!("asking the engine at {addr} to retrain from its live feature store");
+    let response = vigil::query::client::post(addr, &path, vigil::query::server::RETRAIN_TIMEOUT)?;
+    let body = response.json();
+    if response.status != 201 {
+        let message = body["error"].as_str().map_or(response.body.clone(), str::to_string);
+        anyhow::bail!("the engine at {addr} did not retrain ({}): {message}", response.status);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    println!("{}", body["summary"].as_str().unwrap_or_default());
+    println!("cluster sizes: {}", body["metrics"]["cluster_sizes"]);
+    println!(
+        "registered as version {} in {}{}",
+        body["version"],
+        body["registry"].as_str().unwrap_or_default(),
+        if body["active"] == true { " (active)" } else { "" }
+    );
+    if let Some(run) = body["mlflow"]["run_id"].as_str() {
+        eprintln!("logged to MLflow: run {run}");
+    } else if let Some(e) = body["mlflow"]["error"].as_str() {
+        eprintln!("not logged to MLflow: {e}");
     }
     Ok(())
 }

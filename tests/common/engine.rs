@@ -14,6 +14,18 @@ use vigil::window::{DeviceState, DeviceWindows};
 
 /// Runs the pipeline over in-memory bytes with `workers` threads, capturing everything.
 pub fn run_captured(config: &Config, data: &[u8], format: Option<Format>, workers: usize) -> (RunOutcome, Captured) {
+    run_serving(config, data, format, workers, None)
+}
+
+/// As [`run_captured`], serving queries on `serve`: the outcome's `serving` answers about
+/// the finished run until it is stopped or dropped.
+pub fn run_serving(
+    config: &Config,
+    data: &[u8],
+    format: Option<Format>,
+    workers: usize,
+    serve: Option<std::net::SocketAddr>,
+) -> (RunOutcome, Captured) {
     let captured = Arc::new(Mutex::new(Captured::default()));
     let outcome = run(RunSpec {
         config: config.clone(),
@@ -26,7 +38,7 @@ pub fn run_captured(config: &Config, data: &[u8], format: Option<Format>, worker
         sinks: CaptureSink::factory(captured.clone()),
         progress: false,
         cluster: None,
-        serve: None,
+        serve,
     })
     .expect("engine run");
     let captured = std::mem::take(&mut *captured.lock().unwrap());
