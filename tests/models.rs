@@ -264,6 +264,13 @@ fn retraining_on_request_uses_exactly_the_served_features_and_scores_show_in_dev
             .map(|m| m["version"].as_u64().unwrap())
             .collect();
         assert_eq!((versions, list["active"].as_u64()), (vec![3, 2, 1], Some(1)));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["query", "models", "--addr", &addr])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && table.contains("registry"), "{table}");
+        assert_eq!(table.lines().filter(|l| l.trim_start().starts_with('*')).count(), 1, "{table}");
         let (status, whole) = get(&addr, "/models/1");
         assert_eq!(status, 200);
         let stored: Model = serde_json::from_value(whole).unwrap();

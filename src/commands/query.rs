@@ -65,6 +65,8 @@ pub enum What {
     Health,
     /// Feature names, tumbling windows and detectors.
     Features,
+    /// The model registry's versions (the active one marked).
+    Models,
 }
 
 fn query_string(pairs: &[(&str, Option<String>)]) -> String {
@@ -82,6 +84,7 @@ fn query_string(pairs: &[(&str, Option<String>)]) -> String {
 pub fn query(args: QueryArgs) -> anyhow::Result<()> {
     let path = match &args.what {
         What::Device { id } => format!("/devices/{}", percent_encode(id)),
+        What::Models => "/models".to_string(),
         What::History {
             id,
             window,
@@ -251,6 +254,19 @@ fn render(what: &What, body: &Value) -> String {
                 grid.push(chunk.iter().flatten().cloned().collect::<Vec<_>>());
             }
             out += &table(&["feature", "value", "feature", "value", "feature", "value"], &grid);
+            let m = &body["model"];
+            if m.is_null() {
+                out += "\nno model score (no active model, or the kmeans detector is off)\n";
+            } else {
+                out += &format!(
+                    "\nmodel v{}: score {}  cluster {}  distance {}  spread {}\n",
+                    num(&m["model_version"]),
+                    num(&m["score"]),
+                    num(&m["cluster"]),
+                    num(&m["distance"]),
+                    num(&m["spread"])
+                );
+            }
             let anomalies = anomaly_rows(&body["anomalies"]);
             if anomalies.is_empty() {
                 out += "\nno open anomalies\n";
@@ -296,6 +312,31 @@ fn render(what: &What, body: &Value) -> String {
                 })
                 .unwrap_or_default();
             out += &table(&["rank", "device", "value"], &rows);
+        }
+        What::Models => {
+            let rows: Vec<Vec<String>> = body["models"]
+                .as_array()
+                .map(|ms| {
+                    ms.iter()
+                        .map(|m| {
+                            vec![
+                                if m["active"] == true { "*".into() } else { String::new() },
+                                num(&m["version"]),
+                                num(&m["k"]),
+                                num(&m["metrics"]["devices"]),
+                                num(&m["trained_at"]["as_of_ms"]),
+                                num(&m["metrics"]["silhouette"]),
+                                num(&m["created_ms"]),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out += &format!("registry {}\n", num(&body["registry"]));
+            out += &table(
+                &["active", "version", "k", "devices", "trained_as_of_ms", "silhouette", "created_ms"],
+                &rows,
+            );
         }
         What::Health | What::Features => {
             if let Some(map) = body.as_object() {
