@@ -270,7 +270,11 @@ fn retraining_on_request_uses_exactly_the_served_features_and_scores_show_in_dev
             .unwrap();
         let table = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success() && table.contains("registry"), "{table}");
-        assert_eq!(table.lines().filter(|l| l.trim_start().starts_with('*')).count(), 1, "{table}");
+        assert_eq!(
+            table.lines().filter(|l| l.trim_start().starts_with('*')).count(),
+            1,
+            "{table}"
+        );
         let (status, whole) = get(&addr, "/models/1");
         assert_eq!(status, 200);
         let stored: Model = serde_json::from_value(whole).unwrap();

@@ -334,7 +334,15 @@ fn render(what: &What, body: &Value) -> String {
                 .unwrap_or_default();
             out += &format!("registry {}\n", num(&body["registry"]));
             out += &table(
-                &["active", "version", "k", "devices", "trained_as_of_ms", "silhouette", "created_ms"],
+                &[
+                    "active",
+                    "version",
+                    "k",
+                    "devices",
+                    "trained_as_of_ms",
+                    "silhouette",
+                    "created_ms",
+                ],
                 &rows,
             );
         }

@@ -39,7 +39,8 @@ pub struct FileSink {
     anomalies: Option<BufWriter<File>>,
     scores: Option<BufWriter<File>>,
     error: Option<std::io::Error>,
-    line: String,
+    /// Reused line buffer.
+    line: Vec<u8>,
 }
 
 impl FileSink {
@@ -59,7 +60,7 @@ impl FileSink {
                 anomalies: None,
                 scores: None,
                 error: None,
-                line: String::new(),
+                line: Vec::with_capacity(512),
             }) as Box<dyn WorkerSink>
         })
     }
@@ -92,20 +93,25 @@ impl WorkerSink for FileSink {
             self.windows = self.open("windows");
         }
         let Some(mut w) = self.windows.take() else { return };
+        let mut line = std::mem::take(&mut self.line);
         for row in rows {
-            self.line.clear();
-            self.line += &format!(
-                "{:020}{:020}{}\t{}\n",
-                row.window_end_ms,
-                row.window_len_ms,
-                key_text(&row.device),
-                row.to_json()
-            );
-            if let Err(e) = w.write_all(self.line.as_bytes()) {
+            line.clear();
+            // The sort prefix (window end, length, device), a tab, the row's JSON.
+            let _ = write!(line, "{:020}{:020}", row.window_end_ms, row.window_len_ms);
+            if row.device.contains(['\t', '\n']) {
+                line.extend_from_slice(key_text(&row.device).as_bytes());
+            } else {
+                line.extend_from_slice(row.device.as_bytes());
+            }
+            line.push(b'\t');
+            row.write_json(&mut line);
+            line.push(b'\n');
+            if let Err(e) = w.write_all(&line) {
                 self.keep(e);
                 break;
             }
         }
+        self.line = line;
         self.windows = Some(w);
     }
 

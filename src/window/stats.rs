@@ -162,17 +162,60 @@ pub struct WindowRow {
 impl WindowRow {
     /// The row as a flat JSON object (the `windows.jsonl` and Kafka/Pinot row shape).
     pub fn to_json(&self) -> serde_json::Value {
-        let mut row = serde_json::json!({
-            "device_id": self.device.as_str(),
-            "window_start_ms": self.window_start_ms,
-            "window_end_ms": self.window_end_ms,
-            "window_len_ms": self.window_len_ms,
-        });
-        if let (Some(map), serde_json::Value::Object(stats)) = (row.as_object_mut(), self.stats.to_json()) {
-            map.extend(stats);
-        }
-        row
+        serde_json::to_value(self.json_view()).unwrap_or_default()
     }
+
+    /// Appends the row's JSON object (the same text `to_json` prints, keys in sorted
+    /// order) to `out` without building a `serde_json::Value` (the file sink's hot path).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Serializing plain numbers and a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, &self.json_view());
+    }
+
+    fn json_view(&self) -> RowJson<'_> {
+        let s = &self.stats;
+        RowJson {
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            bytes_out_external: s.bytes_out_external,
+            count: s.count,
+            device_id: self.device.as_str(),
+            distinct_dst: s.distinct_dst,
+            distinct_ports: s.distinct_ports,
+            packets: s.packets,
+            value_count: s.value_count,
+            value_invalid: s.value_invalid,
+            value_max: s.value_max_f64(),
+            value_mean: s.value_mean(),
+            value_min: s.value_min_f64(),
+            value_std: s.value_std(),
+            window_end_ms: self.window_end_ms,
+            window_len_ms: self.window_len_ms,
+            window_start_ms: self.window_start_ms,
+        }
+    }
+}
+
+/// A window row as JSON; fields in sorted order, as a `serde_json::Value` map prints them.
+#[derive(Serialize)]
+struct RowJson<'a> {
+    bytes_in: u64,
+    bytes_out: u64,
+    bytes_out_external: u64,
+    count: u64,
+    device_id: &'a str,
+    distinct_dst: u32,
+    distinct_ports: u32,
+    packets: u64,
+    value_count: u64,
+    value_invalid: u64,
+    value_max: Option<f64>,
+    value_mean: Option<f64>,
+    value_min: Option<f64>,
+    value_std: Option<f64>,
+    window_end_ms: i64,
+    window_len_ms: u64,
+    window_start_ms: i64,
 }
 
 /// A device's state as shared in the dataflow: cheap to clone, and compared by pointer
