@@ -474,6 +474,10 @@ pub struct ServerConfig {
     pub threads: usize,
     /// A query not answered within this (wall clock) gets a 503.
     pub timeout: DurationMs,
+    /// While queries arrive (within the last second), each worker advances event time in
+    /// steps of about this many of its events, answering queries between steps, instead of
+    /// a whole input batch at once (0: never split).
+    pub step_events: usize,
 }
 
 impl Default for ServerConfig {
@@ -482,6 +486,7 @@ impl Default for ServerConfig {
             history_retention: DurationMs(3_600_000),
             threads: 4,
             timeout: DurationMs(5_000),
+            step_events: 256,
         }
     }
 }

@@ -304,7 +304,13 @@ fn run_input(
     let mut batch = InputBatch::default();
 
     loop {
-        let poll = source.poll(config.input.batch_records, &mut batch)?;
+        // While queried, smaller batches too: decoding one is a pause in answering.
+        let batch_records = if config.server.step_events > 0 && queries.busy() {
+            config.input.batch_records.min(config.server.step_events * 8)
+        } else {
+            config.input.batch_records
+        };
+        let poll = source.poll(batch_records, &mut batch)?;
         metrics.read.fetch_add(std::mem::take(&mut batch.read), Relaxed);
         metrics.accepted.fetch_add(std::mem::take(&mut batch.accepted), Relaxed);
         metrics
@@ -317,6 +323,7 @@ fn run_input(
         for (t, device) in batch.reject_devices.drain(..) {
             reject_input.send((device, t, 1));
         }
+        let sent = batch.events.len();
         if !batch.events.is_empty() {
             if let Some(max) = batch.events.iter().map(|(_, e)| e.ts_ms).max() {
                 metrics.max_event_ms.fetch_max(max.max(0) as u64, Relaxed);
@@ -334,9 +341,29 @@ fn run_input(
                 t,
             );
             models.poll_registry();
-            if t > *input.time() {
-                input.advance_to(t);
-                reject_input.advance_to(t);
+            let from = *input.time();
+            if t > from {
+                // While queries arrive, event time advances in pieces of about
+                // `server.step_events` events, and queries are answered between pieces: a query
+                // then waits for one small step of the dataflow, not for a whole batch.
+                let step_events = config.server.step_events;
+                let pieces = if step_events > 0 && poll != Poll::Exhausted && queries.busy() {
+                    ((sent / step_events).max(1) as u64).min(t - from)
+                } else {
+                    1
+                };
+                for i in 1..=pieces {
+                    let cur = from + (t - from) * i / pieces;
+                    input.advance_to(cur);
+                    reject_input.advance_to(cur);
+                    if i < pieces {
+                        worker.step();
+                        while probe.less_than(&cur) {
+                            worker.step();
+                            queries.step(probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX));
+                        }
+                    }
+                }
             }
             if next_snapshot.is_none() && snapshot_every > 0 {
                 next_snapshot = Some((t / snapshot_every + 1) * snapshot_every - 1);

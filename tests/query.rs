@@ -32,7 +32,7 @@ fn generated(events: u64, devices: u32, seed: u64) -> Vec<u8> {
 
 fn test_config() -> Config {
     common::config(
-        "[windows]\nsliding = [\"10s\", \"1m\", \"5m\"]\ntumbling = [\"30s\", \"1m\"]\n[input]\nbatch_records = 500\n[server]\nhistory_retention = \"24h\"\n",
+        "[windows]\nsliding = [\"10s\", \"1m\", \"5m\"]\ntumbling = [\"30s\", \"1m\"]\n[input]\nbatch_records = 500\n[server]\nhistory_retention = \"24h\"\nstep_events = 40\n",
     )
 }
 

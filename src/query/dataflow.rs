@@ -426,6 +426,11 @@ impl Queries {
         self.engine.is_some()
     }
 
+    /// Whether queries are arriving at this process now (see [`Hub::recently_queried`]).
+    pub fn busy(&self) -> bool {
+        self.engine.as_ref().is_some_and(|e| e.hub.recently_queried())
+    }
+
     /// Advances the query inputs to the last complete tick (`complete` is the main
     /// dataflow's frontier: every tick below it is final), sends the queries that arrived
     /// and hands out the answers that are complete. Call often; it does not step the worker.

@@ -170,6 +170,9 @@ pub struct Hub {
     input_done: AtomicBool,
     /// Set while a `POST /models/retrain` of this process trains.
     pub retraining: AtomicBool,
+    /// When the last query arrived (ms since `born`; 0: never).
+    last_query_ms: std::sync::atomic::AtomicU64,
+    born: std::time::Instant,
     pub metrics: Arc<Metrics>,
     pub tick_ms: u64,
     pub addr: SocketAddr,
@@ -185,14 +188,24 @@ impl Hub {
             stop: AtomicBool::new(false),
             input_done: AtomicBool::new(false),
             retraining: AtomicBool::new(false),
+            last_query_ms: std::sync::atomic::AtomicU64::new(0),
+            born: std::time::Instant::now(),
             metrics,
             tick_ms,
             addr,
         })
     }
 
+    /// Whether a query arrived within the last second (workers then step in small pieces).
+    pub fn recently_queried(&self) -> bool {
+        let last = self.last_query_ms.load(Ordering::Relaxed);
+        last > 0 && (self.born.elapsed().as_millis() as u64).saturating_sub(last) < 1_000
+    }
+
     /// Hands a query to the origin worker; false when no worker takes queries (any more).
     pub fn submit(&self, pending: Pending) -> bool {
+        let now = (self.born.elapsed().as_millis() as u64).max(1);
+        self.last_query_ms.store(now, Ordering::Relaxed);
         let sent = match self.sender.lock() {
             Ok(s) => s.send(pending).is_ok(),
             Err(_) => false,
