@@ -156,10 +156,11 @@ pub fn launch(args: LaunchArgs) -> anyhow::Result<()> {
     let mut running = children.len();
     while running > 0 {
         if stop.load(Ordering::SeqCst) {
-            eprintln!("vigil launch: interrupted; stopping every process");
-            for (_, _, c) in children.iter_mut() {
-                let _ = c.kill();
-            }
+            eprintln!(
+                "vigil launch: interrupted; stopping every process (SIGINT, then SIGKILL after {} s)",
+                STOP_GRACE.as_secs()
+            );
+            stop_gracefully(&mut children);
             return Err(anyhow::anyhow!("interrupted"));
         }
         running = 0;
@@ -185,4 +186,30 @@ pub fn launch(args: LaunchArgs) -> anyhow::Result<()> {
     }
     eprintln!("vigil launch: all {n} processes finished");
     Ok(())
+}
+
+/// How long processes get to finish after SIGINT (a Kafka run flushes its outputs and
+/// commits its offsets) before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// SIGINT to every process still running (a local one, or the remote command's local end),
+/// then SIGKILL to those still running after [`STOP_GRACE`].
+fn stop_gracefully(children: &mut [(usize, String, Child)]) {
+    for (_, _, c) in children.iter_mut() {
+        if matches!(c.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let deadline = std::time::Instant::now() + STOP_GRACE;
+    while std::time::Instant::now() < deadline && children.iter_mut().any(|(_, _, c)| matches!(c.try_wait(), Ok(None)))
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (_, _, c) in children.iter_mut() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
