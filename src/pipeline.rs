@@ -359,7 +359,7 @@ fn run_input(
                     if i < pieces {
                         worker.step();
                         while probe.less_than(&cur) {
-                            worker.step();
+                            worker.step_or_park(Some(WAIT_PARK));
                             queries.step(probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX));
                         }
                     }
@@ -376,7 +376,7 @@ fn run_input(
         // Keep the dataflow close behind the input: memory stays bounded by the lateness.
         worker.step();
         while probe.less_than(input.time()) {
-            worker.step();
+            worker.step_or_park(Some(WAIT_PARK));
             queries.step(probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX));
         }
         let complete = probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX);
@@ -470,6 +470,11 @@ fn run_input(
     }
     result.map_err(RunError::Output)
 }
+
+/// Longest a worker waiting for the others parks when it has nothing to do (data and
+/// progress from other workers wake it at once): it leaves the cores to the other workers and
+/// the query server's threads instead of spinning.
+const WAIT_PARK: Duration = Duration::from_millis(1);
 
 /// The event and reject inputs of the main dataflow.
 type RunInputs<'a> = (
