@@ -12,7 +12,8 @@ use vigil::decode::Format;
 use vigil::features::FeatureLayout;
 use vigil::output::files::{self, FileSink};
 use vigil::output::kafka::KafkaSink;
-use vigil::pipeline::{run as run_pipeline, RunSpec};
+use vigil::pipeline::{run as run_pipeline, RunError, RunSpec};
+use vigil::query::ServerError;
 use vigil::source::file::InputSpec;
 use vigil::source::kafka::client::{self, KafkaError};
 use vigil::source::kafka::{KafkaShared, KafkaSpec};
@@ -235,16 +236,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             k.windows_topic, k.features_topic, k.dlq_topic, k.anomalies_topic
         )
     });
-    let outcome = run_pipeline(RunSpec {
-        config,
-        input,
+    let spec = |serve| RunSpec {
+        config: config.clone(),
+        input: input.clone(),
         format,
         workers: args.workers,
-        sinks,
+        sinks: sinks.clone(),
         progress,
-        cluster,
+        cluster: cluster.clone(),
         serve,
-    })?;
+    };
+    let outcome = match run_pipeline(spec(serve)) {
+        // The default address was free a moment ago and taken since (another run starting
+        // at the same time): as when it was taken before, run without a server.
+        Err(RunError::Serve(ServerError::Bind { addr, source })) if !explicit_serve && cluster.is_none() => {
+            tracing::warn!("not serving queries: cannot listen on {addr} ({source}); pass --serve ADDR or --serve off");
+            run_pipeline(spec(None))?
+        }
+        other => other?,
+    };
     if !leader {
         eprintln!("{}", outcome.summary.human());
         eprintln!("outputs are merged into {} by process 0", args.out.display());
