@@ -357,11 +357,7 @@ fn run_input(
                     input.advance_to(cur);
                     reject_input.advance_to(cur);
                     if i < pieces {
-                        worker.step();
-                        while probe.less_than(&cur) {
-                            worker.step_or_park(Some(WAIT_PARK));
-                            queries.step(probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX));
-                        }
+                        step_until(worker, &probe, queries, cur);
                     }
                 }
             }
@@ -374,12 +370,8 @@ fn run_input(
             break;
         }
         // Keep the dataflow close behind the input: memory stays bounded by the lateness.
-        worker.step();
-        while probe.less_than(input.time()) {
-            worker.step_or_park(Some(WAIT_PARK));
-            queries.step(probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX));
-        }
-        let complete = probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX);
+        step_until(worker, &probe, queries, *input.time());
+        let complete = completed(&probe);
         queries.step(complete);
         while let Some(s) = next_snapshot.filter(|&s| s < complete) {
             let states = store.read_at(s);
@@ -475,6 +467,26 @@ fn run_input(
 /// progress from other workers wake it at once): it leaves the cores to the other workers and
 /// the query server's threads instead of spinning.
 const WAIT_PARK: Duration = Duration::from_millis(1);
+
+/// The main dataflow's completed frontier (every tick below it is final; MAX when done).
+fn completed(probe: &ProbeHandle<u64>) -> u64 {
+    probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX)
+}
+
+/// Steps the worker until the dataflow has completed every tick before `t`, answering
+/// queries between steps.
+fn step_until(
+    worker: &mut timely::worker::Worker,
+    probe: &ProbeHandle<u64>,
+    queries: &mut crate::query::Queries,
+    t: u64,
+) {
+    worker.step();
+    while probe.less_than(&t) {
+        worker.step_or_park(Some(WAIT_PARK));
+        queries.step(completed(probe));
+    }
+}
 
 /// The event and reject inputs of the main dataflow.
 type RunInputs<'a> = (

@@ -97,38 +97,30 @@ pub const DEFAULT_SERVE: &str = "127.0.0.1:7070";
 /// Where this process serves queries (None: it does not), from `--serve` and, in a
 /// cluster, the process index `p`: process `p` listens on the given port + `p`, so the
 /// processes of one host (all started with the same arguments by `vigil launch`) do not
-/// clash. A single process on the default address runs without a server when the port is
-/// taken; in a cluster every process must build the same dataflows, so a port that is taken
-/// is an error there.
+/// clash. In a cluster every process must build the same dataflows, so a port that is taken
+/// is an error, found here before anything starts. (A single process on the default address
+/// runs without a server when the port is taken: see `run`.)
 fn serve_for(flag: Option<&str>, process: Option<usize>) -> anyhow::Result<Option<std::net::SocketAddr>> {
     let Some(mut addr) = serve_addr(flag.unwrap_or(DEFAULT_SERVE))? else {
         return Ok(None);
     };
-    if let Some(p) = process {
-        if addr.port() != 0 {
-            let port = usize::from(addr.port()) + p;
-            let port = u16::try_from(port).map_err(|_| {
-                UsageError(format!(
-                    "--serve {addr}: process {p} would listen on port {port}, above 65535; pick a lower base port"
-                ))
-            })?;
-            addr.set_port(port);
-        }
+    let Some(p) = process else {
+        return Ok(Some(addr));
+    };
+    if addr.port() != 0 {
+        let port = usize::from(addr.port()) + p;
+        let port = u16::try_from(port).map_err(|_| {
+            UsageError(format!(
+                "--serve {addr}: process {p} would listen on port {port}, above 65535; pick a lower base port"
+            ))
+        })?;
+        addr.set_port(port);
     }
     if let Err(e) = std::net::TcpListener::bind(addr) {
-        match (flag, process) {
-            (None, None) => {
-                tracing::warn!("not serving queries: cannot listen on {addr} ({e}); pass --serve ADDR or --serve off");
-                return Ok(None);
-            }
-            (_, Some(p)) => {
-                return Err(UsageError(format!(
-                    "process {p} cannot serve queries on {addr} ({e}): in a cluster process p listens on the --serve port + p (default {DEFAULT_SERVE}); pass --serve with a free base port, or --serve off on every process"
-                ))
-                .into())
-            }
-            (Some(_), None) => {} // reported with the server's own error when it starts
-        }
+        return Err(UsageError(format!(
+            "process {p} cannot serve queries on {addr} ({e}): in a cluster process p listens on the --serve port + p (default {DEFAULT_SERVE}); pass --serve with a free base port, or --serve off on every process"
+        ))
+        .into());
     }
     Ok(Some(addr))
 }
@@ -247,8 +239,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         serve,
     };
     let outcome = match run_pipeline(spec(serve)) {
-        // The default address was free a moment ago and taken since (another run starting
-        // at the same time): as when it was taken before, run without a server.
+        // The default address is a convenience: when it is taken (also by another run
+        // starting at the same moment), run without a server.
         Err(RunError::Serve(ServerError::Bind { addr, source })) if !explicit_serve && cluster.is_none() => {
             tracing::warn!("not serving queries: cannot listen on {addr} ({source}); pass --serve ADDR or --serve off");
             run_pipeline(spec(None))?

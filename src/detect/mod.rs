@@ -255,7 +255,6 @@ pub fn validate_config(config: &Config) -> Result<(), ConfigError> {
     enabled(config).map(|_| ())
 }
 
-/// The anomaly episodes of every enabled detector and their per-event score streams.
 /// Every enabled detector, built.
 pub struct Built<'s> {
     /// The anomaly episodes of all detectors.
@@ -266,7 +265,7 @@ pub struct Built<'s> {
     pub model_scores: Option<VecCollection<'s, u64, (DeviceId, DeviceScore)>>,
 }
 
-/// Builds every enabled detector; returns the anomaly episodes and the per-event scores.
+/// Builds every enabled detector: the anomaly episodes, per-event and per-device scores.
 pub fn build_all<'s>(ctx: &DetectorContext<'s>, config: &Config) -> Result<Built<'s>, ConfigError> {
     let mut reports = Vec::new();
     let mut scores = Vec::new();

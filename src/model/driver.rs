@@ -30,7 +30,7 @@ use timely::dataflow::operators::vec::input::Input as _;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use timely::dataflow::{InputHandleVec, ProbeHandle, Scope};
 
-use super::{train, Frontier, Model, ModelConfig, ModelError, Registry, TrainingSet};
+use super::{Frontier, Model, ModelConfig, ModelError, Registry, TrainingSet};
 use crate::config::Config;
 use crate::event::DeviceId;
 use crate::feature_store::FeatureStore;
@@ -184,15 +184,7 @@ impl ModelDriver {
     }
 
     fn train_and_register(&self, set: &TrainingSet) -> Result<Model, ModelError> {
-        let model = train(set, &self.config)?;
-        let model = self.registry.register(model, self.config.auto_promote)?;
-        tracing::info!(model = %model.summary(), "registered model");
-        if let Some(uri) = &self.config.mlflow_tracking_uri {
-            if let Err(e) = super::mlflow::Mlflow::new(uri).log_training(&self.config.mlflow_experiment, &model) {
-                tracing::warn!(error = %e, "could not log the training run to MLflow");
-            }
-        }
-        Ok(model)
+        super::train_and_register(set, &self.config, self.config.auto_promote).map(|r| r.model)
     }
 
     /// Replaces the model in the collection at time `at` (worker 0).

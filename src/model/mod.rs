@@ -241,3 +241,26 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// A trained, registered version and how logging it to MLflow went (None: no tracking URI).
+pub struct Registered {
+    pub model: Model,
+    pub mlflow: Option<Result<mlflow::LoggedRun, ModelError>>,
+}
+
+/// Trains on `set`, registers the version in `config.registry` (active when `promote`) and
+/// logs it to MLflow when `config.mlflow_tracking_uri` is set — what both scheduled and
+/// on-request retraining do. A failed MLflow log is reported, not an error: the model stands.
+pub fn train_and_register(set: &TrainingSet, config: &ModelConfig, promote: bool) -> Result<Registered, ModelError> {
+    let model = train(set, config)?;
+    let model = Registry::new(&config.registry).register(model, promote)?;
+    tracing::info!(model = %model.summary(), promote, "registered model");
+    let mlflow = config.mlflow_tracking_uri.as_ref().map(|uri| {
+        let logged = mlflow::Mlflow::new(uri).log_training(&config.mlflow_experiment, &model);
+        if let Err(e) = &logged {
+            tracing::warn!(error = %e, "could not log the training run to MLflow");
+        }
+        logged
+    });
+    Ok(Registered { model, mlflow })
+}

@@ -23,8 +23,7 @@ use serde_json::{json, Value};
 use super::{Answer, Part};
 use crate::config::Config;
 use crate::features::FeatureLayout;
-use crate::model::mlflow::Mlflow;
-use crate::model::{train, Frontier, Model, ModelConfig, Registry, TrainingSet};
+use crate::model::{train_and_register, Frontier, Model, ModelConfig, ModelError, Registered, Registry, TrainingSet};
 
 /// What a retraining needs, shared by the origin's trainer threads.
 #[derive(Clone, Debug)]
@@ -62,30 +61,23 @@ impl RetrainSpec {
             },
         );
         let devices = set.rows.len();
-        let model = match train(&set, &self.config) {
-            Ok(m) => m,
-            Err(e) => {
+        let Registered { model, mlflow } = match train_and_register(&set, &self.config, promote) {
+            Ok(r) => r,
+            Err(e @ ModelError::Training(_)) => {
                 return Answer::error(
                     422,
                     &format!("cannot train on the {devices} devices known at as_of_ms {as_of_ms}: {e}"),
                     &[("as_of_tick", tick.into()), ("as_of_ms", as_of_ms.into())],
                 )
             }
-        };
-        let registry = Registry::new(&self.config.registry);
-        let model = match registry.register(model, promote) {
-            Ok(m) => m,
             Err(e) => return Answer::error(500, &format!("trained, but could not register the model: {e}"), &[]),
         };
-        tracing::info!(model = %model.summary(), promote, "registered a model trained on request");
+        let registry = Registry::new(&self.config.registry);
         let mut body = model_summary(&model, registry.index().ok().and_then(|i| i.active));
-        if let Some(uri) = &self.config.mlflow_tracking_uri {
-            body["mlflow"] = match Mlflow::new(uri).log_training(&self.config.mlflow_experiment, &model) {
+        if let Some(logged) = mlflow {
+            body["mlflow"] = match logged {
                 Ok(run) => json!({"run_id": run.run_id, "experiment_id": run.experiment_id}),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not log the training run to MLflow");
-                    json!({"error": e.to_string()})
-                }
+                Err(e) => json!({"error": e.to_string()}),
             };
         }
         body["promoted"] = promote.into();
