@@ -478,6 +478,10 @@ pub struct ServerConfig {
     /// steps of about this many of its events, answering queries between steps, instead of
     /// a whole input batch at once (0: never split).
     pub step_events: usize,
+    /// Longest the window operator works in one activation, in microseconds, before it lets
+    /// the worker's other operators run and answer queries (0: no bound). Applies whether
+    /// or not the run serves.
+    pub work_slice_us: u64,
 }
 
 impl Default for ServerConfig {
@@ -487,6 +491,7 @@ impl Default for ServerConfig {
             threads: 4,
             timeout: DurationMs(5_000),
             step_events: 256,
+            work_slice_us: 1000,
         }
     }
 }

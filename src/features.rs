@@ -117,13 +117,12 @@ impl FeatureLayout {
     /// only the window it comes from; `scratch` is reused between calls.
     pub fn value(&self, state: &DeviceWindows, index: usize, scratch: &mut Vec<f64>) -> f64 {
         let per = PER_WINDOW.len();
-        scratch.clear();
         if let Some(&(i, ms, _)) = self.windows.get(index / per) {
-            per_window(&state.windows[i], ms, scratch);
-            return scratch[index % per];
+            return per_window_one(&state.windows[i], ms, index % per);
         }
-        let v = self.vector(state);
-        v.get(index).copied().unwrap_or(0.0)
+        scratch.clear();
+        scratch.extend(self.vector(state));
+        scratch.get(index).copied().unwrap_or(0.0)
     }
 
     /// The feature vector of one device state.
@@ -157,27 +156,33 @@ fn ratio(a: f64, b: f64) -> f64 {
 }
 
 fn per_window(s: &WindowStats, ms: u64, v: &mut Vec<f64>) {
+    v.extend((0..PER_WINDOW.len()).map(|j| per_window_one(s, ms, j)));
+}
+
+/// Feature `j` of [`PER_WINDOW`] for one window's stats.
+fn per_window_one(s: &WindowStats, ms: u64, j: usize) -> f64 {
     let minutes = ms as f64 / 60_000.0;
     let seconds = ms as f64 / 1_000.0;
-    v.extend_from_slice(&[
-        s.count as f64,
-        s.bytes_out as f64,
-        s.bytes_in as f64,
-        s.packets as f64,
-        s.bytes_out_external as f64,
-        s.distinct_dst as f64,
-        s.distinct_ports as f64,
-        s.value_count as f64,
-        s.value_invalid as f64,
-        s.value_mean().unwrap_or(0.0),
-        s.value_std().unwrap_or(0.0),
-        s.value_min_f64().unwrap_or(0.0),
-        s.value_max_f64().unwrap_or(0.0),
-        s.count as f64 / minutes,
-        s.bytes_out as f64 / seconds,
-        ratio(s.bytes_out_external as f64, s.bytes_out as f64),
-        s.bytes_out as f64 / (s.bytes_in as f64 + 1.0),
-    ]);
+    match j {
+        0 => s.count as f64,
+        1 => s.bytes_out as f64,
+        2 => s.bytes_in as f64,
+        3 => s.packets as f64,
+        4 => s.bytes_out_external as f64,
+        5 => s.distinct_dst as f64,
+        6 => s.distinct_ports as f64,
+        7 => s.value_count as f64,
+        8 => s.value_invalid as f64,
+        9 => s.value_mean().unwrap_or(0.0),
+        10 => s.value_std().unwrap_or(0.0),
+        11 => s.value_min_f64().unwrap_or(0.0),
+        12 => s.value_max_f64().unwrap_or(0.0),
+        13 => s.count as f64 / minutes,
+        14 => s.bytes_out as f64 / seconds,
+        15 => ratio(s.bytes_out_external as f64, s.bytes_out as f64),
+        16 => s.bytes_out as f64 / (s.bytes_in as f64 + 1.0),
+        _ => unreachable!("PER_WINDOW has 17 features"),
+    }
 }
 
 /// One line of `features.jsonl`: the device, the time it is as of, and its named features.

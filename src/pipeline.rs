@@ -86,8 +86,21 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
     let metrics = Arc::new(Metrics::default());
     let workers = spec.workers.max(1);
+    let placement = match &spec.cluster {
+        Some(c) => crate::query::Placement {
+            first: c.process * workers,
+            local: workers,
+            peers: c.processes * workers,
+        },
+        None => crate::query::Placement::single(workers),
+    };
     let server = match spec.serve {
-        Some(addr) => Some(crate::query::Server::start(addr, &spec.config, metrics.clone())?),
+        Some(addr) => Some(crate::query::Server::start(
+            addr,
+            &spec.config,
+            metrics.clone(),
+            placement,
+        )?),
         None => None,
     };
     let hub = server.as_ref().map(|s| s.hub.clone());
@@ -103,10 +116,16 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
         hub,
         done_tx,
     );
-    let timely_config = match &spec.cluster {
+    let mut timely_config = match &spec.cluster {
         Some(c) => c.timely_config(workers),
         None => timely::Config::process(workers),
     };
+    // Arrangements go on merging their batches when they have no new data, so the traces
+    // that queries read stay compact (fewer batches to walk per answer).
+    differential_dataflow::configure(
+        &mut timely_config.worker,
+        &differential_dataflow::Config::default().idle_merge_effort(Some(IDLE_MERGE_EFFORT)),
+    );
     // timely connects the processes before it returns; a peer that never comes up must
     // end in an error, not a hang.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -462,6 +481,10 @@ fn run_input(
     }
     result.map_err(RunError::Output)
 }
+
+/// Merge work an arrangement does per activation while its trace is not yet one batch (in
+/// updates' worth): small enough to keep an activation well under a millisecond.
+const IDLE_MERGE_EFFORT: isize = 2048;
 
 /// Longest a worker waiting for the others parks when it has nothing to do (data and
 /// progress from other workers wake it at once): it leaves the cores to the other workers and

@@ -101,3 +101,14 @@ fn late_corrections_match_the_oracle() {
     let data = generated(15_000, 20, 3);
     check(&config, &data, &[1, 2]);
 }
+
+#[test]
+fn window_work_cut_into_the_smallest_slices_matches_the_oracle() {
+    // 1 µs slices: the window operator stops after every few items and resumes mid-tick.
+    let config = Config::from_toml(
+        "[windows]\nsliding = [\"10s\", \"1m\", \"2m\"]\ntumbling = [\"30s\", \"1m\"]\n[server]\nwork_slice_us = 1\n",
+    )
+    .unwrap();
+    let data = generated(20_000, 25, 5);
+    check(&config, &data, &[1, 3]);
+}

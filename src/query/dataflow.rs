@@ -12,8 +12,7 @@
 //! updates at or before it; the reader's trace handles compact only to the reader's input
 //! frontier, so no query can arrive for a time that was compacted away, and they release
 //! everything once the query inputs close. Every worker advances its query inputs each
-//! step, whether or not it takes requests; only the origin worker (the one holding the
-//! [`Hub`]'s receiver) sends queries.
+//! step; every worker takes the queries of its own inbox of the [`Hub`] and is their origin.
 
 use std::cell::RefCell;
 use std::collections::{BinaryHeap, HashMap};
@@ -186,7 +185,7 @@ impl Reader {
             Query::Top { feature, k } => {
                 let mut heap: BinaryHeap<std::cmp::Reverse<Ranked>> = BinaryHeap::new();
                 let (layout, scratch) = (&self.layout, &mut self.scratch);
-                scan!(self.features, None, at, |device, state| {
+                super::scan::for_each_live(&mut self.features, at, |device, state| {
                     let value = layout.value(state, *feature, scratch);
                     let better = heap.len() < *k
                         || heap
@@ -209,9 +208,10 @@ impl Reader {
             Query::Retrain { .. } => {
                 let mut shard = Vec::new();
                 let layout = &self.layout;
-                scan!(self.features, None, at, |device, state| {
+                super::scan::for_each_live(&mut self.features, at, |device, state| {
                     shard.push((device.clone(), layout.vector(state)));
                 });
+                shard.sort_by(|a, b| a.0.cmp(&b.0));
                 Part::Shard(shard)
             }
         }
@@ -320,6 +320,8 @@ struct Engine {
     index: u64,
     peers: usize,
     renderer: Renderer,
+    /// This worker's shard, for the point queries it owns itself.
+    reader: Rc<RefCell<Reader>>,
     timeout: Duration,
     retrain: Arc<super::models::RetrainSpec>,
 }
@@ -351,7 +353,7 @@ impl Queries {
         let layout = Arc::new(FeatureLayout::new(config));
         let replies = Rc::new(RefCell::new(Vec::new()));
         let sink = replies.clone();
-        let mut reader = Reader {
+        let reader = Rc::new(RefCell::new(Reader {
             features: traces.features,
             anomalies: traces.anomalies,
             history: traces.history,
@@ -360,7 +362,8 @@ impl Queries {
             tick_ms: config.tick_ms() as i64,
             scratch: Vec::new(),
             compacted: Antichain::from_elem(0),
-        };
+        }));
+        let local_reader = reader.clone();
         let (point, wide) = worker.dataflow::<u64, _, _>(|scope| {
             let (point, point_stream) = scope.new_input::<QueryMsg>();
             let (wide, wide_stream) = scope.new_input::<QueryMsg>();
@@ -375,6 +378,7 @@ impl Queries {
                     "QueryRead",
                     move |_cap, _info| {
                         move |(input, frontier), output| {
+                            let mut reader = reader.borrow_mut();
                             input.for_each(|cap, data| {
                                 let at = cap.least().copied().unwrap_or_default();
                                 let mut session = output.session(&cap);
@@ -399,10 +403,7 @@ impl Queries {
                 });
             (point, wide)
         });
-        let requests = hub.take_receiver();
-        if requests.is_some() {
-            tracing::debug!(worker = index, "this worker takes the process's queries");
-        }
+        let requests = hub.take_receiver(worker.index());
         Queries {
             engine: Some(Engine {
                 point,
@@ -415,6 +416,7 @@ impl Queries {
                 peers,
                 retrain: Arc::new(super::models::RetrainSpec::new(config, &layout)),
                 renderer: Renderer::new(config, layout),
+                reader: local_reader,
                 timeout: config.server.timeout.as_duration(),
                 hub,
             }),
@@ -455,9 +457,22 @@ impl Queries {
                     ));
                     continue;
                 }
+                let tick = *e.point.time();
+                // A device this worker owns: its shard is right here, read at the same tick
+                // the dataflow would read it (the traces compact only to the query frontier,
+                // which is at most `tick`), with no trip through the query dataflow.
+                let owned = p
+                    .query
+                    .device()
+                    .is_some_and(|d| super::owner(d, e.peers) == e.index as usize);
+                if owned {
+                    let part = e.reader.borrow_mut().answer(&p.query, tick);
+                    let answer = e.renderer.render(&p.query, tick, vec![part]);
+                    let _ = p.reply.try_send(answer);
+                    continue;
+                }
                 let seq = e.next_seq;
                 e.next_seq += 1;
-                let tick = *e.point.time();
                 let msg = QueryMsg {
                     origin: e.index,
                     seq,

@@ -1,9 +1,11 @@
 //! Live queries: an embedded HTTP/JSON server answered from the maintained arrangements.
 //!
 //! How a query travels: an HTTP handler thread ([`server`]) parses and validates the request
-//! ([`request`]) and hands the [`Query`] to the [`Hub`]; the one worker of the process that
-//! took the hub's receiver (the *origin*) feeds it into the query dataflow ([`dataflow`]) at
-//! the last complete tick `T`; the dataflow routes a point query to the worker that owns the
+//! ([`request`]) and hands the [`Query`] to the [`Hub`], which puts it in the inbox of one
+//! worker of the process (the *origin*: for a point query the worker owning the device when
+//! it runs in this process, so the query never waits for another worker; for a listing the
+//! local workers in turn). The origin feeds it into the query dataflow ([`dataflow`]) at the
+//! last complete tick `T`; the dataflow routes a point query to the worker that owns the
 //! device (the same key hash the arrangements use) and broadcasts a listing (top-k,
 //! anomalies) to every worker; each reads its shard of the arrangements at exactly `T` and
 //! sends its part back to the origin, which merges the parts, renders the answer
@@ -21,6 +23,7 @@ pub mod history;
 pub mod models;
 pub mod render;
 pub mod request;
+pub mod scan;
 pub mod server;
 pub mod serving;
 
@@ -159,12 +162,61 @@ pub struct Pending {
     pub reply: mpsc::SyncSender<Answer>,
 }
 
-/// What the HTTP threads and the workers of one process share.
-pub struct Hub {
+/// Which workers of the cluster run in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// Global index of the process's first worker.
+    pub first: usize,
+    /// Workers in this process.
+    pub local: usize,
+    /// Workers in the whole cluster.
+    pub peers: usize,
+}
+
+impl Placement {
+    /// A single process of `workers` workers.
+    pub fn single(workers: usize) -> Self {
+        Placement {
+            first: 0,
+            local: workers.max(1),
+            peers: workers.max(1),
+        }
+    }
+}
+
+/// The global index of the worker owning `device` among `peers` workers: the placement of
+/// the exchange by key hash the arrangements use (timely sends hash `h` to worker
+/// `h % peers`).
+pub fn owner(device: &DeviceId, peers: usize) -> usize {
+    use differential_dataflow::hashable::Hashable;
+    (device.hashed() % peers.max(1) as u64) as usize
+}
+
+/// The queries waiting for one local worker, and that worker's thread (unparked on arrival).
+struct Inbox {
     sender: Mutex<mpsc::Sender<Pending>>,
     receiver: Mutex<Option<mpsc::Receiver<Pending>>>,
-    /// The origin worker's thread, unparked when a query arrives.
-    origin: Mutex<Option<std::thread::Thread>>,
+    thread: Mutex<Option<std::thread::Thread>>,
+}
+
+impl Inbox {
+    fn unpark(&self) {
+        if let Ok(thread) = self.thread.lock() {
+            if let Some(t) = thread.as_ref() {
+                t.unpark();
+            }
+        }
+    }
+}
+
+/// What the HTTP threads and the workers of one process share.
+pub struct Hub {
+    /// One inbox per local worker: a point query goes to the worker owning its device when
+    /// that worker is in this process (it then never waits for another worker), a listing
+    /// to the local workers in turn.
+    inboxes: Vec<Inbox>,
+    placement: Placement,
+    next_listing: std::sync::atomic::AtomicUsize,
     stop: AtomicBool,
     /// Set once the input is exhausted and the run serves what it found.
     input_done: AtomicBool,
@@ -179,12 +231,21 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(metrics: Arc<Metrics>, tick_ms: u64, addr: SocketAddr) -> Arc<Self> {
-        let (sender, receiver) = mpsc::channel();
+    pub fn new(metrics: Arc<Metrics>, tick_ms: u64, addr: SocketAddr, placement: Placement) -> Arc<Self> {
+        let inboxes = (0..placement.local.max(1))
+            .map(|_| {
+                let (sender, receiver) = mpsc::channel();
+                Inbox {
+                    sender: Mutex::new(sender),
+                    receiver: Mutex::new(Some(receiver)),
+                    thread: Mutex::new(None),
+                }
+            })
+            .collect();
         Arc::new(Hub {
-            sender: Mutex::new(sender),
-            receiver: Mutex::new(Some(receiver)),
-            origin: Mutex::new(None),
+            inboxes,
+            placement,
+            next_listing: std::sync::atomic::AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             input_done: AtomicBool::new(false),
             retraining: AtomicBool::new(false),
@@ -202,27 +263,39 @@ impl Hub {
         last > 0 && (self.born.elapsed().as_millis() as u64).saturating_sub(last) < 1_000
     }
 
-    /// Hands a query to the origin worker; false when no worker takes queries (any more).
+    /// The local worker (index into the inboxes) that takes `query`.
+    fn inbox_for(&self, query: &Query) -> usize {
+        let p = &self.placement;
+        let local = self.inboxes.len();
+        match query.device().map(|d| owner(d, p.peers)) {
+            Some(owner) if (p.first..p.first + local).contains(&owner) => owner - p.first,
+            // Owned by another process: any local worker sends it on.
+            Some(owner) => owner % local,
+            None => self.next_listing.fetch_add(1, Ordering::Relaxed) % local,
+        }
+    }
+
+    /// Hands a query to the worker that takes it; false when no worker takes queries (any
+    /// more).
     pub fn submit(&self, pending: Pending) -> bool {
         let now = (self.born.elapsed().as_millis() as u64).max(1);
         self.last_query_ms.store(now, Ordering::Relaxed);
-        let sent = match self.sender.lock() {
+        let inbox = &self.inboxes[self.inbox_for(&pending.query)];
+        let sent = match inbox.sender.lock() {
             Ok(s) => s.send(pending).is_ok(),
             Err(_) => false,
         };
-        if let Ok(origin) = self.origin.lock() {
-            if let Some(t) = origin.as_ref() {
-                t.unpark();
-            }
-        }
+        inbox.unpark();
         sent
     }
 
-    /// Takes the receiving end (the first worker of the process to ask becomes the origin).
-    pub(crate) fn take_receiver(&self) -> Option<mpsc::Receiver<Pending>> {
-        let rx = self.receiver.lock().ok()?.take()?;
-        if let Ok(mut origin) = self.origin.lock() {
-            *origin = Some(std::thread::current());
+    /// Takes the inbox of the worker with global index `worker` (None when it is not a
+    /// worker of this process or its inbox was taken).
+    pub(crate) fn take_receiver(&self, worker: usize) -> Option<mpsc::Receiver<Pending>> {
+        let inbox = self.inboxes.get(worker.checked_sub(self.placement.first)?)?;
+        let rx = inbox.receiver.lock().ok()?.take()?;
+        if let Ok(mut thread) = inbox.thread.lock() {
+            *thread = Some(std::thread::current());
         }
         Some(rx)
     }
@@ -230,10 +303,8 @@ impl Hub {
     /// Asks the workers to stop serving (after a replay) and the HTTP threads to stop.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Ok(origin) = self.origin.lock() {
-            if let Some(t) = origin.as_ref() {
-                t.unpark();
-            }
+        for inbox in &self.inboxes {
+            inbox.unpark();
         }
     }
 
@@ -252,5 +323,49 @@ impl Hub {
     /// Event time (ms, inclusive) that everything through tick `tick` covers.
     pub fn tick_end_ms(&self, tick: u64) -> i64 {
         (tick as i64 + 1) * self.tick_ms as i64 - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(placement: Placement) -> Arc<Hub> {
+        Hub::new(
+            Arc::new(Metrics::default()),
+            1000,
+            "127.0.0.1:1".parse().unwrap(),
+            placement,
+        )
+    }
+
+    #[test]
+    fn point_queries_go_to_the_local_owner_and_listings_take_turns() {
+        // Process 1 of a 2 × 3 cluster: global workers 3, 4, 5.
+        let placement = Placement {
+            first: 3,
+            local: 3,
+            peers: 6,
+        };
+        let hub = hub(placement);
+        let mut local_owned = 0;
+        for i in 0..200 {
+            let device: DeviceId = format!("dev-{i}").into();
+            let owner = owner(&device, 6);
+            let inbox = hub.inbox_for(&Query::Device { device });
+            assert!(inbox < 3);
+            if (3..6).contains(&owner) {
+                assert_eq!(inbox, owner - 3, "the owner takes its own point queries");
+                local_owned += 1;
+            }
+        }
+        assert!(local_owned > 50 && local_owned < 150, "{local_owned}");
+        let listing = Query::Top { feature: 0, k: 1 };
+        let turns: Vec<usize> = (0..6).map(|_| hub.inbox_for(&listing)).collect();
+        assert_eq!(turns, vec![0, 1, 2, 0, 1, 2]);
+        // Every local worker has an inbox; a worker of another process has none.
+        assert!(hub.take_receiver(2).is_none());
+        assert!(hub.take_receiver(4).is_some());
+        assert!(hub.take_receiver(4).is_none(), "taken once");
     }
 }

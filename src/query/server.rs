@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::request::{self, Catalog, Route};
-use super::{Answer, Hub, Pending};
+use super::{Answer, Hub, Pending, Placement};
 use crate::config::Config;
 use crate::decode::RejectReason;
 use crate::model::Registry;
@@ -41,8 +41,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` (port 0: any free port; see [`Server::addr`]) and starts the handlers.
-    pub fn start(addr: SocketAddr, config: &Config, metrics: Arc<Metrics>) -> Result<Server, ServerError> {
+    /// Binds `addr` (port 0: any free port; see [`Server::addr`]) and starts the handlers
+    /// for the workers `placement` says run in this process.
+    pub fn start(
+        addr: SocketAddr,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        placement: Placement,
+    ) -> Result<Server, ServerError> {
         let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let bound = listener
             .local_addr()
@@ -52,7 +58,7 @@ impl Server {
             message: e.to_string(),
         })?;
         let http = Arc::new(http);
-        let hub = Hub::new(metrics, config.tick_ms(), bound);
+        let hub = Hub::new(metrics, config.tick_ms(), bound, placement);
         let catalog = Arc::new(Catalog::new(config));
         let timeout = config.server.timeout.as_duration();
         let started = Instant::now();

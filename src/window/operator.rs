@@ -9,8 +9,13 @@
 //! accumulated output at `T` is `DeviceWindows(d, T)` for every device seen by `T`
 //! (`docs/semantics.md`). When the input is exhausted, the remaining open tumbling periods are
 //! closed and written, but no collection change beyond the last event tick is emitted.
+//! Work is cut into slices of at most `[server] work_slice_us` (between items: an expiry, an
+//! event, a change, a row; a tick may span several activations): the worker answers queries
+//! between operator runs. The capabilities stay at the unfinished tick, so downstream sees a
+//! tick complete only once all of it was emitted.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use differential_dataflow::hashable::Hashable;
 use timely::dataflow::channels::pact::Exchange;
@@ -36,6 +41,10 @@ pub struct WindowSpec {
     pub tumbling: Vec<usize>,
     pub tick_ms: u64,
     pub network: NetworkConfig,
+    /// Longest the operator works in one activation (None: no bound). The worker answers
+    /// queries between operator runs, so this bounds how long a query waits for this
+    /// operator; work is split between items (an event, an expiry, a change, a row).
+    pub work_slice: Option<Duration>,
 }
 
 impl WindowSpec {
@@ -57,6 +66,7 @@ impl WindowSpec {
             tumbling,
             tick_ms,
             network: config.network.clone(),
+            work_slice: (config.server.work_slice_us > 0).then(|| Duration::from_micros(config.server.work_slice_us)),
         }
     }
 }
@@ -75,6 +85,31 @@ struct DeviceSlot {
     tumble_mark: Vec<u64>,
 }
 
+/// Where the work on one tick stands (see [`WindowState::process_tick`]).
+struct TickWork {
+    now: u64,
+    /// Whether the tick's collection changes are emitted (see the operator).
+    emit: bool,
+    stage: Stage,
+    /// Devices with an expiry at `now`, and the events of `now`.
+    wakeups: Vec<u32>,
+    events: std::vec::IntoIter<Event>,
+    /// Position in the current stage's list.
+    pos: usize,
+    /// Rows: the tumbling window being written, and its devices in name order.
+    period: usize,
+    devices: Vec<u32>,
+}
+
+/// The stages of a tick, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Expiries,
+    Insertions,
+    Changes,
+    Rows,
+}
+
 /// Every device's windows on this worker.
 struct WindowState {
     spec: WindowSpec,
@@ -87,6 +122,8 @@ struct WindowState {
     /// Per tumbling window: boundary tick → devices with events in that period.
     periods: Vec<BTreeMap<u64, Vec<u32>>>,
     touched: Vec<u32>,
+    /// The tick being worked on, when an activation ran out of time in the middle of it.
+    current: Option<TickWork>,
     /// Events held in device windows, and events waiting in `pending`.
     held: usize,
     pending_events: usize,
@@ -111,6 +148,7 @@ impl WindowState {
             wakeups: BTreeMap::new(),
             periods,
             touched: Vec::new(),
+            current: None,
             held: 0,
             pending_events: 0,
         }
@@ -118,6 +156,9 @@ impl WindowState {
 
     /// The earliest tick with work to do.
     fn next_tick(&self) -> Option<u64> {
+        if let Some(work) = &self.current {
+            return Some(work.now);
+        }
         let mut next = self.pending.keys().next().copied();
         let mut consider = |t: Option<u64>| {
             if let Some(t) = t {
@@ -160,90 +201,173 @@ impl WindowState {
         }
     }
 
-    /// Processes tick `now`: expiries, insertions, then emits changes (when `emit`) and the
-    /// tumbling rows of periods ending at `now`.
-    fn process_tick(&mut self, now: u64, emit: bool, out: &mut Vec<WindowChange>, rows: &mut Vec<WindowRow>) {
-        self.touched.clear();
-        if let Some(devices) = self.wakeups.remove(&now) {
-            for i in devices {
-                self.touch(i, now);
+    /// Works on tick `now` (the earliest with work, see [`WindowState::next_tick`]):
+    /// expiries, insertions, then the changes of every touched device (when `emit`), then the
+    /// tumbling rows of periods ending at `now`; `emit` counts when the tick is started.
+    /// Stops early once `deadline` has passed and returns false; the next call goes on where
+    /// this one stopped (the input frontier is past `now`, so nothing new arrives for it
+    /// meanwhile). True when the tick is done.
+    fn process_tick(
+        &mut self,
+        now: u64,
+        emit: bool,
+        out: &mut Vec<WindowChange>,
+        rows: &mut Vec<WindowRow>,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let mut work = match self.current.take() {
+            Some(work) => {
+                debug_assert_eq!(work.now, now);
+                work
             }
-        }
-        if let Some(events) = self.pending.remove(&now) {
-            self.pending_events -= events.len();
-            self.held += events.len();
-            for event in events {
-                let i = self.slot_for(&event.device);
-                self.touch(i, now);
-                let external = event.dst_ip.0 != 0 && self.spec.network.is_external(event.dst_ip);
-                let obs = Obs::new(
+            None => {
+                self.touched.clear();
+                let events = self.pending.remove(&now).unwrap_or_default();
+                self.pending_events -= events.len();
+                self.held += events.len();
+                TickWork {
                     now,
-                    event.bytes_out,
-                    event.bytes_in,
-                    event.packets,
-                    external,
-                    event.dst_ip.0,
-                    event.dst_port,
-                    event.value,
-                );
-                let slot = &mut self.slots[i as usize];
-                slot.slide.insert(obs);
-                slot.last_seen_ms = slot.last_seen_ms.max(event.ts_ms);
-                if slot.latest_tick != Some(now) {
-                    slot.latest_tick = Some(now);
-                    for &len in &self.spec.lens {
-                        self.wakeups.entry(now + len).or_default().push(i);
-                    }
-                    for (k, &wi) in self.spec.tumbling.iter().enumerate() {
-                        let len = self.spec.lens[wi];
-                        let boundary = (now / len) * len + len - 1;
-                        if slot.tumble_mark[k] != boundary {
-                            slot.tumble_mark[k] = boundary;
-                            self.periods[k].entry(boundary).or_default().push(i);
+                    emit,
+                    stage: Stage::Expiries,
+                    wakeups: self.wakeups.remove(&now).unwrap_or_default(),
+                    events: events.into_iter(),
+                    pos: 0,
+                    period: 0,
+                    devices: Vec::new(),
+                }
+            }
+        };
+        // The clock is read every CHECK_EVERY items: reading it costs more than one item.
+        const CHECK_EVERY: usize = 32;
+        let past = |done: usize| deadline.is_some_and(|d| done % CHECK_EVERY == CHECK_EVERY - 1 && Instant::now() >= d);
+        loop {
+            match work.stage {
+                Stage::Expiries => {
+                    while work.pos < work.wakeups.len() {
+                        let i = work.wakeups[work.pos];
+                        self.touch(i, now);
+                        work.pos += 1;
+                        if past(work.pos) {
+                            self.current = Some(work);
+                            return false;
                         }
                     }
+                    work.stage = Stage::Insertions;
+                    work.pos = 0;
                 }
-            }
-        }
-        if emit {
-            for &i in &self.touched {
-                let slot = &mut self.slots[i as usize];
-                // A touched device always changed: an event entered or one expired.
-                let state = DeviceState::new(DeviceWindows {
-                    last_seen_ms: slot.last_seen_ms,
-                    windows: slot.slide.all_stats(),
-                });
-                if let Some(old) = slot.emitted.take() {
-                    debug_assert!(*old != *state, "a touched device changes");
-                    out.push(((slot.name.clone(), old), now, -1));
-                }
-                out.push(((slot.name.clone(), state.clone()), now, 1));
-                slot.emitted = Some(state);
-            }
-        }
-        for k in 0..self.spec.tumbling.len() {
-            if let Some(mut devices) = self.periods[k].remove(&now) {
-                let wi = self.spec.tumbling[k];
-                let len = self.spec.lens[wi];
-                let tick_ms = self.spec.tick_ms as i64;
-                devices.sort_by(|a, b| self.slots[*a as usize].name.cmp(&self.slots[*b as usize].name));
-                for i in devices {
-                    let slot = &mut self.slots[i as usize];
-                    if slot.processed != now {
-                        let before = slot.slide.held();
-                        slot.slide.advance_to(now);
-                        self.held -= before - slot.slide.held();
-                        slot.processed = now;
+                Stage::Insertions => {
+                    for event in work.events.by_ref() {
+                        self.insert(now, event);
+                        work.pos += 1;
+                        if past(work.pos) {
+                            self.current = Some(work);
+                            return false;
+                        }
                     }
-                    rows.push(WindowRow {
-                        window_end_ms: (now as i64 + 1) * tick_ms,
-                        window_len_ms: len * self.spec.tick_ms,
-                        device: slot.name.clone(),
-                        window_start_ms: (now as i64 + 1 - len as i64) * tick_ms,
-                        stats: slot.slide.stats(wi).clone(),
-                    });
+                    work.stage = if work.emit { Stage::Changes } else { Stage::Rows };
+                    work.pos = 0;
+                }
+                Stage::Changes => {
+                    while work.pos < self.touched.len() {
+                        let slot = &mut self.slots[self.touched[work.pos] as usize];
+                        // A touched device always changed: an event entered or one expired.
+                        let state = DeviceState::new(DeviceWindows {
+                            last_seen_ms: slot.last_seen_ms,
+                            windows: slot.slide.all_stats(),
+                        });
+                        if let Some(old) = slot.emitted.take() {
+                            debug_assert!(*old != *state, "a touched device changes");
+                            out.push(((slot.name.clone(), old), now, -1));
+                        }
+                        out.push(((slot.name.clone(), state.clone()), now, 1));
+                        slot.emitted = Some(state);
+                        work.pos += 1;
+                        if past(work.pos) {
+                            self.current = Some(work);
+                            return false;
+                        }
+                    }
+                    work.stage = Stage::Rows;
+                    work.pos = 0;
+                }
+                Stage::Rows => {
+                    while work.period < self.spec.tumbling.len() {
+                        if work.pos == 0 && work.devices.is_empty() {
+                            let mut devices = self.periods[work.period].remove(&now).unwrap_or_default();
+                            devices.sort_by(|a, b| self.slots[*a as usize].name.cmp(&self.slots[*b as usize].name));
+                            work.devices = devices;
+                        }
+                        while work.pos < work.devices.len() {
+                            let i = work.devices[work.pos];
+                            rows.push(self.row(i, now, work.period));
+                            work.pos += 1;
+                            if past(work.pos) {
+                                self.current = Some(work);
+                                return false;
+                            }
+                        }
+                        work.period += 1;
+                        work.pos = 0;
+                        work.devices.clear();
+                    }
+                    return true;
                 }
             }
+        }
+    }
+
+    /// Inserts `event` at tick `now` into its device's windows.
+    fn insert(&mut self, now: u64, event: Event) {
+        let i = self.slot_for(&event.device);
+        self.touch(i, now);
+        let external = event.dst_ip.0 != 0 && self.spec.network.is_external(event.dst_ip);
+        let obs = Obs::new(
+            now,
+            event.bytes_out,
+            event.bytes_in,
+            event.packets,
+            external,
+            event.dst_ip.0,
+            event.dst_port,
+            event.value,
+        );
+        let slot = &mut self.slots[i as usize];
+        slot.slide.insert(obs);
+        slot.last_seen_ms = slot.last_seen_ms.max(event.ts_ms);
+        if slot.latest_tick != Some(now) {
+            slot.latest_tick = Some(now);
+            for &len in &self.spec.lens {
+                self.wakeups.entry(now + len).or_default().push(i);
+            }
+            for (k, &wi) in self.spec.tumbling.iter().enumerate() {
+                let len = self.spec.lens[wi];
+                let boundary = (now / len) * len + len - 1;
+                if slot.tumble_mark[k] != boundary {
+                    slot.tumble_mark[k] = boundary;
+                    self.periods[k].entry(boundary).or_default().push(i);
+                }
+            }
+        }
+    }
+
+    /// The row of device `i`'s tumbling window number `k`, closing at `now`.
+    fn row(&mut self, i: u32, now: u64, k: usize) -> WindowRow {
+        let wi = self.spec.tumbling[k];
+        let len = self.spec.lens[wi];
+        let tick_ms = self.spec.tick_ms as i64;
+        let slot = &mut self.slots[i as usize];
+        if slot.processed != now {
+            let before = slot.slide.held();
+            slot.slide.advance_to(now);
+            self.held -= before - slot.slide.held();
+            slot.processed = now;
+        }
+        WindowRow {
+            window_end_ms: (now as i64 + 1) * tick_ms,
+            window_len_ms: len * self.spec.tick_ms,
+            device: slot.name.clone(),
+            window_start_ms: (now as i64 + 1 - len as i64) * tick_ms,
+            stats: slot.slide.stats(wi).clone(),
         }
     }
 
@@ -260,7 +384,9 @@ pub fn window_stats<'s>(
     spec: WindowSpec,
     gauges: std::rc::Rc<WindowGauges>,
 ) -> (StreamVec<'s, u64, WindowChange>, StreamVec<'s, u64, WindowRow>) {
-    let mut builder = OperatorBuilder::new("WindowStats".to_owned(), events.scope());
+    let scope = events.scope();
+    let mut builder = OperatorBuilder::new("WindowStats".to_owned(), scope);
+    let activator = scope.activator_for(builder.operator_info().address);
     let exchange = Exchange::new(|(_, e): &(u64, Event)| e.device.hashed());
     let mut input = builder.new_input(events, exchange);
     let (mut changes_out, changes) = builder.new_output::<Vec<WindowChange>>();
@@ -283,6 +409,8 @@ pub fn window_stats<'s>(
             // Sessions flush the (exchange) pushers when dropped, at the end of this call.
             let mut changes_session = changes_out.activate();
             let mut rows_session = rows_out.activate();
+            let deadline = state.spec.work_slice.map(|slice| Instant::now() + slice);
+            let mut yielded = false;
             while let Some(t) = state.next_tick() {
                 match upper {
                     Some(u) if t >= u => break,
@@ -291,7 +419,7 @@ pub fn window_stats<'s>(
                 }
                 // Once the input is exhausted only the tumbling periods are still written.
                 let emit = upper.is_some() || !state.pending.is_empty();
-                state.process_tick(t, emit, &mut changes_buf, &mut rows_buf);
+                let done = state.process_tick(t, emit, &mut changes_buf, &mut rows_buf, deadline);
                 if !changes_buf.is_empty() {
                     changes_session.give(&held[0], &mut changes_buf);
                     changes_buf.clear();
@@ -300,10 +428,18 @@ pub fn window_stats<'s>(
                     rows_session.give(&held[1], &mut rows_buf);
                     rows_buf.clear();
                 }
+                // Bounded work per activation: the worker answers queries between operator
+                // runs, so after the work slice the rest waits for the next run.
+                if !done || deadline.is_some_and(|d| Instant::now() >= d) {
+                    yielded = true;
+                    activator.activate();
+                    break;
+                }
             }
             gauges.devices.set(state.devices());
             gauges.events.set(state.held + state.pending_events);
             match upper {
+                None if yielded => {}
                 None => {
                     caps = None;
                     state = WindowState::new(state.spec.clone());
@@ -320,4 +456,68 @@ pub fn window_stats<'s>(
         }
     });
     (changes, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Ip, Protocol};
+
+    fn event(device: &str, ts_ms: i64, value: f64) -> Event {
+        Event {
+            ts_ms,
+            device: device.into(),
+            src_ip: Ip(1),
+            dst_ip: Ip(0x0a00_0000 + (ts_ms as u128 % 7)),
+            dst_port: 443,
+            protocol: Protocol::Tcp,
+            bytes_out: 10 + ts_ms as u64 % 13,
+            bytes_in: 5,
+            packets: 1,
+            duration_ms: 1,
+            value: Some(value),
+        }
+    }
+
+    /// Runs every tick to the end, each call with `deadline`; returns the changes, the rows
+    /// and how many calls it took.
+    fn drain(spec: &WindowSpec, deadline: impl Fn() -> Option<Instant>) -> (Vec<WindowChange>, Vec<WindowRow>, usize) {
+        let mut state = WindowState::new(spec.clone());
+        for i in 0..3_000i64 {
+            let device = format!("d{}", i % 301);
+            let ts = i * 10;
+            let tick = ts as u64 / spec.tick_ms;
+            state.pending_events += 1;
+            state
+                .pending
+                .entry(tick)
+                .or_default()
+                .push(event(&device, ts, (i % 11) as f64));
+        }
+        let (mut changes, mut rows, mut calls) = (Vec::new(), Vec::new(), 0);
+        while let Some(t) = state.next_tick() {
+            assert!(t < 10_000, "ticks end");
+            calls += 1;
+            state.process_tick(t, true, &mut changes, &mut rows, deadline());
+        }
+        (changes, rows, calls)
+    }
+
+    #[test]
+    fn a_tick_cut_into_slices_gives_what_it_gives_at_once() {
+        let config =
+            crate::config::Config::from_toml("[windows]\nsliding = [\"10s\", \"1m\"]\ntumbling = [\"10s\", \"1m\"]\n")
+                .unwrap();
+        let spec = WindowSpec::from_config(&config);
+        let (whole, whole_rows, whole_calls) = drain(&spec, || None);
+        // A deadline already past: every call stops after one check's worth of items.
+        let (sliced, sliced_rows, sliced_calls) = drain(&spec, || Some(Instant::now()));
+        assert!(!whole.is_empty() && !whole_rows.is_empty());
+        assert!(
+            sliced_calls > whole_calls,
+            "{sliced_calls} calls vs {whole_calls}: the work was cut"
+        );
+        assert_eq!(sliced, whole);
+        assert_eq!(sliced_rows, whole_rows);
+    }
 }
