@@ -13,6 +13,9 @@
 //! frontier, so no query can arrive for a time that was compacted away, and they release
 //! everything once the query inputs close. Every worker advances its query inputs each
 //! step; every worker takes the queries of its own inbox of the [`Hub`] and is their origin.
+//! A point query about a device the origin owns itself is read from the origin's own shard
+//! at the same tick, without crossing the dataflow: the answer is the one the reader
+//! operator would give, sooner.
 
 use std::cell::RefCell;
 use std::collections::{BinaryHeap, HashMap};
