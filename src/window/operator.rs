@@ -190,13 +190,22 @@ impl WindowState {
         i
     }
 
-    fn touch(&mut self, i: u32, now: u64) {
+    /// Applies device `i`'s expiries up to `now`, once per tick; true the first time.
+    fn expire_to(&mut self, i: u32, now: u64) -> bool {
         let slot = &mut self.slots[i as usize];
-        if slot.processed != now {
-            let before = slot.slide.held();
-            slot.slide.advance_to(now);
-            self.held -= before - slot.slide.held();
-            slot.processed = now;
+        if slot.processed == now {
+            return false;
+        }
+        let before = slot.slide.held();
+        slot.slide.advance_to(now);
+        self.held -= before - slot.slide.held();
+        slot.processed = now;
+        true
+    }
+
+    /// Brings device `i` to `now` and lists it among the devices whose state changes at `now`.
+    fn touch(&mut self, i: u32, now: u64) {
+        if self.expire_to(i, now) {
             self.touched.push(i);
         }
     }
@@ -240,17 +249,22 @@ impl WindowState {
         // The clock is read every CHECK_EVERY items: reading it costs more than one item.
         const CHECK_EVERY: usize = 32;
         let past = |done: usize| deadline.is_some_and(|d| done % CHECK_EVERY == CHECK_EVERY - 1 && Instant::now() >= d);
+        // One item done: past the deadline, keep the work for the next call and stop.
+        macro_rules! checkpoint {
+            ($state:ident, $work:ident) => {
+                $work.pos += 1;
+                if past($work.pos) {
+                    $state.current = Some($work);
+                    return false;
+                }
+            };
+        }
         loop {
             match work.stage {
                 Stage::Expiries => {
                     while work.pos < work.wakeups.len() {
-                        let i = work.wakeups[work.pos];
-                        self.touch(i, now);
-                        work.pos += 1;
-                        if past(work.pos) {
-                            self.current = Some(work);
-                            return false;
-                        }
+                        self.touch(work.wakeups[work.pos], now);
+                        checkpoint!(self, work);
                     }
                     work.stage = Stage::Insertions;
                     work.pos = 0;
@@ -258,34 +272,15 @@ impl WindowState {
                 Stage::Insertions => {
                     for event in work.events.by_ref() {
                         self.insert(now, event);
-                        work.pos += 1;
-                        if past(work.pos) {
-                            self.current = Some(work);
-                            return false;
-                        }
+                        checkpoint!(self, work);
                     }
                     work.stage = if work.emit { Stage::Changes } else { Stage::Rows };
                     work.pos = 0;
                 }
                 Stage::Changes => {
                     while work.pos < self.touched.len() {
-                        let slot = &mut self.slots[self.touched[work.pos] as usize];
-                        // A touched device always changed: an event entered or one expired.
-                        let state = DeviceState::new(DeviceWindows {
-                            last_seen_ms: slot.last_seen_ms,
-                            windows: slot.slide.all_stats(),
-                        });
-                        if let Some(old) = slot.emitted.take() {
-                            debug_assert!(*old != *state, "a touched device changes");
-                            out.push(((slot.name.clone(), old), now, -1));
-                        }
-                        out.push(((slot.name.clone(), state.clone()), now, 1));
-                        slot.emitted = Some(state);
-                        work.pos += 1;
-                        if past(work.pos) {
-                            self.current = Some(work);
-                            return false;
-                        }
+                        self.emit_change(self.touched[work.pos], now, out);
+                        checkpoint!(self, work);
                     }
                     work.stage = Stage::Rows;
                     work.pos = 0;
@@ -300,11 +295,7 @@ impl WindowState {
                         while work.pos < work.devices.len() {
                             let i = work.devices[work.pos];
                             rows.push(self.row(i, now, work.period));
-                            work.pos += 1;
-                            if past(work.pos) {
-                                self.current = Some(work);
-                                return false;
-                            }
+                            checkpoint!(self, work);
                         }
                         work.period += 1;
                         work.pos = 0;
@@ -314,6 +305,22 @@ impl WindowState {
                 }
             }
         }
+    }
+
+    /// Emits the change of touched device `i` at `now`: its previous state out, its new one
+    /// in (a touched device always changed: an event entered or one expired).
+    fn emit_change(&mut self, i: u32, now: u64, out: &mut Vec<WindowChange>) {
+        let slot = &mut self.slots[i as usize];
+        let state = DeviceState::new(DeviceWindows {
+            last_seen_ms: slot.last_seen_ms,
+            windows: slot.slide.all_stats(),
+        });
+        if let Some(old) = slot.emitted.take() {
+            debug_assert!(*old != *state, "a touched device changes");
+            out.push(((slot.name.clone(), old), now, -1));
+        }
+        out.push(((slot.name.clone(), state.clone()), now, 1));
+        slot.emitted = Some(state);
     }
 
     /// Inserts `event` at tick `now` into its device's windows.
@@ -355,13 +362,8 @@ impl WindowState {
         let wi = self.spec.tumbling[k];
         let len = self.spec.lens[wi];
         let tick_ms = self.spec.tick_ms as i64;
-        let slot = &mut self.slots[i as usize];
-        if slot.processed != now {
-            let before = slot.slide.held();
-            slot.slide.advance_to(now);
-            self.held -= before - slot.slide.held();
-            slot.processed = now;
-        }
+        self.expire_to(i, now);
+        let slot = &self.slots[i as usize];
         WindowRow {
             window_end_ms: (now as i64 + 1) * tick_ms,
             window_len_ms: len * self.spec.tick_ms,
