@@ -232,6 +232,9 @@ fn run_input(
     let probe = ProbeHandle::new();
     let gauges = Rc::new(WindowGauges::default());
     let window_spec = WindowSpec::from_config(config);
+    // The query dataflow first: a worker step runs its dataflows in the order they were
+    // built, so queries move on before the step's ingestion work, not after it.
+    *queries = crate::query::Queries::new(worker, hub.clone(), config);
     let main_dataflow = worker.next_dataflow_index();
 
     let (mut input, mut reject_input, model_input, trace, query_traces) = worker.dataflow::<u64, _, _>(|scope| {
@@ -302,19 +305,16 @@ fn run_input(
         Ok::<_, RunError>((input, reject_input, model_input, arranged.trace, query_traces))
     })?;
     let mut store = FeatureStore::new(trace);
-    // Models: the active one enters the dataflow; retraining on schedule (src/model/driver.rs).
-    let mut models = crate::model::driver::ModelDriver::new(worker, config, model_input)?;
-    *queries = crate::query::Queries::new(
-        worker,
-        hub,
+    queries.attach(
         query_traces.map(|(anomalies, history, model_scores)| crate::query::QueryTraces {
             features: store.trace().clone(),
             anomalies,
             history: Some(history),
             model_scores,
         }),
-        config,
     );
+    // Models: the active one enters the dataflow; retraining on schedule (src/model/driver.rs).
+    let mut models = crate::model::driver::ModelDriver::new(worker, config, model_input)?;
 
     let mut source: Box<dyn WorkerInput> = open_input(&spec.input, spec.format, config, index, peers)?;
     let progress = (spec.progress && index == 0).then(Progress::new);

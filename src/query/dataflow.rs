@@ -15,7 +15,9 @@
 //! step; every worker takes the queries of its own inbox of the [`Hub`] and is their origin.
 //! A point query about a device the origin owns itself is read from the origin's own shard
 //! at the same tick, without crossing the dataflow: the answer is the one the reader
-//! operator would give, sooner.
+//! operator would give, sooner. The query dataflow is built before the main one, so every
+//! worker step runs it first, and the replies' sink answers a query as soon as its last part
+//! arrives: a hop waits for the end of the current step, not for another step of ingestion.
 
 use std::cell::RefCell;
 use std::collections::{BinaryHeap, HashMap};
@@ -34,7 +36,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::input::Input;
 use timely::dataflow::operators::vec::{Broadcast, Map};
-use timely::dataflow::operators::{Concat, Exchange};
+use timely::dataflow::operators::{Capability, Concat, Exchange};
 use timely::dataflow::InputHandleVec;
 use timely::progress::frontier::{Antichain, AntichainRef};
 
@@ -311,22 +313,53 @@ struct Waiting {
     sent: Instant,
 }
 
+/// The queries a worker sent into the dataflow and waits on. Shared with the replies'
+/// sink operator, which answers a query as soon as its last part arrives, within the step.
+struct Outstanding {
+    waiting: HashMap<u64, Waiting>,
+    renderer: Renderer,
+    retrain: Arc<super::models::RetrainSpec>,
+}
+
+impl Outstanding {
+    /// Files a part; answers its query when it was the last one.
+    fn receive(&mut self, reply: Reply) {
+        tracing::trace!(seq = reply.seq, tick = reply.tick, "a part of an answer");
+        let Some(w) = self.waiting.get_mut(&reply.seq) else {
+            return;
+        };
+        debug_assert_eq!(reply.tick, w.tick);
+        w.parts.push(reply.part);
+        if w.parts.len() < w.expected {
+            return;
+        }
+        if let Some(w) = self.waiting.remove(&reply.seq) {
+            if let Query::Retrain { promote } = w.query {
+                // Training takes seconds: off the worker's thread.
+                super::models::retrain_in_background(self.retrain.clone(), w.tick, promote, w.parts, w.reply);
+            } else {
+                let answer = self.renderer.render(&w.query, w.tick, w.parts);
+                let _ = w.reply.try_send(answer);
+            }
+        }
+    }
+}
+
 /// The query side of one worker.
 struct Engine {
     point: InputHandleVec<u64, QueryMsg>,
     wide: InputHandleVec<u64, QueryMsg>,
-    replies: Rc<RefCell<Vec<Reply>>>,
+    outstanding: Rc<RefCell<Outstanding>>,
     hub: Arc<Hub>,
     requests: Option<Receiver<Pending>>,
-    waiting: HashMap<u64, Waiting>,
     next_seq: u64,
     index: u64,
     peers: usize,
-    renderer: Renderer,
     /// This worker's shard, for the point queries it owns itself.
-    reader: Rc<RefCell<Reader>>,
+    reader: Rc<RefCell<Option<Reader>>>,
+    layout: Arc<FeatureLayout>,
+    tick_ms: i64,
     timeout: Duration,
-    retrain: Arc<super::models::RetrainSpec>,
 }
 
 /// A worker's query engine (inert when the run does not serve).
@@ -342,31 +375,24 @@ impl Queries {
 
     /// Builds the query dataflow on this worker. `hub`: the process's server; `traces`:
     /// handles on the main dataflow's arrangements (both None when not serving).
-    pub fn new(
-        worker: &mut timely::worker::Worker,
-        hub: Option<Arc<Hub>>,
-        traces: Option<QueryTraces>,
-        config: &Config,
-    ) -> Self {
-        let (Some(hub), Some(traces)) = (hub, traces) else {
+    pub fn new(worker: &mut timely::worker::Worker, hub: Option<Arc<Hub>>, config: &Config) -> Self {
+        let Some(hub) = hub else {
             return Queries::none();
         };
         let index = worker.index() as u64;
         let peers = worker.peers();
         let layout = Arc::new(FeatureLayout::new(config));
-        let replies = Rc::new(RefCell::new(Vec::new()));
-        let sink = replies.clone();
-        let reader = Rc::new(RefCell::new(Reader {
-            features: traces.features,
-            anomalies: traces.anomalies,
-            history: traces.history,
-            model_scores: traces.model_scores,
-            layout: layout.clone(),
-            tick_ms: config.tick_ms() as i64,
-            scratch: Vec::new(),
-            compacted: Antichain::from_elem(0),
+        let outstanding = Rc::new(RefCell::new(Outstanding {
+            waiting: HashMap::new(),
+            renderer: Renderer::new(config, layout.clone()),
+            retrain: Arc::new(super::models::RetrainSpec::new(config, &layout)),
         }));
+        let sink = outstanding.clone();
+        // Filled by `attach` once the main dataflow is built (before the worker first steps).
+        let reader: Rc<RefCell<Option<Reader>>> = Rc::new(RefCell::new(None));
         let local_reader = reader.clone();
+        // Queries that arrived before the reader (none should: kept, not dropped).
+        let mut early: Vec<(Capability<u64>, Vec<QueryMsg>)> = Vec::new();
         let (point, wide) = worker.dataflow::<u64, _, _>(|scope| {
             let (point, point_stream) = scope.new_input::<QueryMsg>();
             let (wide, wide_stream) = scope.new_input::<QueryMsg>();
@@ -382,6 +408,27 @@ impl Queries {
                     move |_cap, _info| {
                         move |(input, frontier), output| {
                             let mut reader = reader.borrow_mut();
+                            let Some(reader) = reader.as_mut() else {
+                                input.for_each(|cap, data| {
+                                    if let Some(cap) = cap.retain_least(0) {
+                                        early.push((cap, std::mem::take(data)));
+                                    }
+                                });
+                                return;
+                            };
+                            for (cap, mut data) in early.drain(..) {
+                                let at = *cap.time();
+                                let mut session = output.session(&cap);
+                                for msg in data.drain(..) {
+                                    let part = reader.answer(&msg.query, at);
+                                    session.give(Reply {
+                                        origin: msg.origin,
+                                        seq: msg.seq,
+                                        tick: at,
+                                        part,
+                                    });
+                                }
+                            }
                             input.for_each(|cap, data| {
                                 let at = cap.least().copied().unwrap_or_default();
                                 let mut session = output.session(&cap);
@@ -402,7 +449,12 @@ impl Queries {
                 )
                 .exchange(|r: &Reply| r.origin)
                 .sink(Pipeline, "QueryReplies", move |(input, _frontier)| {
-                    input.for_each(|_cap, data| sink.borrow_mut().append(data));
+                    let mut outstanding = sink.borrow_mut();
+                    input.for_each(|_cap, data| {
+                        for reply in data.drain(..) {
+                            outstanding.receive(reply);
+                        }
+                    });
                 });
             (point, wide)
         });
@@ -411,19 +463,38 @@ impl Queries {
             engine: Some(Engine {
                 point,
                 wide,
-                replies,
+                outstanding,
                 requests,
-                waiting: HashMap::new(),
                 next_seq: 0,
                 index,
                 peers,
-                retrain: Arc::new(super::models::RetrainSpec::new(config, &layout)),
-                renderer: Renderer::new(config, layout),
                 reader: local_reader,
+                layout: layout.clone(),
+                tick_ms: config.tick_ms() as i64,
                 timeout: config.server.timeout.as_duration(),
                 hub,
             }),
         }
+    }
+
+    /// Hands the query dataflow the main dataflow's arrangements; call right after building
+    /// the main dataflow, before the worker steps. (The query dataflow is built first so
+    /// that each worker step runs it before the main dataflow: a query's hops wait for the
+    /// end of a step, not for another whole step of ingestion.)
+    pub fn attach(&mut self, traces: Option<QueryTraces>) {
+        let (Some(e), Some(traces)) = (self.engine.as_mut(), traces) else {
+            return;
+        };
+        *e.reader.borrow_mut() = Some(Reader {
+            features: traces.features,
+            anomalies: traces.anomalies,
+            history: traces.history,
+            model_scores: traces.model_scores,
+            layout: e.layout.clone(),
+            tick_ms: e.tick_ms,
+            scratch: Vec::new(),
+            compacted: Antichain::from_elem(0),
+        });
     }
 
     /// Whether this run serves queries.
@@ -469,8 +540,13 @@ impl Queries {
                     .device()
                     .is_some_and(|d| super::owner(d, e.peers) == e.index as usize);
                 if owned {
-                    let part = e.reader.borrow_mut().answer(&p.query, tick);
-                    let answer = e.renderer.render(&p.query, tick, vec![part]);
+                    let Some(part) = e.reader.borrow_mut().as_mut().map(|r| r.answer(&p.query, tick)) else {
+                        let _ = p
+                            .reply
+                            .try_send(Answer::error(503, "the engine is starting; try again", &[]));
+                        continue;
+                    };
+                    let answer = e.outstanding.borrow().renderer.render(&p.query, tick, vec![part]);
                     let _ = p.reply.try_send(answer);
                     continue;
                 }
@@ -490,7 +566,7 @@ impl Queries {
                 };
                 sent = true;
                 tracing::trace!(seq, tick, expected, "query sent");
-                e.waiting.insert(
+                e.outstanding.borrow_mut().waiting.insert(
                     seq,
                     Waiting {
                         query: p.query,
@@ -507,30 +583,11 @@ impl Queries {
             e.point.flush();
             e.wide.flush();
         }
-        let replies = std::mem::take(&mut *e.replies.borrow_mut());
-        for reply in replies {
-            tracing::trace!(seq = reply.seq, tick = reply.tick, "a part of an answer");
-            let Some(w) = e.waiting.get_mut(&reply.seq) else {
-                continue;
-            };
-            debug_assert_eq!(reply.tick, w.tick);
-            w.parts.push(reply.part);
-            if w.parts.len() >= w.expected {
-                if let Some(w) = e.waiting.remove(&reply.seq) {
-                    if let Query::Retrain { promote } = w.query {
-                        // Training takes seconds: off the worker's thread.
-                        super::models::retrain_in_background(e.retrain.clone(), w.tick, promote, w.parts, w.reply);
-                    } else {
-                        let answer = e.renderer.render(&w.query, w.tick, w.parts);
-                        let _ = w.reply.try_send(answer);
-                    }
-                }
-            }
-        }
         // Queries some worker never answered (a process gone): their clients had a 503.
-        if !e.waiting.is_empty() {
-            let limit = e.timeout * 2;
-            e.waiting.retain(|_, w| w.sent.elapsed() < limit);
+        let limit = e.timeout * 2;
+        let mut outstanding = e.outstanding.borrow_mut();
+        if !outstanding.waiting.is_empty() {
+            outstanding.waiting.retain(|_, w| w.sent.elapsed() < limit);
         }
     }
 
