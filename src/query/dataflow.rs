@@ -222,6 +222,17 @@ impl Reader {
         }
     }
 
+    /// The part of `msg`'s answer this worker holds, read at `at`, addressed to its origin.
+    fn reply(&mut self, msg: QueryMsg, at: u64) -> Reply {
+        tracing::trace!(origin = msg.origin, seq = msg.seq, at, "reading a query");
+        Reply {
+            origin: msg.origin,
+            seq: msg.seq,
+            tick: at,
+            part: self.answer(&msg.query, at),
+        }
+    }
+
     /// Lets the traces compact up to `frontier` (no query can arrive before it).
     fn compact(&mut self, frontier: AntichainRef<u64>) {
         if self.compacted.borrow() == frontier {
@@ -420,27 +431,14 @@ impl Queries {
                                 let at = *cap.time();
                                 let mut session = output.session(&cap);
                                 for msg in data.drain(..) {
-                                    let part = reader.answer(&msg.query, at);
-                                    session.give(Reply {
-                                        origin: msg.origin,
-                                        seq: msg.seq,
-                                        tick: at,
-                                        part,
-                                    });
+                                    session.give(reader.reply(msg, at));
                                 }
                             }
                             input.for_each(|cap, data| {
                                 let at = cap.least().copied().unwrap_or_default();
                                 let mut session = output.session(&cap);
                                 for msg in data.drain(..) {
-                                    tracing::trace!(origin = msg.origin, seq = msg.seq, at, "reading a query");
-                                    let part = reader.answer(&msg.query, at);
-                                    session.give(Reply {
-                                        origin: msg.origin,
-                                        seq: msg.seq,
-                                        tick: at,
-                                        part,
-                                    });
+                                    session.give(reader.reply(msg, at));
                                 }
                             });
                             reader.compact(frontier.frontier());
