@@ -86,14 +86,7 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
     let metrics = Arc::new(Metrics::default());
     let workers = spec.workers.max(1);
-    let placement = match &spec.cluster {
-        Some(c) => crate::query::Placement {
-            first: c.process * workers,
-            local: workers,
-            peers: c.processes * workers,
-        },
-        None => crate::query::Placement::single(workers),
-    };
+    let placement = crate::query::Placement::of(workers, spec.cluster.as_ref());
     let server = match spec.serve {
         Some(addr) => Some(crate::query::Server::start(
             addr,
@@ -186,7 +179,7 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let end = *end_ms.lock().expect("end lock");
-    let total_workers = workers * spec.cluster.as_ref().map_or(1, |c| c.processes);
+    let total_workers = placement.peers;
     let totals = totals.lock().expect("totals lock").clone();
     let summary = Summary::from_metrics(&metrics::from_snapshot(&totals), total_workers, elapsed, end);
     let serving = crate::query::Serving::start(server, guards)?;

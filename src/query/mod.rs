@@ -21,6 +21,7 @@ pub mod client;
 pub mod dataflow;
 pub mod history;
 pub mod models;
+pub mod reader;
 pub mod render;
 pub mod request;
 pub mod scan;
@@ -39,7 +40,8 @@ use crate::model::rescore::DeviceScore;
 use crate::output::metrics::Metrics;
 use crate::window::{DeviceWindows, WindowRow};
 
-pub use dataflow::{Queries, QueryTraces};
+pub use dataflow::Queries;
+pub use reader::QueryTraces;
 pub use server::{Server, ServerError};
 pub use serving::Serving;
 
@@ -174,12 +176,21 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// A single process of `workers` workers.
-    pub fn single(workers: usize) -> Self {
-        Placement {
-            first: 0,
-            local: workers.max(1),
-            peers: workers.max(1),
+    /// This process's workers: `workers` per process, in `cluster` (None: a single process).
+    /// timely numbers process `p`'s workers from `p * workers`.
+    pub fn of(workers: usize, cluster: Option<&crate::cluster::ClusterSpec>) -> Self {
+        let workers = workers.max(1);
+        match cluster {
+            Some(c) => Placement {
+                first: c.process * workers,
+                local: workers,
+                peers: c.processes * workers,
+            },
+            None => Placement {
+                first: 0,
+                local: workers,
+                peers: workers,
+            },
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::dataflow::{merge_top, sort_anomalies};
+use super::reader::{merge_top, sort_anomalies};
 use super::{Answer, Part, Query};
 use crate::config::Config;
 use crate::detect::Anomaly;
