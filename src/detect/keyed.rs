@@ -84,6 +84,10 @@ pub fn event_order(a: &Event, b: &Event) -> std::cmp::Ordering {
         })
 }
 
+/// Devices between two calls of [`crate::query::poll`] (answering a worker's waiting point
+/// queries in the middle of a long tick).
+const POLL_EVERY: usize = 8;
+
 struct Slot<S> {
     state: S,
     reported: Option<Anomaly>,
@@ -155,7 +159,10 @@ pub fn device_operator<'s, L: DeviceLogic>(
                         devices.push((d, 0..0));
                     }
                 }
-                for (device, range) in devices {
+                for (n, (device, range)) in devices.into_iter().enumerate() {
+                    if n % POLL_EVERY == POLL_EVERY - 1 {
+                        crate::query::poll();
+                    }
                     group.clear();
                     group.extend(items[range].iter().map(|(_, x)| x.clone()));
                     let slot = slots.entry(device.clone()).or_insert_with(|| Slot {

@@ -173,7 +173,11 @@ pub fn score_devices<'s>(
                     }
                     let mut touched: Vec<DeviceId> = touched.into_iter().collect();
                     touched.sort();
-                    for device in touched {
+                    for (n, device) in touched.into_iter().enumerate() {
+                        if n % 8 == 7 {
+                            // Waiting point queries are answered between devices.
+                            crate::query::poll();
+                        }
                         let new = match (&current, devices.get(&device)) {
                             (Some(c), Some(state)) => Some(c.score(&layout, state, detail_above)),
                             _ => None,

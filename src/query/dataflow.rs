@@ -14,16 +14,16 @@
 //! frontier, so no query can arrive for a time that was compacted away, and they release
 //! everything once the query inputs close. Every worker advances its query inputs each
 //! step; every worker takes the queries of its own inbox of the [`Hub`] and is their origin.
-//! A point query about a device the origin owns itself is read from the origin's own shard
-//! at the same tick, without crossing the dataflow: the answer is the one the reader
-//! operator would give, sooner. The query dataflow is built before the main one, so every
+//! What a worker answers on its own (its own devices, in-process listings) never enters
+//! this dataflow ([`super::poll`], [`super::gather`]): it is read from the worker's shard
+//! through handles of its own, at a tick this dataflow could read too, so the answer is the
+//! one the reader operator would give, sooner. The query dataflow is built before the main one, so every
 //! worker step runs it first, and the replies' sink answers a query as soon as its last part
 //! arrives: a hop waits for the end of the current step, not for another step of ingestion.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,9 +36,10 @@ use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Capability, Concat, Exchange};
 use timely::dataflow::InputHandleVec;
 
+use super::poll::Local;
 use super::reader::{QueryTraces, Reader};
 use super::render::Renderer;
-use super::{Answer, Hub, Part, Pending, Query, QueryMsg, Reply};
+use super::{Answer, Hub, Part, Query, QueryMsg, Reply};
 use crate::config::Config;
 use crate::features::FeatureLayout;
 
@@ -56,7 +57,7 @@ struct Waiting {
 /// sink operator, which answers a query as soon as its last part arrives, within the step.
 struct Outstanding {
     waiting: HashMap<u64, Waiting>,
-    renderer: Renderer,
+    renderer: Rc<Renderer>,
     retrain: Arc<super::models::RetrainSpec>,
 }
 
@@ -90,15 +91,22 @@ struct Engine {
     wide: InputHandleVec<u64, QueryMsg>,
     outstanding: Rc<RefCell<Outstanding>>,
     hub: Arc<Hub>,
-    requests: Option<Receiver<Pending>>,
+    /// What the worker answers on its own (also from inside a step: [`super::poll`]).
+    local: Rc<RefCell<Local>>,
+    /// The query dataflow's reader (filled by [`Queries::attach`]).
+    reader: Rc<RefCell<Option<Reader>>>,
     next_seq: u64,
     index: u64,
     peers: usize,
-    /// This worker's shard, for the point queries it owns itself.
-    reader: Rc<RefCell<Option<Reader>>>,
     layout: Arc<FeatureLayout>,
     tick_ms: i64,
     timeout: Duration,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        Local::uninstall(&self.local);
+    }
 }
 
 /// A worker's query engine (inert when the run does not serve).
@@ -121,15 +129,23 @@ impl Queries {
         let index = worker.index() as u64;
         let peers = worker.peers();
         let layout = Arc::new(FeatureLayout::new(config));
+        let renderer = Rc::new(Renderer::new(config, layout.clone()));
+        let local_index = worker.index().saturating_sub(hub.placement().first);
+        let local = Rc::new(RefCell::new(Local::new(
+            hub.take_receiver(worker.index()),
+            renderer.clone(),
+            (worker.index(), peers),
+            (hub.ticks.clone(), local_index),
+        )));
         let outstanding = Rc::new(RefCell::new(Outstanding {
             waiting: HashMap::new(),
-            renderer: Renderer::new(config, layout.clone()),
+            renderer,
             retrain: Arc::new(super::models::RetrainSpec::new(config, &layout)),
         }));
         let sink = outstanding.clone();
         // Filled by `attach` once the main dataflow is built (before the worker first steps).
         let reader: Rc<RefCell<Option<Reader>>> = Rc::new(RefCell::new(None));
-        let local_reader = reader.clone();
+        let attach_reader = reader.clone();
         // Queries that arrived before the reader (none should: kept, not dropped).
         let mut early: Vec<(Capability<u64>, Vec<QueryMsg>)> = Vec::new();
         let (point, wide) = worker.dataflow::<u64, _, _>(|scope| {
@@ -184,17 +200,17 @@ impl Queries {
                 });
             (point, wide)
         });
-        let requests = hub.take_receiver(worker.index());
+        Local::install(&local);
         Queries {
             engine: Some(Engine {
                 point,
                 wide,
                 outstanding,
-                requests,
+                local,
+                reader: attach_reader,
                 next_seq: 0,
                 index,
                 peers,
-                reader: local_reader,
                 layout: layout.clone(),
                 tick_ms: config.tick_ms() as i64,
                 timeout: config.server.timeout.as_duration(),
@@ -211,6 +227,8 @@ impl Queries {
         let (Some(e), Some(traces)) = (self.engine.as_mut(), traces) else {
             return;
         };
+        let own = Reader::new(traces.clone(), e.layout.clone(), e.tick_ms);
+        e.local.borrow_mut().attach(own);
         *e.reader.borrow_mut() = Some(Reader::new(traces, e.layout.clone(), e.tick_ms));
     }
 
@@ -236,65 +254,41 @@ impl Queries {
                 e.wide.advance_to(t);
             }
         }
-        let ready = complete > 0;
+        let tick = *e.point.time();
+        let mut local = e.local.borrow_mut();
+        local.advance((complete > 0).then_some(tick));
+        // Answers what the worker can on its own; the rest crosses the query dataflow.
+        let deferred = local.take_deferred();
+        drop(local);
         let mut sent = false;
-        if let Some(rx) = e.requests.as_ref() {
-            while let Ok(p) = rx.try_recv() {
-                if !ready {
-                    let _ = p.reply.try_send(Answer::error(
-                        503,
-                        "no event time is complete yet; try again once data has arrived",
-                        &[],
-                    ));
-                    continue;
-                }
-                let tick = *e.point.time();
-                // A device this worker owns: its shard is right here, read at the same tick
-                // the dataflow would read it (the traces compact only to the query frontier,
-                // which is at most `tick`), with no trip through the query dataflow.
-                let owned = p
-                    .query
-                    .device()
-                    .is_some_and(|d| super::owner(d, e.peers) == e.index as usize);
-                if owned {
-                    let Some(part) = e.reader.borrow_mut().as_mut().map(|r| r.answer(&p.query, tick)) else {
-                        let _ = p
-                            .reply
-                            .try_send(Answer::error(503, "the engine is starting; try again", &[]));
-                        continue;
-                    };
-                    let answer = e.outstanding.borrow().renderer.render(&p.query, tick, vec![part]);
-                    let _ = p.reply.try_send(answer);
-                    continue;
-                }
-                let seq = e.next_seq;
-                e.next_seq += 1;
-                let msg = QueryMsg {
-                    origin: e.index,
-                    seq,
-                    query: p.query.clone(),
-                };
-                let expected = if p.query.device().is_some() {
-                    e.point.send(msg);
-                    1
-                } else {
-                    e.wide.send(msg);
-                    e.peers
-                };
-                sent = true;
-                tracing::trace!(seq, tick, expected, "query sent");
-                e.outstanding.borrow_mut().waiting.insert(
-                    seq,
-                    Waiting {
-                        query: p.query,
-                        reply: p.reply,
-                        tick,
-                        expected,
-                        parts: Vec::new(),
-                        sent: Instant::now(),
-                    },
-                );
-            }
+        for p in deferred {
+            let seq = e.next_seq;
+            e.next_seq += 1;
+            let msg = QueryMsg {
+                origin: e.index,
+                seq,
+                query: p.query.clone(),
+            };
+            let expected = if p.query.device().is_some() {
+                e.point.send(msg);
+                1
+            } else {
+                e.wide.send(msg);
+                e.peers
+            };
+            sent = true;
+            tracing::trace!(seq, tick, expected, "query sent");
+            e.outstanding.borrow_mut().waiting.insert(
+                seq,
+                Waiting {
+                    query: p.query,
+                    reply: p.reply,
+                    tick,
+                    expected,
+                    parts: Vec::new(),
+                    sent: Instant::now(),
+                },
+            );
         }
         if sent {
             e.point.flush();

@@ -4,12 +4,16 @@
 //! ([`request`]) and hands the [`Query`] to the [`Hub`], which puts it in the inbox of one
 //! worker of the process (the *origin*: for a point query the worker owning the device when
 //! it runs in this process, so the query never waits for another worker; for a listing the
-//! local workers in turn). The origin feeds it into the query dataflow ([`dataflow`]) at the
-//! last complete tick `T`; the dataflow routes a point query to the worker that owns the
-//! device (the same key hash the arrangements use) and broadcasts a listing (top-k,
-//! anomalies) to every worker; each reads its shard of the arrangements at exactly `T` and
-//! sends its part back to the origin, which merges the parts, renders the answer
-//! ([`render`]) and hands it to the waiting handler.
+//! local workers in turn). A worker answers the point queries about its own devices itself,
+//! from its shard, between steps and from inside long operator activations ([`poll`]). When
+//! the whole cluster runs in this process, a listing goes to every local worker at once and
+//! each adds its part from its next poll ([`gather`]). Everything else — a device of another
+//! process, a listing in a multi-process cluster, a retraining — the origin feeds into the
+//! query dataflow ([`dataflow`]) at the last complete tick `T`; the dataflow routes a point
+//! query to the worker that owns the device (the same key hash the arrangements use) and
+//! broadcasts a listing (top-k, anomalies) to every worker; each reads its shard of the
+//! arrangements at exactly `T` and sends its part back to the origin, which merges the
+//! parts, renders the answer ([`render`]) and hands it to the waiting handler.
 //!
 //! Invariants: every answer is read at one tick `T` that is complete on every worker (the
 //! completed frontier is global), and says so (`as_of_tick`, `as_of_ms`); the query
@@ -19,8 +23,10 @@
 
 pub mod client;
 pub mod dataflow;
+pub mod gather;
 pub mod history;
 pub mod models;
+pub mod poll;
 pub mod reader;
 pub mod render;
 pub mod request;
@@ -41,6 +47,7 @@ use crate::output::metrics::Metrics;
 use crate::window::{DeviceWindows, WindowRow};
 
 pub use dataflow::Queries;
+pub use poll::poll;
 pub use reader::QueryTraces;
 pub use server::{Server, ServerError};
 pub use serving::Serving;
@@ -164,6 +171,14 @@ pub struct Pending {
     pub reply: mpsc::SyncSender<Answer>,
 }
 
+/// What a worker finds in its inbox.
+pub(crate) enum Work {
+    /// A query the worker answers or sends into the query dataflow.
+    Query(Pending),
+    /// A listing every local worker reads its part of ([`gather`]).
+    Part(Arc<gather::Gather>),
+}
+
 /// Which workers of the cluster run in this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
@@ -205,12 +220,21 @@ pub fn owner(device: &DeviceId, peers: usize) -> usize {
 
 /// The queries waiting for one local worker, and that worker's thread (unparked on arrival).
 struct Inbox {
-    sender: Mutex<mpsc::Sender<Pending>>,
-    receiver: Mutex<Option<mpsc::Receiver<Pending>>>,
+    sender: Mutex<mpsc::Sender<Work>>,
+    receiver: Mutex<Option<mpsc::Receiver<Work>>>,
     thread: Mutex<Option<std::thread::Thread>>,
 }
 
 impl Inbox {
+    fn send(&self, work: Work) -> bool {
+        let sent = match self.sender.lock() {
+            Ok(s) => s.send(work).is_ok(),
+            Err(_) => false,
+        };
+        self.unpark();
+        sent
+    }
+
     fn unpark(&self) {
         if let Ok(thread) = self.thread.lock() {
             if let Some(t) = thread.as_ref() {
@@ -227,6 +251,8 @@ pub struct Hub {
     /// to the local workers in turn.
     inboxes: Vec<Inbox>,
     placement: Placement,
+    /// The ticks the local workers read at and open gathers hold.
+    pub(crate) ticks: Arc<gather::ReadTicks>,
     next_listing: std::sync::atomic::AtomicUsize,
     stop: AtomicBool,
     /// Set once the input is exhausted and the run serves what it found.
@@ -243,7 +269,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(metrics: Arc<Metrics>, tick_ms: u64, addr: SocketAddr, placement: Placement) -> Arc<Self> {
-        let inboxes = (0..placement.local.max(1))
+        let inboxes: Vec<Inbox> = (0..placement.local.max(1))
             .map(|_| {
                 let (sender, receiver) = mpsc::channel();
                 Inbox {
@@ -254,6 +280,7 @@ impl Hub {
             })
             .collect();
         Arc::new(Hub {
+            ticks: Arc::new(gather::ReadTicks::new(inboxes.len())),
             inboxes,
             placement,
             next_listing: std::sync::atomic::AtomicUsize::new(0),
@@ -291,18 +318,24 @@ impl Hub {
     pub fn submit(&self, pending: Pending) -> bool {
         let now = (self.born.elapsed().as_millis() as u64).max(1);
         self.last_query_ms.store(now, Ordering::Relaxed);
-        let inbox = &self.inboxes[self.inbox_for(&pending.query)];
-        let sent = match inbox.sender.lock() {
-            Ok(s) => s.send(pending).is_ok(),
-            Err(_) => false,
-        };
-        inbox.unpark();
-        sent
+        // A listing when the whole cluster runs here: every local worker reads its part.
+        let listing = matches!(pending.query, Query::Top { .. } | Query::Anomalies { .. });
+        if listing && self.placement.peers == self.inboxes.len() {
+            let workers = self.inboxes.len();
+            if let Some(gather) = gather::Gather::open(&pending.query, &pending.reply, workers, &self.ticks) {
+                let mut sent = true;
+                for inbox in &self.inboxes {
+                    sent &= inbox.send(Work::Part(gather.clone()));
+                }
+                return sent;
+            }
+        }
+        self.inboxes[self.inbox_for(&pending.query)].send(Work::Query(pending))
     }
 
     /// Takes the inbox of the worker with global index `worker` (None when it is not a
     /// worker of this process or its inbox was taken).
-    pub(crate) fn take_receiver(&self, worker: usize) -> Option<mpsc::Receiver<Pending>> {
+    pub(crate) fn take_receiver(&self, worker: usize) -> Option<mpsc::Receiver<Work>> {
         let inbox = self.inboxes.get(worker.checked_sub(self.placement.first)?)?;
         let rx = inbox.receiver.lock().ok()?.take()?;
         if let Ok(mut thread) = inbox.thread.lock() {
@@ -317,6 +350,11 @@ impl Hub {
         for inbox in &self.inboxes {
             inbox.unpark();
         }
+    }
+
+    /// Which workers run in this process.
+    pub fn placement(&self) -> Placement {
+        self.placement
     }
 
     pub fn stopping(&self) -> bool {

@@ -32,6 +32,7 @@ pub type AnomalyTrace = TraceAgent<ValSpine<DeviceId, Anomaly, u64, isize>>;
 pub type ScoreTrace = TraceAgent<ValSpine<DeviceId, DeviceScore, u64, isize>>;
 
 /// Handles on the main dataflow's arrangements, for the query dataflow.
+#[derive(Clone)]
 pub struct QueryTraces {
     pub features: FeatureTrace,
     pub anomalies: AnomalyTrace,
@@ -47,6 +48,7 @@ macro_rules! scan {
     ($trace:expr, $key:expr, $at:expr, |$k:ident, $v:ident| $body:block) => {{
         let only: Option<&DeviceId> = $key;
         let at: u64 = $at;
+        let mut seen = 0usize;
         if let Some(batches) = $trace.batches_through(Antichain::new().borrow()) {
             let (mut cursor, storage) = cursor_list(batches);
             if let Some(key) = only {
@@ -57,6 +59,11 @@ macro_rules! scan {
                     break;
                 }
                 while let Some($v) = cursor.get_val(&storage) {
+                    seen += 1;
+                    if seen % 512 == 0 {
+                        // A long listing: the worker's waiting point queries are answered meanwhile.
+                        crate::query::poll();
+                    }
                     let mut count = 0isize;
                     cursor.map_times(&storage, |t, d| {
                         if *t <= at {

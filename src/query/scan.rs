@@ -21,12 +21,16 @@ use crate::event::DeviceId;
 use crate::feature_store::FeatureTrace;
 use crate::window::DeviceState;
 
+/// Entries read between two calls of [`crate::query::poll`].
+const POLL_EVERY: usize = 512;
+
 /// Calls `visit` with every device's state at `at` in `trace`, in no particular order.
 pub fn for_each_live(trace: &mut FeatureTrace, at: u64, mut visit: impl FnMut(&DeviceId, &DeviceState)) {
     let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
         return;
     };
     let mut entries: Vec<(usize, &DeviceId, &DeviceState, isize)> = Vec::new();
+    let mut seen = 0usize;
     for batch in &batches {
         let mut cursor = batch.cursor();
         while let Some(key) = cursor.get_key(batch) {
@@ -39,6 +43,11 @@ pub fn for_each_live(trace: &mut FeatureTrace, at: u64, mut visit: impl FnMut(&D
                 });
                 if count != 0 {
                     entries.push((std::sync::Arc::as_ptr(&val.0) as usize, key, val, count));
+                }
+                seen += 1;
+                if seen % POLL_EVERY == 0 {
+                    // A long read: the worker's waiting point queries are answered meanwhile.
+                    crate::query::poll();
                 }
                 cursor.step_val(batch);
             }

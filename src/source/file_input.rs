@@ -13,6 +13,9 @@ use super::{Decider, InputBatch, Poll, SourceError, WorkerInput};
 use crate::config::Config;
 use crate::decode::Format;
 
+/// Records read between two calls of [`crate::query::poll`].
+const POLL_EVERY: u64 = 64;
+
 /// One worker's view of a file input.
 pub struct FileInput {
     reader: RecordReader,
@@ -69,6 +72,10 @@ impl WorkerInput for FileInput {
         let more = self.reader.next_batch(max, |record| {
             let owned = *record_index % readers == me;
             *record_index += 1;
+            if *record_index % POLL_EVERY == 0 {
+                // Waiting point queries are answered between records.
+                crate::query::poll();
+            }
             decider.decide(record.source, record.line, record.bytes, record.decoder, owned, batch);
         })?;
         if more {

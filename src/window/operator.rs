@@ -246,9 +246,15 @@ impl WindowState {
                 }
             }
         };
-        // The clock is read every CHECK_EVERY items: reading it costs more than one item.
+        // Every CHECK_EVERY items the worker answers its waiting point queries and reads the
+        // clock (reading it costs more than one item).
         const CHECK_EVERY: usize = 32;
-        let past = |done: usize| deadline.is_some_and(|d| done % CHECK_EVERY == CHECK_EVERY - 1 && Instant::now() >= d);
+        let past = |done: usize| {
+            done % CHECK_EVERY == CHECK_EVERY - 1 && {
+                crate::query::poll();
+                deadline.is_some_and(|d| Instant::now() >= d)
+            }
+        };
         // One item done: past the deadline, keep the work for the next call and stop.
         macro_rules! checkpoint {
             ($state:ident, $work:ident) => {

@@ -1,0 +1,168 @@
+//! A worker answers the point queries about devices it owns itself, from its own shard, and
+//! does so not only between steps but also from inside long operator activations: the
+//! window operator, the per-device detectors and the model scoring call [`poll`] between
+//! items, so such a query waits for the next item, not for the end of the step.
+//!
+//! Invariants: a query is read at the tick the worker last advanced its query inputs to
+//! ([`Local::tick`]), which the main dataflow has completed on every worker and which the
+//! reader's trace handles never compact past; moving on in the middle of a step does not
+//! change either, so the answer is the one the query dataflow would give at that tick. A
+//! query [`poll`] cannot answer (a device of another worker, a listing, a retraining) is kept, in arrival order, for the worker's
+//! next [`super::Queries::step`]; nothing is dropped.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use super::gather::ReadTicks;
+use super::reader::Reader;
+use super::render::Renderer;
+use super::{Answer, Pending, Work};
+
+thread_local! {
+    /// The queries of the worker running on this thread (None: it does not serve).
+    static LOCAL: RefCell<Option<Rc<RefCell<Local>>>> = const { RefCell::new(None) };
+}
+
+/// Answers the waiting point queries this worker owns. Cheap when nothing waits (a
+/// thread-local read and an empty channel); call between items of long work.
+pub fn poll() {
+    LOCAL.with(|local| {
+        let Ok(local) = local.try_borrow() else { return };
+        if let Some(local) = local.as_ref() {
+            if let Ok(mut local) = local.try_borrow_mut() {
+                local.poll();
+            }
+        }
+    });
+}
+
+/// The part of a worker's query engine that answers on its own.
+pub(super) struct Local {
+    requests: Option<Receiver<Work>>,
+    /// Queries taken from the inbox that go through the query dataflow, in arrival order.
+    deferred: VecDeque<Pending>,
+    /// This worker's shard, through handles of its own (None until the main dataflow is
+    /// built): the query dataflow's reader may be in the middle of a listing when a poll
+    /// comes.
+    reader: Option<Reader>,
+    renderer: Rc<Renderer>,
+    /// The tick queries are read at (None: no tick is complete yet).
+    tick: Option<u64>,
+    index: usize,
+    peers: usize,
+    /// The process's read ticks, and this worker's index among the local workers.
+    ticks: Arc<ReadTicks>,
+    local_index: usize,
+}
+
+impl Local {
+    pub fn new(
+        requests: Option<Receiver<Work>>,
+        renderer: Rc<Renderer>,
+        (index, peers): (usize, usize),
+        (ticks, local_index): (Arc<ReadTicks>, usize),
+    ) -> Self {
+        Local {
+            ticks,
+            local_index,
+            requests,
+            deferred: VecDeque::new(),
+            reader: None,
+            renderer,
+            tick: None,
+            index,
+            peers,
+        }
+    }
+
+    /// Hands over the reader, once the main dataflow is built.
+    pub fn attach(&mut self, reader: Reader) {
+        self.reader = Some(reader);
+    }
+
+    /// Reads at `tick` from now on (None: no tick is complete yet); the reader's handles let
+    /// the traces compact up to it.
+    pub fn advance(&mut self, tick: Option<u64>) {
+        self.tick = tick;
+        if let Some(t) = tick {
+            // Not past a tick an open gather still reads at.
+            let upto = self.ticks.advance(self.local_index, t);
+            if let Some(r) = self.reader.as_mut() {
+                r.compact(timely::progress::frontier::AntichainRef::new(&[upto]));
+            }
+        }
+    }
+
+    /// Makes `local` the one [`poll`] answers on this thread, until [`Local::uninstall`].
+    pub fn install(local: &Rc<RefCell<Local>>) {
+        LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
+    }
+
+    /// Undoes [`Local::install`] of `local` (not of another one installed since).
+    pub fn uninstall(local: &Rc<RefCell<Local>>) {
+        LOCAL.with(|l| {
+            if let Ok(mut l) = l.try_borrow_mut() {
+                if l.as_ref().is_some_and(|installed| Rc::ptr_eq(installed, local)) {
+                    *l = None;
+                }
+            }
+        });
+    }
+
+    /// Answers what arrived and it can answer; keeps the rest for [`Local::take_deferred`].
+    pub fn poll(&mut self) {
+        let Some(rx) = self.requests.take() else { return };
+        while let Ok(work) = rx.try_recv() {
+            match work {
+                Work::Query(p) => {
+                    if let Some(p) = self.answer(p) {
+                        self.deferred.push_back(p);
+                    }
+                }
+                Work::Part(gather) => match self.reader.as_mut() {
+                    Some(reader) => gather.add(reader.answer(&gather.query, gather.tick), &self.renderer),
+                    None => gather.fail(Answer::error(503, "the engine is starting; try again", &[])),
+                },
+            }
+        }
+        self.requests = Some(rx);
+    }
+
+    /// The queries for the query dataflow, oldest first (after a last [`Local::poll`]).
+    pub fn take_deferred(&mut self) -> VecDeque<Pending> {
+        self.poll();
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// Answers `p` when this worker can on its own (returns it otherwise): a 503 before any
+    /// tick is complete, a point query about a device this worker owns from its shard.
+    fn answer(&mut self, p: Pending) -> Option<Pending> {
+        let Some(tick) = self.tick else {
+            let _ = p.reply.try_send(Answer::error(
+                503,
+                "no event time is complete yet; try again once data has arrived",
+                &[],
+            ));
+            return None;
+        };
+        let owned = p
+            .query
+            .device()
+            .is_some_and(|d| super::owner(d, self.peers) == self.index);
+        if !owned {
+            return Some(p);
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            let _ = p
+                .reply
+                .try_send(Answer::error(503, "the engine is starting; try again", &[]));
+            return None;
+        };
+        let part = reader.answer(&p.query, tick);
+        let _ = p.reply.try_send(self.renderer.render(&p.query, tick, vec![part]));
+        None
+    }
+}
