@@ -96,6 +96,43 @@ fn report(label: &str, samples: &[Sample]) {
     }
 }
 
+/// The engine's own latency histogram (`vigil_query_duration_seconds`, request read to
+/// answer ready: without the client's connection set-up and response transfer), cumulative
+/// counts per bucket bound in ms, from `/metrics`.
+fn engine_latency(addr: &str) -> Vec<(String, u64)> {
+    let Ok(r) = client::get(addr, "/metrics", Duration::from_secs(10)) else {
+        return Vec::new();
+    };
+    r.body
+        .lines()
+        .filter_map(|l| l.strip_prefix("vigil_query_duration_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, n) = l.split_once("\"} ")?;
+            let ms = match le.parse::<f64>() {
+                Ok(s) if s.is_finite() => format!("{}", s * 1e3),
+                _ => le.to_string(),
+            };
+            Some((ms, n.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The share of answers within 1, 2 and 5 ms between two histogram reads.
+fn report_engine(label: &str, before: &[(String, u64)], now: &[(String, u64)]) {
+    let count = |h: &[(String, u64)], le: &str| h.iter().find(|(b, _)| b == le).map_or(0, |(_, n)| *n);
+    let total = count(now, "+Inf").saturating_sub(count(before, "+Inf"));
+    if total == 0 {
+        return;
+    }
+    let within = |le: &str| 100.0 * count(now, le).saturating_sub(count(before, le)) as f64 / total as f64;
+    println!(
+        "    engine side ({label}): {total} answers, {:.1}% within 1 ms, {:.1}% within 2 ms, {:.1}% within 5 ms",
+        within("1"),
+        within("2"),
+        within("5")
+    );
+}
+
 pub fn bench_query(args: BenchQueryArgs) -> anyhow::Result<()> {
     if args.workers == 0 || args.devices == 0 || args.qps == 0 || args.clients == 0 {
         return Err(UsageError("--workers, --devices, --qps and --clients must be at least 1".into()).into());
@@ -210,11 +247,13 @@ pub fn bench_query(args: BenchQueryArgs) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the engine thread panicked"))??;
     let ingest_s = started.elapsed().as_secs_f64();
     ingesting.store(false, Ordering::Relaxed);
+    let at_input_end = engine_latency(&addr_text);
     std::thread::sleep(Duration::from_secs(args.after));
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         let _ = c.join();
     }
+    let at_end = engine_latency(&addr_text);
     if let Some(serving) = outcome.serving {
         serving.stop()?;
     }
@@ -231,6 +270,8 @@ pub fn bench_query(args: BenchQueryArgs) -> anyhow::Result<()> {
         s.events_read as f64 / ingest_s
     );
     report("during ingestion", &during);
+    report_engine("during ingestion", &[], &at_input_end);
     report("after the input was done", &after);
+    report_engine("after the input", &at_input_end, &at_end);
     Ok(())
 }
