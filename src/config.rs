@@ -490,7 +490,7 @@ impl Default for ServerConfig {
             history_retention: DurationMs(3_600_000),
             threads: 4,
             timeout: DurationMs(5_000),
-            step_events: 256,
+            step_events: 64,
             work_slice_us: 1000,
         }
     }
