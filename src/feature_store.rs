@@ -63,7 +63,13 @@ impl FeatureStore {
             return out;
         };
         let (mut cursor, storage) = cursor_list(batches);
+        let mut read = 0usize;
         while let Some(key) = cursor.get_key(&storage) {
+            read += 1;
+            if read % 256 == 0 {
+                // A long read: the worker's waiting point queries are answered meanwhile.
+                crate::query::poll();
+            }
             while let Some(val) = cursor.get_val(&storage) {
                 let mut count = 0isize;
                 cursor.map_times(&storage, |t, d| {

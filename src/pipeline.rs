@@ -350,6 +350,7 @@ fn run_input(
                 (&mut input, &mut reject_input),
                 &mut models,
                 &mut store,
+                queries,
                 t,
             );
             models.poll_registry();
@@ -418,15 +419,14 @@ fn run_input(
             (&mut input, &mut reject_input),
             &mut models,
             &mut store,
+            queries,
             t_end + 1,
         );
         if t_end + 1 > *input.time() {
             input.advance_to(t_end + 1);
             reject_input.advance_to(t_end + 1);
         }
-        while probe.less_than(input.time()) {
-            worker.step();
-        }
+        step_until(worker, &probe, queries, *input.time());
         // Periodic snapshots the last batches passed are still due.
         while let Some(s) = next_snapshot.filter(|&s| s < t_end) {
             let states = store.read_at(s);
@@ -518,6 +518,7 @@ fn retrain_due(
     (input, reject_input): RunInputs<'_>,
     models: &mut crate::model::driver::ModelDriver,
     store: &mut FeatureStore,
+    queries: &mut crate::query::Queries,
     upto: u64,
 ) {
     while let Some(s) = models.due(upto) {
@@ -526,9 +527,7 @@ fn retrain_due(
             reject_input.advance_to(s + 1);
         }
         models.advance_to(s + 1);
-        while probe.less_than(&(s + 1)) {
-            worker.step();
-        }
+        step_until(worker, probe, queries, s + 1);
         models.retrain(worker, store, s);
     }
     models.advance_to(upto);
