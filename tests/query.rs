@@ -149,6 +149,66 @@ fn check_device(config: &Config, oracle: &Oracle, cache: &mut States, device: &s
     );
 }
 
+/// The oracle's top `k` by feature `name` at `tick` (value desc, device asc), as `/top` lists it.
+fn expected_top(
+    config: &Config,
+    state: &BTreeMap<vigil::event::DeviceId, vigil::window::DeviceWindows>,
+    name: &str,
+    k: usize,
+) -> Value {
+    let layout = FeatureLayout::new(config);
+    let i = layout.index_of(name).unwrap();
+    let mut ranked: Vec<(f64, String)> = state
+        .iter()
+        .map(|(d, s)| (layout.vector(s)[i], d.to_string()))
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    ranked.truncate(k);
+    Value::Array(
+        ranked
+            .iter()
+            .map(|(v, d)| json!({"device_id": d, "value": v}))
+            .collect(),
+    )
+}
+
+/// The anomalies open at `tick` — the captured anomaly changes accumulated to it — as
+/// `(device, detector, tick)`, sorted.
+fn open_anomalies(captured: &Mutex<Captured>, tick: u64) -> Vec<(String, String, u64)> {
+    let mut open: BTreeMap<(String, String, u64), isize> = BTreeMap::new();
+    for (a, t, d) in &captured.lock().unwrap().anomalies {
+        if *t <= tick {
+            *open
+                .entry((a.device.to_string(), a.detector.to_string(), a.tick))
+                .or_default() += d;
+        }
+    }
+    open.retain(|_, c| *c > 0);
+    open.into_keys().collect()
+}
+
+/// An `/anomalies` answer as `(device, detector, tick)`, sorted; checks it lists the most
+/// recent first and counts them.
+fn listed_anomalies(config: &Config, body: &Value) -> Vec<(String, String, u64)> {
+    let mut got: Vec<(String, String, u64)> = body["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["device_id"].as_str().unwrap().to_string(),
+                a["detector"].as_str().unwrap().to_string(),
+                a["ts_ms"].as_u64().unwrap() / config.tick_ms(),
+            )
+        })
+        .collect();
+    let ts: Vec<u64> = got.iter().map(|g| g.2).collect();
+    assert!(ts.windows(2).all(|w| w[0] >= w[1]), "most recent first");
+    assert_eq!(body["count"], json!(got.len()));
+    got.sort();
+    got
+}
+
 #[test]
 fn answers_equal_the_oracle_during_and_after_ingestion() {
     let config = test_config();
@@ -165,9 +225,15 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
             let mut answers = Vec::new();
             let mut i = 0;
             while !done.load(Ordering::Relaxed) && answers.len() < 1_000 {
-                let device = &devices[(i * 7) % devices.len()];
-                let (status, body) = get(&addr, &format!("/devices/{}", percent_encode(device)));
-                answers.push((device.clone(), status, body));
+                // Mostly devices; every fifth a listing, which gathers a part from each worker.
+                let device = devices[(i * 7) % devices.len()].clone();
+                let path = match i % 10 {
+                    4 => "/top?feature=events_10s&k=7".to_string(),
+                    9 => "/anomalies?limit=10000".to_string(),
+                    _ => format!("/devices/{}", percent_encode(&device)),
+                };
+                let (status, body) = get(&addr, &path);
+                answers.push((path, device, status, body));
                 i += 1;
             }
             answers
@@ -180,12 +246,37 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
 
     let mut ticks = std::collections::BTreeSet::new();
     let mut cache = States::new();
-    for (device, status, body) in &during {
-        check_device(&config, &oracle, &mut cache, device, *status, body);
+    let mut listings = 0;
+    for (path, device, status, body) in &during {
         if let Some(t) = body["as_of_tick"].as_u64() {
             ticks.insert(t);
         }
+        if path.starts_with("/devices/") {
+            check_device(&config, &oracle, &mut cache, device, *status, body);
+            continue;
+        }
+        if *status == 503 {
+            continue; // no tick complete yet
+        }
+        assert_eq!(*status, 200, "{path}: {body}");
+        let tick = body["as_of_tick"].as_u64().unwrap();
+        if path.starts_with("/top") {
+            let state = cache.entry(tick).or_insert_with(|| oracle.state_at(&config, tick));
+            assert_same!(
+                body["devices"],
+                expected_top(&config, state, "events_10s", 7),
+                "top while ingesting, at tick {tick}"
+            );
+        } else {
+            assert_eq!(
+                listed_anomalies(&config, body),
+                open_anomalies(&captured, tick),
+                "open anomalies while ingesting, at tick {tick}"
+            );
+        }
+        listings += 1;
     }
+    assert!(listings > 0, "listings were answered while ingesting");
     eprintln!(
         "{} answers during ingestion at {} distinct ticks",
         during.len(),
@@ -204,7 +295,6 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
     }
 
     // Top-k at T_end equals sorting the oracle's vectors (value desc, device asc).
-    let layout = FeatureLayout::new(&config);
     let state = oracle.state_at(&config, t_end);
     for name in [
         "events_10s",
@@ -213,52 +303,20 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
         "value_max_1m",
         "rate_ratio",
     ] {
-        let i = layout.index_of(name).unwrap();
-        let mut ranked: Vec<(f64, String)> = state
-            .iter()
-            .map(|(d, s)| (layout.vector(s)[i], d.to_string()))
-            .collect();
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        ranked.truncate(7);
         let (status, body) = get(&addr, &format!("/top?feature={name}&k=7"));
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["as_of_tick"], json!(t_end));
-        let expected: Vec<Value> = ranked
-            .iter()
-            .map(|(v, d)| json!({"device_id": d, "value": v}))
-            .collect();
-        assert_same!(body["devices"], Value::Array(expected), "top by {name}");
+        assert_same!(body["devices"], expected_top(&config, &state, name, 7), "top by {name}");
     }
 
     // Open anomalies at T_end equal the captured anomaly changes accumulated to T_end.
-    let mut open: BTreeMap<(String, String, u64), isize> = BTreeMap::new();
-    for (a, t, d) in &captured.lock().unwrap().anomalies {
-        if *t <= t_end {
-            *open
-                .entry((a.device.to_string(), a.detector.to_string(), a.tick))
-                .or_default() += d;
-        }
-    }
-    open.retain(|_, c| *c > 0);
     let (status, body) = get(&addr, "/anomalies?limit=10000");
     assert_eq!(status, 200, "{body}");
-    let mut got: Vec<(String, String, u64)> = body["anomalies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["device_id"].as_str().unwrap().to_string(),
-                a["detector"].as_str().unwrap().to_string(),
-                a["ts_ms"].as_u64().unwrap() / config.tick_ms(),
-            )
-        })
-        .collect();
-    let ts: Vec<u64> = got.iter().map(|g| g.2).collect();
-    assert!(ts.windows(2).all(|w| w[0] >= w[1]), "most recent first");
-    got.sort();
-    assert_eq!(got, open.keys().cloned().collect::<Vec<_>>(), "open anomalies at T_end");
-    assert_eq!(body["count"], json!(got.len()));
+    assert_eq!(
+        listed_anomalies(&config, &body),
+        open_anomalies(&captured, t_end),
+        "open anomalies at T_end"
+    );
 
     // History: the closed 30 s windows of a device, as the oracle's tumbling rows.
     let end_ms = (t_end as i64 + 1) * config.tick_ms() as i64;
