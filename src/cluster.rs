@@ -162,6 +162,33 @@ pub fn all_sum(worker: &mut timely::worker::Worker, local: Vec<u64>) -> Vec<u64>
     result
 }
 
+/// The largest of every worker's value (None when all are None): a one-shot dataflow that
+/// broadcasts each worker's value to all.
+pub fn agree_max(worker: &mut timely::worker::Worker, local: Option<u64>) -> Option<u64> {
+    let result = Rc::new(std::cell::Cell::new(None::<u64>));
+    let seen = result.clone();
+    let probe = ProbeHandle::new();
+    let mut input = worker.dataflow::<u64, _, _>(|scope| {
+        let (input, stream) = scope.new_input::<Option<u64>>();
+        stream
+            .broadcast()
+            .inspect(move |v: &Option<u64>| {
+                if let Some(v) = *v {
+                    seen.set(Some(seen.get().map_or(v, |s: u64| s.max(v))));
+                }
+            })
+            .probe_with(&probe);
+        input
+    });
+    input.send(local);
+    input.advance_to(1);
+    while probe.less_than(&1) {
+        worker.step();
+    }
+    drop(input);
+    result.get()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

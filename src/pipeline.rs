@@ -7,7 +7,7 @@
 //! so results do not depend on the number of workers; the input time is always the
 //! watermark, and no event is sent below it; outputs are final when written.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -18,9 +18,9 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::input::Input;
 use timely::dataflow::operators::Probe;
-use timely::dataflow::{InputHandleVec, ProbeHandle};
+use timely::dataflow::ProbeHandle;
 
-use crate::cluster::{all_sum, ClusterSpec};
+use crate::cluster::{agree_max, all_sum, ClusterSpec};
 use crate::config::Config;
 use crate::decode::Format;
 use crate::detect::{self, DetectorContext, WindowLayout};
@@ -32,6 +32,12 @@ use crate::output::{SinkFactory, WorkerSink};
 use crate::source::file::InputSpec;
 use crate::source::{open_input, InputBatch, Poll, SourceError, WorkerInput};
 use crate::window::operator::{window_stats, WindowGauges, WindowSpec};
+
+mod progress;
+mod stepping;
+
+use progress::Progress;
+use stepping::{completed, retrain_due, step_until};
 
 /// A failed run.
 #[derive(Debug, thiserror::Error)]
@@ -478,139 +484,3 @@ fn run_input(
 /// Merge work an arrangement does per activation while its trace is not yet one batch (in
 /// updates' worth): small enough to keep an activation well under a millisecond.
 const IDLE_MERGE_EFFORT: isize = 2048;
-
-/// Longest a worker waiting for the others parks when it has nothing to do (data and
-/// progress from other workers wake it at once): it leaves the cores to the other workers and
-/// the query server's threads instead of spinning.
-const WAIT_PARK: Duration = Duration::from_millis(1);
-
-/// The main dataflow's completed frontier (every tick below it is final; MAX when done).
-fn completed(probe: &ProbeHandle<u64>) -> u64 {
-    probe.with_frontier(|f| f.first().copied()).unwrap_or(u64::MAX)
-}
-
-/// Steps the worker until the dataflow has completed every tick before `t`, answering
-/// queries between steps.
-fn step_until(
-    worker: &mut timely::worker::Worker,
-    probe: &ProbeHandle<u64>,
-    queries: &mut crate::query::Queries,
-    t: u64,
-) {
-    worker.step();
-    while probe.less_than(&t) {
-        worker.step_or_park(Some(WAIT_PARK));
-        queries.step(completed(probe));
-    }
-}
-
-/// The event and reject inputs of the main dataflow.
-type RunInputs<'a> = (
-    &'a mut InputHandleVec<u64, (u64, Event)>,
-    &'a mut InputHandleVec<u64, (DeviceId, u64, isize)>,
-);
-
-/// Models: retrains at each schedule boundary `s < upto` as of `s` (the inputs go to `s + 1`
-/// and the dataflow completes `s` first), then lets the model input follow to `upto`.
-fn retrain_due(
-    worker: &mut timely::worker::Worker,
-    probe: &ProbeHandle<u64>,
-    (input, reject_input): RunInputs<'_>,
-    models: &mut crate::model::driver::ModelDriver,
-    store: &mut FeatureStore,
-    queries: &mut crate::query::Queries,
-    upto: u64,
-) {
-    while let Some(s) = models.due(upto) {
-        if s + 1 > *input.time() {
-            input.advance_to(s + 1);
-            reject_input.advance_to(s + 1);
-        }
-        models.advance_to(s + 1);
-        step_until(worker, probe, queries, s + 1);
-        models.retrain(worker, store, s);
-    }
-    models.advance_to(upto);
-}
-
-/// The largest of every worker's value (None when all are None): a one-shot dataflow that
-/// broadcasts each worker's value to all.
-pub fn agree_max(worker: &mut timely::worker::Worker, local: Option<u64>) -> Option<u64> {
-    use timely::dataflow::operators::vec::Broadcast;
-    use timely::dataflow::operators::Inspect;
-    let result = Rc::new(Cell::new(None::<u64>));
-    let seen = result.clone();
-    let probe = ProbeHandle::new();
-    let mut input = worker.dataflow::<u64, _, _>(|scope| {
-        let (input, stream) = scope.new_input::<Option<u64>>();
-        stream
-            .broadcast()
-            .inspect(move |v: &Option<u64>| {
-                if let Some(v) = *v {
-                    seen.set(Some(seen.get().map_or(v, |s: u64| s.max(v))));
-                }
-            })
-            .probe_with(&probe);
-        input
-    });
-    input.send(local);
-    input.advance_to(1);
-    while probe.less_than(&1) {
-        worker.step();
-    }
-    drop(input);
-    result.get()
-}
-
-/// Progress on a terminal (a bar) or in the log (a line every 10 s).
-struct Progress {
-    bar: indicatif::ProgressBar,
-    started: Instant,
-    last_log: Cell<Instant>,
-}
-
-impl Progress {
-    fn new() -> Self {
-        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Progress {
-            bar,
-            started: Instant::now(),
-            last_log: Cell::new(Instant::now()),
-        }
-    }
-
-    fn update(&self, (bytes, total): (u64, Option<u64>), metrics: &Metrics) {
-        if let Some(total) = total {
-            self.bar.set_length(total);
-        }
-        self.bar.set_position(bytes);
-        let read = metrics.read.load(Relaxed);
-        let rate = read as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let msg = format!(
-            "{read} events, {} rejected, {rate:.0} events/s",
-            metrics.rejected_total()
-        );
-        if self.bar.is_hidden() {
-            if self.last_log.get().elapsed() >= Duration::from_secs(10) {
-                self.last_log.set(Instant::now());
-                tracing::info!(
-                    events = read,
-                    rejected = metrics.rejected_total(),
-                    rate = rate as u64,
-                    "progress"
-                );
-            }
-        } else {
-            self.bar.set_message(msg);
-            self.bar.tick();
-        }
-    }
-
-    fn finish(self) {
-        self.bar.finish_and_clear();
-    }
-}
