@@ -133,23 +133,18 @@ pub fn parse_hostfile(text: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Element-wise sum of every worker's vector, known to every worker afterwards (a
-/// collective step: every worker of every process must call it, in the same order).
-pub fn all_sum(worker: &mut timely::worker::Worker, local: Vec<u64>) -> Vec<u64> {
-    let total = Rc::new(RefCell::new(vec![0u64; local.len()]));
-    let seen = total.clone();
+/// Hands every worker's `local` to `visit`, on every worker (a collective step: every worker
+/// of every process must call it, in the same order): a one-shot dataflow that broadcasts
+/// each worker's value to all and steps until all have arrived.
+fn broadcast_each<T: timely::ExchangeData + Clone>(
+    worker: &mut timely::worker::Worker,
+    local: T,
+    visit: impl FnMut(&T) + 'static,
+) {
     let probe = ProbeHandle::new();
     let mut input = worker.dataflow::<u64, _, _>(|scope| {
-        let (input, stream) = scope.new_input::<Vec<u64>>();
-        stream
-            .broadcast()
-            .inspect(move |v: &Vec<u64>| {
-                let mut t = seen.borrow_mut();
-                for (a, b) in t.iter_mut().zip(v) {
-                    *a += b;
-                }
-            })
-            .probe_with(&probe);
+        let (input, stream) = scope.new_input::<T>();
+        stream.broadcast().inspect(visit).probe_with(&probe);
         input
     });
     input.send(local);
@@ -158,34 +153,32 @@ pub fn all_sum(worker: &mut timely::worker::Worker, local: Vec<u64>) -> Vec<u64>
         worker.step();
     }
     drop(input);
+}
+
+/// Element-wise sum of every worker's vector, known to every worker afterwards (a
+/// collective step, see [`broadcast_each`]).
+pub fn all_sum(worker: &mut timely::worker::Worker, local: Vec<u64>) -> Vec<u64> {
+    let total = Rc::new(RefCell::new(vec![0u64; local.len()]));
+    let seen = total.clone();
+    broadcast_each(worker, local, move |v: &Vec<u64>| {
+        for (a, b) in seen.borrow_mut().iter_mut().zip(v) {
+            *a += b;
+        }
+    });
     let result = total.borrow().clone();
     result
 }
 
-/// The largest of every worker's value (None when all are None): a one-shot dataflow that
-/// broadcasts each worker's value to all.
+/// The largest of every worker's value (None when all are None), known to every worker
+/// afterwards (a collective step, see [`broadcast_each`]).
 pub fn agree_max(worker: &mut timely::worker::Worker, local: Option<u64>) -> Option<u64> {
     let result = Rc::new(std::cell::Cell::new(None::<u64>));
     let seen = result.clone();
-    let probe = ProbeHandle::new();
-    let mut input = worker.dataflow::<u64, _, _>(|scope| {
-        let (input, stream) = scope.new_input::<Option<u64>>();
-        stream
-            .broadcast()
-            .inspect(move |v: &Option<u64>| {
-                if let Some(v) = *v {
-                    seen.set(Some(seen.get().map_or(v, |s: u64| s.max(v))));
-                }
-            })
-            .probe_with(&probe);
-        input
+    broadcast_each(worker, local, move |v: &Option<u64>| {
+        if let Some(v) = *v {
+            seen.set(Some(seen.get().map_or(v, |s: u64| s.max(v))));
+        }
     });
-    input.send(local);
-    input.advance_to(1);
-    while probe.less_than(&1) {
-        worker.step();
-    }
-    drop(input);
     result.get()
 }
 
