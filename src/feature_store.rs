@@ -14,6 +14,7 @@ use differential_dataflow::trace::TraceReader;
 use timely::progress::frontier::{Antichain, AntichainRef};
 
 use crate::event::DeviceId;
+use crate::query::poll::{every, poll_every};
 use crate::window::DeviceState;
 
 /// The arranged window statistics (the feature store's storage).
@@ -65,11 +66,9 @@ impl FeatureStore {
         let (mut cursor, storage) = cursor_list(batches);
         let mut read = 0usize;
         while let Some(key) = cursor.get_key(&storage) {
+            // A long read: the worker's waiting point queries are answered meanwhile.
+            poll_every(read, every::ENTRIES);
             read += 1;
-            if read % 256 == 0 {
-                // A long read: the worker's waiting point queries are answered meanwhile.
-                crate::query::poll();
-            }
             while let Some(val) = cursor.get_val(&storage) {
                 let mut count = 0isize;
                 cursor.map_times(&storage, |t, d| {

@@ -26,6 +26,7 @@ use timely::progress::frontier::MutableAntichain;
 
 use super::anomaly::{Anomaly, EventScore};
 use crate::event::{DeviceId, Event};
+use crate::query::poll;
 
 /// What a device's logic decided at one tick.
 #[derive(Debug, Default)]
@@ -83,10 +84,6 @@ pub fn event_order(a: &Event, b: &Event) -> std::cmp::Ordering {
             (x, y) => x.is_some().cmp(&y.is_some()),
         })
 }
-
-/// Devices between two calls of [`crate::query::poll`] (answering a worker's waiting point
-/// queries in the middle of a long tick).
-const POLL_EVERY: usize = 8;
 
 struct Slot<S> {
     state: S,
@@ -160,9 +157,8 @@ pub fn device_operator<'s, L: DeviceLogic>(
                     }
                 }
                 for (n, (device, range)) in devices.into_iter().enumerate() {
-                    if n % POLL_EVERY == POLL_EVERY - 1 {
-                        crate::query::poll();
-                    }
+                    // Waiting point queries are answered between devices.
+                    poll::poll_every(n, poll::every::DEVICES);
                     group.clear();
                     group.extend(items[range].iter().map(|(_, x)| x.clone()));
                     let slot = slots.entry(device.clone()).or_insert_with(|| Slot {

@@ -24,6 +24,7 @@ use super::Model;
 use crate::detect::Real;
 use crate::event::DeviceId;
 use crate::features::FeatureLayout;
+use crate::query::poll::{every, poll_every};
 use crate::window::DeviceState;
 
 /// A device's score under one model version.
@@ -174,10 +175,8 @@ pub fn score_devices<'s>(
                     let mut touched: Vec<DeviceId> = touched.into_iter().collect();
                     touched.sort();
                     for (n, device) in touched.into_iter().enumerate() {
-                        if n % 8 == 7 {
-                            // Waiting point queries are answered between devices.
-                            crate::query::poll();
-                        }
+                        // Waiting point queries are answered between devices.
+                        poll_every(n, every::DEVICES);
                         let new = match (&current, devices.get(&device)) {
                             (Some(c), Some(state)) => Some(c.score(&layout, state, detail_above)),
                             _ => None,

@@ -39,6 +39,29 @@ pub fn poll() {
     });
 }
 
+/// How many items of each kind a long loop handles between two calls of [`poll`]: a few
+/// microseconds of work each.
+pub mod every {
+    /// Devices (a detector's or the scoring's step for one device).
+    pub const DEVICES: usize = 8;
+    /// Input records decoded.
+    pub const RECORDS: usize = 64;
+    /// Trace entries read (listings, snapshots).
+    pub const ENTRIES: usize = 512;
+}
+
+/// Calls [`poll`] once every `every` items; `done` counts the items done so far.
+pub fn poll_every(done: usize, every: usize) {
+    if done % every == every - 1 {
+        poll();
+    }
+}
+
+/// The answer to a query that arrives before the main dataflow is built.
+fn starting() -> Answer {
+    Answer::error(503, "the engine is starting; try again", &[])
+}
+
 /// The part of a worker's query engine that answers on its own.
 pub(super) struct Local {
     requests: Option<Receiver<Work>>,
@@ -86,6 +109,9 @@ impl Local {
     /// Reads at `tick` from now on (None: no tick is complete yet); the reader's handles let
     /// the traces compact up to it.
     pub fn advance(&mut self, tick: Option<u64>) {
+        if tick == self.tick {
+            return;
+        }
         self.tick = tick;
         if let Some(t) = tick {
             // Not past a tick an open gather still reads at.
@@ -124,7 +150,7 @@ impl Local {
                 }
                 Work::Part(gather) => match self.reader.as_mut() {
                     Some(reader) => gather.add(reader.answer(&gather.query, gather.tick), &self.renderer),
-                    None => gather.fail(Answer::error(503, "the engine is starting; try again", &[])),
+                    None => gather.fail(starting()),
                 },
             }
         }
@@ -156,9 +182,7 @@ impl Local {
             return Some(p);
         }
         let Some(reader) = self.reader.as_mut() else {
-            let _ = p
-                .reply
-                .try_send(Answer::error(503, "the engine is starting; try again", &[]));
+            let _ = p.reply.try_send(starting());
             return None;
         };
         let part = reader.answer(&p.query, tick);

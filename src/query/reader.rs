@@ -59,11 +59,9 @@ macro_rules! scan {
                     break;
                 }
                 while let Some($v) = cursor.get_val(&storage) {
+                    // A long listing: the worker's waiting point queries are answered meanwhile.
+                    super::poll::poll_every(seen, super::poll::every::ENTRIES);
                     seen += 1;
-                    if seen % 512 == 0 {
-                        // A long listing: the worker's waiting point queries are answered meanwhile.
-                        crate::query::poll();
-                    }
                     let mut count = 0isize;
                     cursor.map_times(&storage, |t, d| {
                         if *t <= at {

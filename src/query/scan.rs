@@ -17,12 +17,10 @@ use differential_dataflow::trace::cursor::{Cursor, Navigable};
 use differential_dataflow::trace::TraceReader;
 use timely::progress::frontier::Antichain;
 
+use super::poll::{every, poll_every};
 use crate::event::DeviceId;
 use crate::feature_store::FeatureTrace;
 use crate::window::DeviceState;
-
-/// Entries read between two calls of [`crate::query::poll`].
-const POLL_EVERY: usize = 512;
 
 /// Calls `visit` with every device's state at `at` in `trace`, in no particular order.
 pub fn for_each_live(trace: &mut FeatureTrace, at: u64, mut visit: impl FnMut(&DeviceId, &DeviceState)) {
@@ -44,11 +42,9 @@ pub fn for_each_live(trace: &mut FeatureTrace, at: u64, mut visit: impl FnMut(&D
                 if count != 0 {
                     entries.push((std::sync::Arc::as_ptr(&val.0) as usize, key, val, count));
                 }
+                // A long read: the worker's waiting point queries are answered meanwhile.
+                poll_every(seen, every::ENTRIES);
                 seen += 1;
-                if seen % POLL_EVERY == 0 {
-                    // A long read: the worker's waiting point queries are answered meanwhile.
-                    crate::query::poll();
-                }
                 cursor.step_val(batch);
             }
             cursor.step_key(batch);

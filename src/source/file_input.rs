@@ -12,9 +12,7 @@ use super::file::{InputSpec, RecordReader};
 use super::{Decider, InputBatch, Poll, SourceError, WorkerInput};
 use crate::config::Config;
 use crate::decode::Format;
-
-/// Records read between two calls of [`crate::query::poll`].
-const POLL_EVERY: u64 = 64;
+use crate::query::poll::{every, poll_every};
 
 /// One worker's view of a file input.
 pub struct FileInput {
@@ -72,10 +70,8 @@ impl WorkerInput for FileInput {
         let more = self.reader.next_batch(max, |record| {
             let owned = *record_index % readers == me;
             *record_index += 1;
-            if *record_index % POLL_EVERY == 0 {
-                // Waiting point queries are answered between records.
-                crate::query::poll();
-            }
+            // Waiting point queries are answered between records.
+            poll_every(*record_index as usize, every::RECORDS);
             decider.decide(record.source, record.line, record.bytes, record.decoder, owned, batch);
         })?;
         if more {
