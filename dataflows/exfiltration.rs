@@ -29,6 +29,8 @@ use crate::detect::baseline::{human_ms, parse_duration_ms};
 use crate::detect::keyed::{device_operator, event_order, events_by_device, DeviceLogic, Step};
 use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::{DeviceId, Event};
+use crate::query::poll::polling;
+use crate::window::DeviceState;
 
 /// Detector parameters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -137,7 +139,7 @@ impl TypedDetector for Exfiltration {
         let long = layout.longest();
         let (recent_len, long_len) = (layout.lens_ms[recent], layout.lens_ms[long]);
         let (factor, min_bytes) = (p.volume_factor, p.min_bytes);
-        let volume = ctx.states.clone().flat_map(move |(device, state)| {
+        let volume = ctx.states.clone().flat_map(polling(move |(device, state): (DeviceId, DeviceState)| {
             if recent_len >= long_len {
                 return None;
             }
@@ -167,7 +169,7 @@ impl TypedDetector for Exfiltration {
                     ],
                 }
             })
-        });
+        }));
         let tick = ctx.windows.tick_ms.max(1);
         let logic = NewDestinations {
             network: ctx.network.clone(),

@@ -7,6 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::detect::{Anomaly, Detected, DetectorContext, Real, Severity, TypedDetector};
+use crate::query::poll::polling;
+use crate::event::DeviceId;
+use crate::window::DeviceState;
 
 /// Detector parameters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -49,7 +52,7 @@ impl TypedDetector for PortScan {
         let (short, long) = (ctx.windows.shortest(), ctx.windows.longest());
         let window_ms = ctx.windows.lens_ms[short];
         let p = p.clone();
-        let anomalies = ctx.states.clone().flat_map(move |(device, state)| {
+        let anomalies = ctx.states.clone().flat_map(polling(move |(device, state): (DeviceId, DeviceState)| {
             let ports = state.windows[short].distinct_ports;
             let share = ports as f64 / state.windows[long].distinct_ports.max(1) as f64;
             (ports >= p.min_ports && share >= p.min_new_share).then(|| {
@@ -68,7 +71,7 @@ impl TypedDetector for PortScan {
                     ],
                 }
             })
-        });
+        }));
         Detected::reports(anomalies)
     }
 }

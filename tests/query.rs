@@ -354,6 +354,24 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
     ] {
         assert!(metrics.body.contains(needle), "{needle} in /metrics:\n{}", metrics.body);
     }
+    // One kept-alive connection (as a dashboard keeps one): the same answers as a connection
+    // per request, over a single TCP connection, large bodies included.
+    let mut kept = client::Connection::new(&addr, TIMEOUT).unwrap();
+    let mut paths: Vec<String> = devices
+        .iter()
+        .take(20)
+        .map(|d| format!("/devices/{}", percent_encode(d)))
+        .collect();
+    paths.push("/top?feature=events_10s&k=1000".into());
+    paths.push("/anomalies?limit=10000".into());
+    paths.push("/devices/no-such-device".into());
+    for path in &paths {
+        let (a, b) = (kept.get(path).unwrap(), client::get(&addr, path, TIMEOUT).unwrap());
+        assert_eq!((a.status, &a.body), (b.status, &b.body), "{path} kept alive and not");
+    }
+    let metrics = kept.get("/metrics").unwrap();
+    assert!(metrics.body.contains("vigil_query_duration_seconds_count"));
+    assert_eq!(kept.connects(), 1, "every request went over the first connection");
     outcome.serving.expect("serving").stop().unwrap();
     assert!(
         client::get(&addr, "/health", Duration::from_secs(1)).is_err(),

@@ -136,9 +136,13 @@ pub fn device_operator<'s, L: DeviceLogic>(
                 }
                 let mut items = pending.remove(&t).unwrap_or_default();
                 let mut woken = wakeups.remove(&t).unwrap_or_default();
+                // Sorting a tick's items and wake-ups is the longest stretch without a poll.
+                poll::poll();
                 items.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| L::order(&a.1, &b.1)));
+                poll::poll();
                 woken.sort();
                 woken.dedup();
+                poll::poll();
                 // Devices with input, then woken devices without input, each once.
                 let mut i = 0;
                 let mut devices: Vec<(DeviceId, std::ops::Range<usize>)> = Vec::new();

@@ -228,7 +228,8 @@ impl Queries {
             return;
         };
         let own = Reader::new(traces.clone(), e.layout.clone(), e.tick_ms);
-        e.local.borrow_mut().attach(own);
+        let lister = Reader::new(traces.clone(), e.layout.clone(), e.tick_ms);
+        e.local.borrow_mut().attach(own, lister);
         *e.reader.borrow_mut() = Some(Reader::new(traces, e.layout.clone(), e.tick_ms));
     }
 
@@ -260,6 +261,8 @@ impl Queries {
         // Answers what the worker can on its own; the rest crosses the query dataflow.
         let deferred = local.take_deferred();
         drop(local);
+        // The parts of listings that wait (read with the worker's state borrowed no more).
+        super::poll::poll();
         let mut sent = false;
         for p in deferred {
             let seq = e.next_seq;

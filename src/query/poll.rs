@@ -1,14 +1,18 @@
 //! A worker answers the point queries about devices it owns itself, from its own shard, and
 //! does so not only between steps but also from inside long operator activations: the
-//! window operator, the per-device detectors and the model scoring call [`poll`] between
-//! items, so such a query waits for the next item, not for the end of the step.
+//! window operator, the per-device detectors, the detectors' maps over every state change
+//! and the model scoring call [`poll`] between items, so such a query waits for the next
+//! item, not for the end of the step. The parts of listings gathered in-process
+//! ([`super::gather`]) are read in the same polls, with a reader of their own, and a long
+//! listing polls in turn, so point queries do not wait for it either.
 //!
 //! Invariants: a query is read at the tick the worker last advanced its query inputs to
 //! ([`Local::tick`]), which the main dataflow has completed on every worker and which the
-//! reader's trace handles never compact past; moving on in the middle of a step does not
+//! readers' trace handles never compact past; moving on in the middle of a step does not
 //! change either, so the answer is the one the query dataflow would give at that tick. A
-//! query [`poll`] cannot answer (a device of another worker, a listing, a retraining) is kept, in arrival order, for the worker's
-//! next [`super::Queries::step`]; nothing is dropped.
+//! query [`poll`] cannot answer (a device of another worker, a listing in a multi-process
+//! cluster, a retraining) is kept, in arrival order, for the worker's next
+//! [`super::Queries::step`]; nothing is dropped.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -16,7 +20,7 @@ use std::rc::Rc;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
-use super::gather::ReadTicks;
+use super::gather::{Gather, ReadTicks};
 use super::reader::Reader;
 use super::render::Renderer;
 use super::{Answer, Pending, Work};
@@ -26,17 +30,30 @@ thread_local! {
     static LOCAL: RefCell<Option<Rc<RefCell<Local>>>> = const { RefCell::new(None) };
 }
 
-/// Answers the waiting point queries this worker owns. Cheap when nothing waits (a
-/// thread-local read and an empty channel); call between items of long work.
+/// Answers the waiting point queries this worker owns, then reads the parts of listings
+/// ([`super::gather`]) that wait for it. Cheap when nothing waits (a thread-local read and
+/// an empty channel); call between items of long work. A listing's read calls it in turn,
+/// so point queries are answered in the middle of a listing too.
 pub fn poll() {
-    LOCAL.with(|local| {
-        let Ok(local) = local.try_borrow() else { return };
-        if let Some(local) = local.as_ref() {
-            if let Ok(mut local) = local.try_borrow_mut() {
-                local.poll();
-            }
+    let Some(local) = LOCAL.with(|l| l.try_borrow().ok().and_then(|l| l.clone())) else {
+        return;
+    };
+    loop {
+        let part = {
+            // Borrowed already: this is a poll from inside a step's own query work.
+            let Ok(mut local) = local.try_borrow_mut() else { return };
+            local.poll();
+            local.next_part()
+        };
+        let Some((gather, mut lister, renderer)) = part else {
+            return;
+        };
+        gather.add(lister.answer(&gather.query, gather.tick), &renderer);
+        match local.try_borrow_mut() {
+            Ok(mut local) => local.lister = Some(lister),
+            Err(_) => return,
         }
-    });
+    }
 }
 
 /// How many items of each kind a long loop handles between two calls of [`poll`]: a few
@@ -57,6 +74,17 @@ pub fn poll_every(done: usize, every: usize) {
     }
 }
 
+/// `logic` calling [`poll`] once every [`every::DEVICES`] records: for a detector's map over
+/// every state change, which differential runs as one long activation per batch.
+pub fn polling<A, B>(mut logic: impl FnMut(A) -> B) -> impl FnMut(A) -> B {
+    let mut done = 0usize;
+    move |record| {
+        poll_every(done, every::DEVICES);
+        done = done.wrapping_add(1);
+        logic(record)
+    }
+}
+
 /// The answer to a query that arrives before the main dataflow is built.
 fn starting() -> Answer {
     Answer::error(503, "the engine is starting; try again", &[])
@@ -71,6 +99,12 @@ pub(super) struct Local {
     /// built): the query dataflow's reader may be in the middle of a listing when a poll
     /// comes.
     reader: Option<Reader>,
+    /// The same shard through other handles, for the parts of listings: out of its place
+    /// while a part is read, so the polls inside that read answer point queries with
+    /// `reader` and leave further parts waiting.
+    lister: Option<Reader>,
+    /// Parts of listings waiting for `lister`, in arrival order.
+    parts: VecDeque<Arc<Gather>>,
     renderer: Rc<Renderer>,
     /// The tick queries are read at (None: no tick is complete yet).
     tick: Option<u64>,
@@ -94,6 +128,8 @@ impl Local {
             requests,
             deferred: VecDeque::new(),
             reader: None,
+            lister: None,
+            parts: VecDeque::new(),
             renderer,
             tick: None,
             index,
@@ -101,9 +137,10 @@ impl Local {
         }
     }
 
-    /// Hands over the reader, once the main dataflow is built.
-    pub fn attach(&mut self, reader: Reader) {
+    /// Hands over the readers (point queries, listings), once the main dataflow is built.
+    pub fn attach(&mut self, reader: Reader, lister: Reader) {
         self.reader = Some(reader);
+        self.lister = Some(lister);
     }
 
     /// Reads at `tick` from now on (None: no tick is complete yet); the reader's handles let
@@ -116,8 +153,9 @@ impl Local {
         if let Some(t) = tick {
             // Not past a tick an open gather still reads at.
             let upto = self.ticks.advance(self.local_index, t);
-            if let Some(r) = self.reader.as_mut() {
-                r.compact(timely::progress::frontier::AntichainRef::new(&[upto]));
+            let upto = [upto];
+            for r in [self.reader.as_mut(), self.lister.as_mut()].into_iter().flatten() {
+                r.compact(timely::progress::frontier::AntichainRef::new(&upto));
             }
         }
     }
@@ -148,13 +186,22 @@ impl Local {
                         self.deferred.push_back(p);
                     }
                 }
-                Work::Part(gather) => match self.reader.as_mut() {
-                    Some(reader) => gather.add(reader.answer(&gather.query, gather.tick), &self.renderer),
-                    None => gather.fail(starting()),
-                },
+                Work::Part(gather) if self.reader.is_none() => gather.fail(starting()),
+                Work::Part(gather) => self.parts.push_back(gather),
             }
         }
         self.requests = Some(rx);
+    }
+
+    /// The oldest waiting part of a listing with the reader for it (taken out until it is
+    /// put back), and the renderer; None while the reader is out or nothing waits.
+    fn next_part(&mut self) -> Option<(Arc<Gather>, Reader, Rc<Renderer>)> {
+        if self.parts.is_empty() {
+            return None;
+        }
+        let lister = self.lister.take()?;
+        let gather = self.parts.pop_front().expect("not empty");
+        Some((gather, lister, self.renderer.clone()))
     }
 
     /// The queries for the query dataflow, oldest first (after a last [`Local::poll`]).

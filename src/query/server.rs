@@ -49,7 +49,7 @@ impl Server {
         metrics: Arc<Metrics>,
         placement: Placement,
     ) -> Result<Server, ServerError> {
-        let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let bound = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
@@ -93,6 +93,20 @@ impl Server {
             let _ = t.join();
         }
     }
+}
+
+/// A listening socket on `addr` whose connections have TCP_NODELAY: a response goes out as
+/// soon as it is written, also on a kept-alive connection.
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std's `TcpListener::bind` does: a restarted server binds while old connections
+    // linger in TIME_WAIT (a second listener on the port is still refused).
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 fn handler_loop(http: &tiny_http::Server, hub: &Hub, catalog: &Catalog, timeout: Duration, started: Instant) {

@@ -295,7 +295,11 @@ impl WindowState {
                     while work.period < self.spec.tumbling.len() {
                         if work.pos == 0 && work.devices.is_empty() {
                             let mut devices = self.periods[work.period].remove(&now).unwrap_or_default();
-                            devices.sort_by(|a, b| self.slots[*a as usize].name.cmp(&self.slots[*b as usize].name));
+                            // Every device of a closing period at once: one pass over the
+                            // slots for the names, not one per comparison, and polls around.
+                            crate::query::poll();
+                            devices.sort_by_cached_key(|&i| self.slots[i as usize].name.clone());
+                            crate::query::poll();
                             work.devices = devices;
                         }
                         while work.pos < work.devices.len() {
