@@ -470,7 +470,9 @@ fn check_moved_keys(table: &toml::Table) -> Result<(), ConfigError> {
 pub struct ServerConfig {
     /// How much event time of closed tumbling windows `/devices/{id}/history` keeps.
     pub history_retention: DurationMs,
-    /// Threads taking HTTP requests.
+    /// Threads waiting for connections. A connection is served by the thread that took it
+    /// (request read, asked and answered on that thread); more threads start while
+    /// connections are open, up to 256.
     pub threads: usize,
     /// A query not answered within this (wall clock) gets a 503.
     pub timeout: DurationMs,

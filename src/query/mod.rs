@@ -25,6 +25,7 @@ pub mod client;
 pub mod dataflow;
 pub mod gather;
 pub mod history;
+pub mod http;
 pub mod models;
 pub mod poll;
 pub mod reader;

@@ -1,4 +1,4 @@
-//! The HTTP side: a `tiny_http` listener and a fixed pool of handler threads.
+//! The HTTP side: routes, answers and metrics over the [`super::http`] transport.
 //!
 //! Invariants: a handler never touches dataflow state — it parses, validates, hands a
 //! [`Query`](super::Query) to the [`Hub`] and waits on its own reply channel with a timeout
@@ -12,11 +12,11 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::http::{HttpServer, Reply};
 use super::request::{self, Catalog, Route};
 use super::{Answer, Hub, Pending, Placement};
 use crate::config::Config;
@@ -33,11 +33,10 @@ pub enum ServerError {
     Start { addr: SocketAddr, message: String },
 }
 
-/// A running server: its hub and handler threads. Dropping it stops the threads.
+/// A running server: its hub and connection threads. [`Server::shutdown`] stops them.
 pub struct Server {
     pub hub: Arc<Hub>,
-    threads: Vec<JoinHandle<()>>,
-    http: Arc<tiny_http::Server>,
+    http: HttpServer,
 }
 
 impl Server {
@@ -49,33 +48,23 @@ impl Server {
         metrics: Arc<Metrics>,
         placement: Placement,
     ) -> Result<Server, ServerError> {
-        let listener = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
+        let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let bound = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let http = tiny_http::Server::from_listener(listener, None).map_err(|e| ServerError::Start {
-            addr,
-            message: e.to_string(),
-        })?;
-        let http = Arc::new(http);
         let hub = Hub::new(metrics, config.tick_ms(), bound, placement);
-        let catalog = Arc::new(Catalog::new(config));
+        let catalog = Catalog::new(config);
         let timeout = config.server.timeout.as_duration();
         let started = Instant::now();
-        let threads = (0..config.server.threads)
-            .map(|i| {
-                let (http, hub, catalog) = (http.clone(), hub.clone(), catalog.clone());
-                std::thread::Builder::new()
-                    .name(format!("vigil-http-{i}"))
-                    .spawn(move || handler_loop(&http, &hub, &catalog, timeout, started))
-                    .map_err(|e| ServerError::Start {
-                        addr,
-                        message: format!("spawning handler threads: {e}"),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let for_handler = hub.clone();
+        let handler = move |method: &str, url: &str| answer(method, url, &for_handler, &catalog, timeout, started);
+        let http =
+            HttpServer::start(listener, config.server.threads, Box::new(handler)).map_err(|e| ServerError::Start {
+                addr,
+                message: format!("starting the connection threads: {e}"),
+            })?;
         tracing::info!(addr = %bound, "serving queries on http://{bound}");
-        Ok(Server { hub, threads, http })
+        Ok(Server { hub, http })
     }
 
     /// The address actually bound.
@@ -83,63 +72,32 @@ impl Server {
         self.hub.addr
     }
 
-    /// Stops taking requests and joins the handler threads.
-    pub fn shutdown(mut self) {
+    /// Stops taking requests and joins the connection threads.
+    pub fn shutdown(self) {
         self.hub.stop();
-        for _ in &self.threads {
-            self.http.unblock();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        self.http.stop();
     }
 }
 
-/// A listening socket on `addr` whose connections have TCP_NODELAY: a response goes out as
-/// soon as it is written, also on a kept-alive connection.
-fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // As std's `TcpListener::bind` does: a restarted server binds while old connections
-    // linger in TIME_WAIT (a second listener on the port is still refused).
-    socket.set_reuse_address(true)?;
-    socket.set_tcp_nodelay(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
-fn handler_loop(http: &tiny_http::Server, hub: &Hub, catalog: &Catalog, timeout: Duration, started: Instant) {
-    while !hub.stopping() {
-        match http.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(req)) => {
-                let at = Instant::now();
-                let method = req.method().as_str().to_string();
-                let url = req.url().to_string();
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handle(&method, &url, hub, catalog, timeout, started)
-                }));
-                let (endpoint, answer, content_type) = outcome.unwrap_or_else(|_| {
-                    (
-                        6,
-                        Answer::error(500, "internal error while answering; the engine goes on", &[]),
-                        "application/json",
-                    )
-                });
-                hub.metrics.query_answered(endpoint, answer.status, at.elapsed());
-                let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
-                    .expect("static header");
-                let body = if method == "HEAD" { String::new() } else { answer.body };
-                let response = tiny_http::Response::from_string(body)
-                    .with_status_code(answer.status)
-                    .with_header(header);
-                if let Err(e) = req.respond(response) {
-                    tracing::debug!(error = %e, "client went away before its answer");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(error = %e, "accepting a request"),
-        }
+/// Answers one request and counts it in the metrics; a panic while answering is a 500 (the
+/// engine goes on). Latency runs from the parsed request to the answer ready to write.
+fn answer(method: &str, url: &str, hub: &Hub, catalog: &Catalog, timeout: Duration, started: Instant) -> Reply {
+    let at = Instant::now();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handle(method, url, hub, catalog, timeout, started)
+    }));
+    let (endpoint, answer, content_type) = outcome.unwrap_or_else(|_| {
+        (
+            6,
+            Answer::error(500, "internal error while answering; the engine goes on", &[]),
+            "application/json",
+        )
+    });
+    hub.metrics.query_answered(endpoint, answer.status, at.elapsed());
+    Reply {
+        status: answer.status,
+        content_type,
+        body: answer.body,
     }
 }
 
