@@ -215,6 +215,15 @@ pub fn bench_query(args: BenchQueryArgs) -> anyhow::Result<()> {
         })
     });
 
+    // The clients start once the server answers (not with refused connections while the
+    // engine is still starting it).
+    let listening_by = Instant::now() + Duration::from_secs(30);
+    while client::get(&addr_text, "/health", Duration::from_secs(1)).is_err() {
+        if engine.is_finished() || Instant::now() > listening_by {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let per_client = Duration::from_secs_f64(args.clients as f64 / args.qps as f64);
     let deadline = started + Duration::from_secs(args.max_seconds);
     let clients: Vec<_> = (0..args.clients)
