@@ -41,16 +41,24 @@ fn arrangement_and_window_state_stay_flat_over_a_long_replay() {
     assert!(long_events >= 2 * short_events, "{long_events} vs {short_events}");
     assert!(short_arr > 0 && short_win > 0);
     // Three times the data (72 windows of 1 h), yet the held state does not grow with it.
-    assert!(
-        (long_arr as f64) < 1.5 * short_arr as f64,
-        "feature arrangement grew: {short_arr} updates after 24 h, {long_arr} after 72 h"
-    );
+    // The arrangement's peak depends on how far its merges got when it was sampled, which
+    // depends on the machine's speed (the window operator works in time slices): it varies
+    // by 2x between runs of one build on a loaded machine. So it is held to a bound set by
+    // the input rate, not by the run's length: under two hours' worth of events (each
+    // event changes a device's state a few times) for either run; without compaction the
+    // 72 h run would hold every change of its 72 hours.
+    let per_hour = long_events as f64 / 72.0;
+    for (hours, arr) in [(24, short_arr), (72, long_arr)] {
+        assert!(
+            (arr as f64) < 2.0 * per_hour,
+            "feature arrangement grew: {arr} updates at the peak of {hours} h ({short_arr} after 24 h, {long_arr} after 72 h); {per_hour:.0} events per hour"
+        );
+    }
     assert!(
         (long_win as f64) < 1.5 * short_win as f64,
         "window state grew: {short_win} events after 24 h, {long_win} after 72 h"
     );
     // The window state is bounded by the events of the longest window (1 h) plus lateness.
-    let per_hour = long_events as f64 / 72.0;
     assert!(
         (long_win as f64) < 3.0 * per_hour,
         "{long_win} events held; about {per_hour:.0} per hour"
