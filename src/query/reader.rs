@@ -85,7 +85,6 @@ pub(super) struct Reader {
     model_scores: Option<ScoreTrace>,
     layout: Arc<FeatureLayout>,
     tick_ms: i64,
-    scratch: Vec<f64>,
     compacted: Antichain<u64>,
 }
 
@@ -98,7 +97,6 @@ impl Reader {
             model_scores: traces.model_scores,
             layout,
             tick_ms,
-            scratch: Vec::new(),
             compacted: Antichain::from_elem(0),
         }
     }
@@ -181,20 +179,27 @@ impl Reader {
             }
             Query::Top { feature, k } => {
                 let mut heap: BinaryHeap<std::cmp::Reverse<Ranked>> = BinaryHeap::new();
-                let (layout, scratch) = (&self.layout, &mut self.scratch);
-                super::scan::for_each_live(&mut self.features, at, |device, state| {
-                    let value = layout.value(state, *feature, scratch);
-                    let better = heap.len() < *k
-                        || heap
-                            .peek()
-                            .is_some_and(|w| Ranked::before(value, device, w.0.value, &w.0.device));
-                    if better {
-                        heap.push(std::cmp::Reverse(Ranked {
-                            value,
-                            device: device.clone(),
-                        }));
-                        if heap.len() > *k {
-                            heap.pop();
+                let layout = &self.layout;
+                super::scan::live_states(&mut self.features, at, |live| {
+                    let mut values = Vec::with_capacity(live.len());
+                    for chunk in live.chunks(super::poll::every::ENTRIES) {
+                        let states: Vec<&crate::window::DeviceWindows> = chunk.iter().map(|(_, s)| &***s).collect();
+                        values.extend(layout.values(&states, *feature));
+                        super::poll::poll();
+                    }
+                    for (&(device, _), &value) in live.iter().zip(&values) {
+                        let better = heap.len() < *k
+                            || heap
+                                .peek()
+                                .is_some_and(|w| Ranked::before(value, device, w.0.value, &w.0.device));
+                        if better {
+                            heap.push(std::cmp::Reverse(Ranked {
+                                value,
+                                device: device.clone(),
+                            }));
+                            if heap.len() > *k {
+                                heap.pop();
+                            }
                         }
                     }
                 });

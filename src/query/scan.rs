@@ -24,6 +24,16 @@ use crate::window::DeviceState;
 
 /// Calls `visit` with every device's state at `at` in `trace`, in no particular order.
 pub fn for_each_live(trace: &mut FeatureTrace, at: u64, mut visit: impl FnMut(&DeviceId, &DeviceState)) {
+    live_states(trace, at, |live| {
+        for (device, state) in live {
+            visit(device, state);
+        }
+    });
+}
+
+/// Calls `read` once with every device's state at `at` in `trace`, in no particular order
+/// (nothing when the trace cannot be read).
+pub fn live_states(trace: &mut FeatureTrace, at: u64, read: impl FnOnce(&[(&DeviceId, &DeviceState)])) {
     let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
         return;
     };
@@ -59,9 +69,12 @@ pub fn for_each_live(trace: &mut FeatureTrace, at: u64, mut visit: impl FnMut(&D
         }
     }
     if consolidated.iter().all(|e| e.3 == 0 || e.3 == 1) {
-        for (_, device, state, _) in consolidated.into_iter().filter(|e| e.3 == 1) {
-            visit(device, state);
-        }
+        let live: Vec<(&DeviceId, &DeviceState)> = consolidated
+            .into_iter()
+            .filter(|e| e.3 == 1)
+            .map(|(_, device, state, _)| (device, state))
+            .collect();
+        read(&live);
         return;
     }
     // Equal states behind different pointers: consolidate by value.
@@ -73,9 +86,12 @@ pub fn for_each_live(trace: &mut FeatureTrace, at: u64, mut visit: impl FnMut(&D
             _ => by_value.push((device, state, count)),
         }
     }
-    for (device, state, _) in by_value.into_iter().filter(|e| e.2 > 0) {
-        visit(device, state);
-    }
+    let live: Vec<(&DeviceId, &DeviceState)> = by_value
+        .into_iter()
+        .filter(|e| e.2 > 0)
+        .map(|(device, state, _)| (device, state))
+        .collect();
+    read(&live);
 }
 
 #[cfg(test)]
