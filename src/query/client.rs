@@ -5,7 +5,7 @@
 //! Invariants: never panics on what a server sends; every failure is a [`ClientError`]
 //! naming the address; reads are bounded by a timeout.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -57,9 +57,7 @@ pub fn request(addr: &str, method: &str, path: &str, timeout: Duration) -> Resul
     let request =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: 0\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(io)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(io)?;
-    parse_response(&raw).ok_or_else(|| ClientError::Malformed { addr: addr.to_string() })
+    read_response(&mut BufReader::new(stream), addr).map(|(response, _)| response)
 }
 
 /// A kept-alive connection (`Connection: keep-alive`): many requests over one TCP stream,
@@ -138,7 +136,8 @@ impl Connection {
     }
 }
 
-/// Reads one response off a kept-alive stream: (response, whether the stream stays open).
+/// Reads one response off a stream (kept alive or not): (response, whether the stream stays
+/// open).
 fn read_response(reader: &mut impl BufRead, addr: &str) -> Result<(Response, bool), ClientError> {
     let io = |source| ClientError::Io {
         addr: addr.to_string(),
@@ -250,43 +249,16 @@ pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
     listener.local_addr()
 }
 
-fn parse_response(raw: &[u8]) -> Option<Response> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let mut body = raw[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    if chunked {
-        body = dechunk(&body)?;
-    }
-    Some(Response {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole response as one buffer (what a one-shot request reads).
+    fn parse_response(raw: &[u8]) -> Option<Response> {
+        read_response(&mut std::io::Cursor::new(raw.to_vec()), "test")
+            .ok()
+            .map(|(r, _)| r)
+    }
 
     #[test]
     fn parses_plain_and_chunked() {
