@@ -1,6 +1,11 @@
 //! `vigil bench`: generated CSV in memory (outside the timed part), then the whole pipeline
-//! (decode, watermark, windows, feature arrangement, tumbling rows) timed; prints events/s
-//! and peak RSS.
+//! (decode, watermark, windows, feature arrangement, tumbling rows, detectors) timed; prints
+//! events/s, peak RSS and the memory the run added per device.
+//!
+//! Named shapes fix the input's density: `sparse` (a large estate: 100,000 devices at 6
+//! events/device/min, 10M events) and `seed` (the seed deployment: 500 devices at 1,000
+//! events/device/min over 70 minutes of event time, so every default window reaches steady
+//! state). `--events`, `--devices` and `--rate` override a shape's numbers.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,23 +19,46 @@ use vigil::source::file::InputSpec;
 
 use super::{load_config, UsageError};
 
+/// A named input density.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// 100,000 devices at 6 events/device/min, 10M events (many devices, few events each).
+    Sparse,
+    /// 500 devices at 1,000 events/device/min over 70 min of event time (35M events).
+    Seed,
+}
+
+impl Shape {
+    /// (events, devices, events per device per minute).
+    fn numbers(self) -> (u64, u32, f64) {
+        match self {
+            Shape::Sparse => (10_000_000, 100_000, 6.0),
+            Shape::Seed => (35_000_000, 500, 1_000.0),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Events to generate.
-    #[arg(long, default_value_t = 10_000_000)]
-    pub events: u64,
-    /// Devices.
-    #[arg(long, default_value_t = 100_000)]
-    pub devices: u32,
-    /// Worker threads.
-    #[arg(short, long, default_value_t = 2)]
+    /// The input's density; --events, --devices and --rate override its numbers.
+    #[arg(long, value_enum, default_value_t = Shape::Sparse)]
+    pub shape: Shape,
+    /// Events to generate [default: the shape's].
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Devices [default: the shape's].
+    #[arg(long)]
+    pub devices: Option<u32>,
+    /// Worker threads [default: the cores this process may use].
+    #[arg(short, long, default_value_t = super::default_workers(), hide_default_value = true)]
     pub workers: usize,
     /// Generator seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Mean events per device per minute (sets the event-time span).
-    #[arg(long, default_value_t = 6.0)]
-    pub rate: f64,
+    /// Mean events per device per minute, which sets the event-time span [default: the
+    /// shape's].
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Config file (TOML).
     #[arg(short, long)]
     pub config: Option<std::path::PathBuf>,
@@ -91,24 +119,36 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(topic) = &args.kafka_source {
         return bench_kafka_source(&args, topic);
     }
-    if args.workers == 0 || args.devices == 0 {
-        return Err(UsageError("--workers and --devices must be at least 1".into()).into());
+    let (shape_events, shape_devices, shape_rate) = args.shape.numbers();
+    let (events, devices, rate) = (
+        args.events.unwrap_or(shape_events),
+        args.devices.unwrap_or(shape_devices),
+        args.rate.unwrap_or(shape_rate),
+    );
+    if args.workers == 0 || devices == 0 || events == 0 {
+        return Err(UsageError("--workers, --devices and --events must be at least 1".into()).into());
+    }
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(UsageError(format!(
+            "--rate {rate}: must be a positive number of events per device per minute"
+        ))
+        .into());
     }
     let config = load_config(args.config.as_deref())?;
     let gen = GeneratorConfig {
-        events: args.events,
-        devices: args.devices,
+        events,
+        devices,
         seed: args.seed,
-        rate_per_min: args.rate,
+        rate_per_min: rate,
         lateness_ms: config.time.lateness.0,
         ..GeneratorConfig::default()
     };
     eprintln!(
-        "generating {} events over {} devices (not timed)…",
-        args.events, args.devices
+        "generating {events} events over {devices} devices at {rate} events/device/min (shape {:?}; not timed)…",
+        args.shape
     );
     let t0 = Instant::now();
-    let mut data = Vec::with_capacity((args.events * 90) as usize);
+    let mut data = Vec::with_capacity((events * 90) as usize);
     let generated = generate(&gen, OutputFormat::Csv, &mut data)?;
     eprintln!(
         "generated {} records, {:.1} MiB, event time span {:.1} min, in {:.1} s",
@@ -135,20 +175,27 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let s = &outcome.summary;
     println!(
-        "vigil bench: {} events, {} devices, {} worker(s)",
-        s.events_read, args.devices, args.workers
+        "vigil bench: {} events, {} devices seen, {} worker(s)",
+        s.events_read, s.devices, args.workers
     );
-    println!("  pipeline: decode + watermark + sliding windows + feature arrangement + tumbling rows");
+    println!("  pipeline: decode + watermark + sliding windows + feature arrangement + tumbling rows + detectors");
     println!(
         "  accepted {}, rejected {}, window rows {}",
         s.accepted, s.rejected, s.window_rows
     );
     println!("  elapsed {secs:.2} s");
     println!("  throughput {:.0} events/s", s.events_read as f64 / secs);
+    let peak = peak_rss_bytes();
     println!(
         "  peak RSS {:.1} MiB (input buffer and generator included; {:.1} MiB before the run)",
-        peak_rss_bytes() as f64 / 1048576.0,
+        peak as f64 / 1048576.0,
         rss_before as f64 / 1048576.0
+    );
+    // What the run added at its peak, per device it saw: the engine's state per device.
+    let per_device = peak.saturating_sub(rss_before) as f64 / s.devices.max(1) as f64;
+    println!(
+        "  memory per device {:.2} KiB (peak RSS minus RSS before the run, / devices)",
+        per_device / 1024.0
     );
     Ok(())
 }

@@ -20,8 +20,9 @@ pub struct LaunchArgs {
     /// Hostfile: one host:port per line, in process order (all lines are used unless -n).
     #[arg(long)]
     pub hostfile: PathBuf,
-    /// Worker threads per process.
-    #[arg(short, long, default_value_t = 1)]
+    /// Worker threads per process, the same for every process [default: the cores of this
+    /// machine].
+    #[arg(short, long, default_value_t = super::default_workers(), hide_default_value = true)]
     pub workers: usize,
     /// Use only the first N hosts.
     #[arg(short = 'n', long)]

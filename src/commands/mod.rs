@@ -100,6 +100,14 @@ pub fn init_logging(verbose: u8) {
 
 /// Loads the config file (or defaults), as a usage error when it is wrong.
 /// Detector sections are checked here too, so a bad one stops the run before any data is read.
+/// The default worker count: one worker per core this process may use
+/// (`std::thread::available_parallelism`), 1 when that is unknown. A worker is a thread
+/// that runs the whole dataflow over its share of the devices, so one per core uses the
+/// machine without oversubscribing it.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<vigil::config::Config> {
     let config = vigil::config::Config::load(path).map_err(|e| UsageError(e.to_string()))?;
     vigil::detect::validate_config(&config).map_err(|e| UsageError(e.to_string()))?;

@@ -58,8 +58,9 @@ pub struct RunArgs {
     /// Config file (TOML); see vigil.toml for every key and its default.
     #[arg(short, long)]
     pub config: Option<PathBuf>,
-    /// Worker threads in this process.
-    #[arg(short, long, default_value_t = 1)]
+    /// Worker threads in this process [default: the cores this process may use]. Every
+    /// process of a cluster must run the same number (`vigil launch` passes its own -w to all).
+    #[arg(short, long, default_value_t = super::default_workers(), hide_default_value = true)]
     pub workers: usize,
     /// Number of processes in the cluster (timely's -n).
     #[arg(short = 'n', long, default_value_t = 1)]

@@ -426,7 +426,14 @@ pub fn window_stats<'s>(
             while let Some(t) = state.next_tick() {
                 match upper {
                     Some(u) if t >= u => break,
-                    None if state.pending.is_empty() && state.periods.iter().all(|p| p.is_empty()) => break,
+                    // A tick cut short keeps its rows in `current` (its period is already taken out
+                    // of `periods`): it is finished before the operator lets go.
+                    None if state.current.is_none()
+                        && state.pending.is_empty()
+                        && state.periods.iter().all(|p| p.is_empty()) =>
+                    {
+                        break
+                    }
                     _ => {}
                 }
                 // Once the input is exhausted only the tumbling periods are still written.
