@@ -24,11 +24,9 @@
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::Concat;
 
 use crate::detect::baseline::{glob_match, human_ms, parse_duration_ms, RobustBaseline};
-use crate::detect::keyed::{device_operator, DeviceLogic, Step};
+use crate::detect::keyed::{DeviceLogic, DeviceTick, Step};
 use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
 use crate::window::stats::VALUE_LIMIT;
@@ -150,25 +148,13 @@ impl TypedDetector for Corruption {
     fn build<'s>(ctx: &DetectorContext<'s>, p: &Params) -> Detected<'s> {
         let tick = ctx.windows.tick_ms.max(1);
         let ms = |key: &str, text: &str| parse_duration_ms(key, text).unwrap_or(300_000);
-        let events = ctx.events.clone().map(|(t, e)| {
-            let obs = match e.value {
-                Some(v) => Obs::Reading(e.ts_ms, v),
-                None => Obs::Record(e.ts_ms),
-            };
-            (t, e.device, obs)
-        });
-        let rejects = ctx
-            .rejects
-            .inner
-            .clone()
-            .flat_map(|(d, t, r)| (0..r.max(0)).map(move |_| (t, d.clone(), Obs::Reject)));
         let logic = ValueLogic {
             p: p.clone(),
             window: ms("window", &p.window).div_ceil(tick),
             window_ms: ms("window", &p.window),
             relearn: ms("relearn", &p.relearn).div_ceil(tick),
         };
-        let (reports, _) = device_operator("Corruption", events.concat(rejects), logic);
+        let (reports, _) = ctx.per_device.run(logic);
         Detected::reports(reports)
     }
 }
@@ -255,6 +241,14 @@ impl ValueLogic {
 impl DeviceLogic for ValueLogic {
     type Input = Obs;
     type State = ValState;
+
+    fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<Obs>) {
+        out.extend(tick.events.iter().map(|e| match e.value {
+            Some(v) => Obs::Reading(e.ts_ms, v),
+            None => Obs::Record(e.ts_ms),
+        }));
+        out.extend((0..tick.rejects).map(|_| Obs::Reject));
+    }
 
     fn new_state(&self) -> ValState {
         ValState::default()

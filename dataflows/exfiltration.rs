@@ -20,16 +20,17 @@
 //! (the least recently used are forgotten first, which can only make a destination look new
 //! again), and the flows of the recent window to new destinations.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::NetworkConfig;
 use crate::detect::baseline::{human_ms, parse_duration_ms};
-use crate::detect::keyed::{device_operator, event_order, events_by_device, DeviceLogic, Step};
+use crate::detect::keyed::{event_order, DeviceLogic, DeviceTick, StateRule, Step};
 use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::{DeviceId, Event};
-use crate::query::poll::polling;
 use crate::window::DeviceState;
 
 /// Detector parameters.
@@ -139,7 +140,7 @@ impl TypedDetector for Exfiltration {
         let long = layout.longest();
         let (recent_len, long_len) = (layout.lens_ms[recent], layout.lens_ms[long]);
         let (factor, min_bytes) = (p.volume_factor, p.min_bytes);
-        let volume = ctx.states.clone().flat_map(polling(move |(device, state): (DeviceId, DeviceState)| {
+        let volume = StateRule(move |device: &DeviceId, state: &DeviceState| {
             if recent_len >= long_len {
                 return None;
             }
@@ -151,7 +152,7 @@ impl TypedDetector for Exfiltration {
                 let score = (1.0 - factor / ratio).clamp(0.0, 1.0).max(0.5);
                 Anomaly {
                     detector: Exfiltration::NAME.into(),
-                    device,
+                    device: device.clone(),
                     tick: 0,
                     window_ms: Some(recent_len),
                     score: Real(score),
@@ -169,7 +170,8 @@ impl TypedDetector for Exfiltration {
                     ],
                 }
             })
-        }));
+        });
+        let (volume, _) = ctx.per_device.run(volume);
         let tick = ctx.windows.tick_ms.max(1);
         let logic = NewDestinations {
             network: ctx.network.clone(),
@@ -185,7 +187,7 @@ impl TypedDetector for Exfiltration {
             factor: p.new_bytes_factor,
             max_known: p.max_destinations,
         };
-        let (new_dst, _) = device_operator("ExfilNewDestinations", events_by_device(&ctx.events), logic);
+        let (new_dst, _) = ctx.per_device.run(logic);
         Detected::reports(volume.concat(new_dst))
     }
 }
@@ -241,6 +243,10 @@ impl DeviceLogic for NewDestinations {
 
     fn new_state(&self) -> DstState {
         DstState::default()
+    }
+
+    fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<Event>) {
+        out.extend_from_slice(tick.events);
     }
 
     fn order(a: &Event, b: &Event) -> std::cmp::Ordering {

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::keyed::StateRule;
 use crate::detect::{Anomaly, Detected, DetectorContext, Real, Severity, TypedDetector};
-use crate::query::poll::polling;
 use crate::event::DeviceId;
 use crate::window::DeviceState;
 
@@ -52,14 +52,14 @@ impl TypedDetector for PortScan {
         let (short, long) = (ctx.windows.shortest(), ctx.windows.longest());
         let window_ms = ctx.windows.lens_ms[short];
         let p = p.clone();
-        let anomalies = ctx.states.clone().flat_map(polling(move |(device, state): (DeviceId, DeviceState)| {
+        let rule = StateRule(move |device: &DeviceId, state: &DeviceState| {
             let ports = state.windows[short].distinct_ports;
             let share = ports as f64 / state.windows[long].distinct_ports.max(1) as f64;
             (ports >= p.min_ports && share >= p.min_new_share).then(|| {
                 let score = (1.0 - p.min_ports as f64 / (2.0 * ports as f64)).clamp(0.5, 1.0);
                 Anomaly {
                     detector: PortScan::NAME.into(),
-                    device,
+                    device: device.clone(),
                     tick: 0,
                     window_ms: Some(window_ms),
                     score: Real(score),
@@ -71,7 +71,8 @@ impl TypedDetector for PortScan {
                     ],
                 }
             })
-        }));
+        });
+        let (anomalies, _) = ctx.per_device.run(rule);
         Detected::reports(anomalies)
     }
 }

@@ -15,17 +15,15 @@
 //! Invariants: driven by the device's window states, which change only once the frontier
 //! has passed a tick (so it fires only when the silence is proven, not guessed, e.g. at the
 //! tick where the window emptied); it resolves as soon as the device's recent traffic is back
-//! (the shortest window refills within a minute); memory per device is its latest state and
+//! (the shortest window refills within a minute); memory per device is its latest window counts and
 //! the ticks of its rejected records in the longest recent window.
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::Concat;
 
 use crate::detect::baseline::{human_ms, poisson_low_surprise};
-use crate::detect::keyed::{device_operator, DeviceLogic, Step};
+use crate::detect::keyed::{DeviceLogic, DeviceTick, Step};
 use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
 use crate::window::DeviceState;
@@ -91,16 +89,6 @@ impl TypedDetector for Silence {
         let recent: Vec<usize> = (0..layout.lens_ms.len())
             .filter(|&i| layout.lens_ms[i] < long_len)
             .collect();
-        let states = ctx
-            .states
-            .inner
-            .clone()
-            .flat_map(|((d, s), t, r)| (r > 0).then_some((t, d, Input::State(s))));
-        let rejects = ctx
-            .rejects
-            .inner
-            .clone()
-            .flat_map(|(d, t, r)| (0..r.max(0)).map(move |_| (t, d.clone(), Input::Reject)));
         let logic = Logic {
             p: p.clone(),
             tick_ms: layout.tick_ms.max(1),
@@ -108,7 +96,7 @@ impl TypedDetector for Silence {
             recent,
             long,
         };
-        let (anomalies, _) = device_operator("Silence", states.concat(rejects), logic);
+        let (anomalies, _) = ctx.per_device.run(logic);
         Detected::reports(anomalies)
     }
 }
@@ -130,9 +118,16 @@ struct Logic {
     long: usize,
 }
 
+/// What the logic keeps of a device's latest window state: every window's event count and
+/// the latest event time (a copy, so the shared state is not held).
+struct Counts {
+    counts: Vec<u64>,
+    last_seen_ms: i64,
+}
+
 #[derive(Default)]
 struct State {
-    latest: Option<DeviceState>,
+    latest: Option<Counts>,
     /// Ticks of rejected records within the longest recent window.
     rejects: VecDeque<u64>,
     open: bool,
@@ -146,6 +141,11 @@ impl DeviceLogic for Logic {
         State::default()
     }
 
+    fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<Input>) {
+        out.extend(tick.state.map(|s| Input::State(s.clone())));
+        out.extend((0..tick.rejects).map(|_| Input::Reject));
+    }
+
     fn order(a: &Input, b: &Input) -> std::cmp::Ordering {
         let rank = |i: &Input| matches!(i, Input::Reject) as u8;
         rank(a).cmp(&rank(b))
@@ -154,7 +154,15 @@ impl DeviceLogic for Logic {
     fn step(&self, s: &mut State, device: &DeviceId, tick: u64, inputs: &[Input], _: &mut Vec<EventScore>) -> Step {
         for i in inputs {
             match i {
-                Input::State(st) => s.latest = Some(st.clone()),
+                Input::State(st) => {
+                    let latest = s.latest.get_or_insert_with(|| Counts {
+                        counts: Vec::with_capacity(st.windows.len()),
+                        last_seen_ms: 0,
+                    });
+                    latest.counts.clear();
+                    latest.counts.extend(st.windows.iter().map(|w| w.count));
+                    latest.last_seen_ms = st.last_seen_ms;
+                }
                 Input::Reject => s.rejects.push_back(tick),
             }
         }
@@ -167,7 +175,7 @@ impl DeviceLogic for Logic {
         };
         let p = &self.p;
         let long_len = self.lens_ms[self.long];
-        let l = &state.windows[self.long];
+        let long_count = state.counts[self.long];
         // The strongest shortfall over the recent windows (opening thresholds, or the relaxed
         // holding ones while an episode is open).
         let mut best: Option<(f64, usize, f64, f64, f64)> = None;
@@ -175,8 +183,8 @@ impl DeviceLogic for Logic {
         for &w in &self.recent {
             let len = self.lens_ms[w];
             let rejected = s.rejects.iter().filter(|&&t| t + len / self.tick_ms > tick).count() as f64;
-            let observed = state.windows[w].count as f64 + rejected;
-            let before = (l.count - state.windows[w].count) as f64;
+            let observed = state.counts[w] as f64 + rejected;
+            let before = (long_count - state.counts[w]) as f64;
             let rate_per_ms = before / (long_len - len) as f64;
             let expected = rate_per_ms * len as f64;
             if s.open && expected >= p.min_expected / 2.0 && observed <= 2.0 * p.max_ratio * expected {

@@ -12,10 +12,9 @@
 //! (inputs of a tick sorted); O(1) memory per device.
 
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Filter;
 
 use crate::detect::baseline::{z_score01, RobustBaseline};
-use crate::detect::keyed::{device_operator, event_order, events_by_device, DeviceLogic, Step};
+use crate::detect::keyed::{event_order, DeviceLogic, DeviceTick, Step};
 use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::{DeviceId, Event};
 use crate::window::stats::VALUE_LIMIT;
@@ -65,11 +64,10 @@ impl TypedDetector for ValueOutlier {
     }
 
     fn build<'s>(ctx: &DetectorContext<'s>, p: &Params) -> Detected<'s> {
-        let readings = events_by_device(&ctx.events).filter(|(_, _, e)| e.value.is_some());
-        let (anomalies, scores) = device_operator("ValueOutlier", readings, Outlier(p.clone()));
+        let (anomalies, scores) = ctx.per_device.run(Outlier(p.clone()));
         Detected {
             anomalies,
-            scores: Some(scores),
+            scores,
             model_scores: None,
         }
     }
@@ -86,9 +84,14 @@ struct State {
 impl DeviceLogic for Outlier {
     type Input = Event;
     type State = State;
+    const SCORES: bool = true;
 
     fn new_state(&self) -> State {
         State::default()
+    }
+
+    fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<Event>) {
+        out.extend(tick.events.iter().filter(|e| e.value.is_some()).cloned());
     }
 
     fn order(a: &Event, b: &Event) -> std::cmp::Ordering {

@@ -6,6 +6,10 @@ mod commands;
 
 use clap::Parser;
 
+/// Every allocation of the binary goes through mimalloc (see Cargo.toml for why).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = commands::Cli::parse();
     commands::init_logging(cli.verbose);

@@ -1,6 +1,7 @@
 //! The main job: builds the dataflow on every worker and drives it from a record source.
 //!
-//! Dataflow per worker: events `(tick, Event)` → `window_stats` (exchanged by device) →
+//! Dataflow per worker: events `(tick, Event)` and the devices of rejected records →
+//! `window_stats` (exchanged by device; it also hosts the detectors' per-device logic) →
 //! changes arranged by device as the feature store ("features"), closed tumbling rows to the
 //! sink. Invariants: every worker reads every record of a file input and tracks the same
 //! watermark, but only the record's owner (`record index % readers`) decodes and sends it,
@@ -240,7 +241,8 @@ fn run_input(
         let (input, events) = scope.new_input::<(u64, Event)>();
         let (reject_input, rejects) = scope.new_input::<(DeviceId, u64, isize)>();
         let (model_input, models) = crate::model::driver::model_collection(scope);
-        let (changes, rows) = window_stats(events.clone(), window_spec, gauges.clone());
+        let windows = window_stats(events, rejects, window_spec, gauges.clone());
+        let (changes, rows) = (windows.changes, windows.rows);
         let history = hub
             .as_ref()
             .map(|_| crate::query::history::arrange_history(rows.clone(), config, &probe));
@@ -266,8 +268,7 @@ fn run_input(
             scope,
             states: changes,
             arranged: arranged.clone(),
-            events,
-            rejects: rejects.as_collection(),
+            per_device: windows.per_device,
             windows: Arc::new(WindowLayout::new(config)),
             features: Arc::new(FeatureLayout::new(config)),
             network: Arc::new(config.network.clone()),

@@ -37,7 +37,8 @@ Timing (seconds, written as JSON with --timing): `startup_s` JVM and table envir
 start-up; `plan_submit_s` the `execute_sql(INSERT ...)` call (parsing, optimizing, code
 generation, job submission); `run_s` from the job's submission to its end (the job
 execution time: what bench-flink.sh compares with vigil); `net_runtime_s` Flink's own
-JobExecutionResult net runtime; `process_to_done_s` from this script's start to the end.
+JobExecutionResult net runtime; `process_to_done_s` from this script's start to the end;
+`jvm_peak_rss_mib` the peak resident memory (VmHWM) of the JVM that PyFlink started.
 """
 
 import argparse
@@ -169,6 +170,26 @@ SINK_COLUMNS = """
 """
 
 
+def jvm_peak_rss_mib():
+    """Peak resident memory of this process's children (the JVM PyFlink launched), MiB."""
+    peak = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/{}/stat".format(pid)) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != os.getpid():
+                continue
+            with open("/proc/{}/status".format(pid)) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) // 1024)
+        except (OSError, ValueError, IndexError):
+            continue
+    return peak or None
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--input", required=True, help="folder (or file) of prepared CSV")
@@ -234,6 +255,7 @@ def main():
         "run_s": round(t_done - t_submitted, 3),
         "net_runtime_s": None if net_ms is None else net_ms / 1000.0,
         "process_to_done_s": round(t_done - T_PROCESS, 3),
+        "jvm_peak_rss_mib": jvm_peak_rss_mib(),
     }
     print("flink: " + json.dumps(timing))
     if args.timing:

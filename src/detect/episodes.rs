@@ -7,7 +7,9 @@
 //! the output is a differential collection whose accumulation at `T` is exactly the open
 //! episodes at `T`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 
 use compact_str::CompactString;
 use differential_dataflow::hashable::Hashable;
@@ -36,7 +38,7 @@ pub fn episodes<'s>(reports: VecCollection<'s, u64, Anomaly>) -> VecCollection<'
         .inner
         .unary_frontier(exchange, "Episodes", |_cap, _info| {
             let mut pending: BTreeMap<u64, Vec<(Anomaly, isize)>> = BTreeMap::new();
-            let mut keys: HashMap<Key, KeyState> = HashMap::new();
+            let mut keys: HashMap<Key, KeyState> = HashMap::default();
             let mut cap: Option<Capability<u64>> = None;
             move |(input, frontier), output| {
                 input.for_each_stamp(|time, data| {

@@ -1,32 +1,33 @@
-//! A frontier-driven per-device operator for detectors that keep their own state (a set of
-//! destinations a device has talked to, a robust baseline of its readings, ...).
+//! Per-device detection logic hosted by the window operator: detectors that keep their own
+//! state per device (a set of destinations a device has talked to, a robust baseline of its
+//! readings, ...) run where the device's events already are, with no exchange of their own.
 //!
-//! A detector implements [`DeviceLogic`]: given a device's state and its inputs at one tick,
-//! it says what holds for that device now (a report, or nothing), may score inputs, and may
-//! ask to be woken at a later tick without input (to let something expire).
+//! A detector implements [`DeviceLogic`]: from what its device did at one tick (a
+//! [`DeviceTick`]: its events, its new window state, its rejected records) it picks its own
+//! inputs, and given the device's state and those inputs it says what holds for that device
+//! now (a report, or nothing), may score inputs, and may ask to be woken at a later tick
+//! without input (to let something expire). [`PerDevice::run`] registers a logic with the
+//! host; the window operator (`crate::window::operator`) calls it.
 //!
-//! Invariants: inputs are exchanged by `device.hashed()`; a tick is processed only once the
-//! input frontier has passed it, ticks in increasing order, and for each device its inputs at
-//! a tick are handed over sorted by [`DeviceLogic::order`] — so the output does not depend on
-//! the number of workers nor on arrival order. The report output is a differential collection
-//! that changes only when a device's report appears or disappears (a report's content is
-//! fixed while it holds: episodes keep their first content anyway), at the tick it changed.
-//! Wake-ups are dropped once the input is exhausted (no change beyond the last input tick).
-//! Memory: one `State` per device seen on this worker plus the inputs of unprocessed ticks.
+//! Invariants: a tick is processed only once the input frontier has passed it, ticks in
+//! increasing order; a logic steps a device at a tick when it has inputs there or asked to
+//! be woken there; its inputs of a tick are handed over sorted by [`DeviceLogic::order`] —
+//! so the output does not depend on the number of workers nor on arrival order. The report
+//! output is a differential collection that changes only when a device's report appears or
+//! disappears (a report's content is fixed while it holds: episodes keep their first content
+//! anyway), at the tick it changed. Nothing runs beyond the last input tick (wake-ups are
+//! dropped once the input is exhausted). Memory: one `State` per device of this worker.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::rc::Rc;
 
-use differential_dataflow::hashable::Hashable;
 use differential_dataflow::{AsCollection, VecCollection};
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::StreamVec;
-use timely::progress::frontier::MutableAntichain;
 
 use super::anomaly::{Anomaly, EventScore};
 use crate::event::{DeviceId, Event};
-use crate::query::poll;
+use crate::window::DeviceState;
 
 /// What a device's logic decided at one tick.
 #[derive(Debug, Default)]
@@ -37,12 +38,30 @@ pub struct Step {
     pub wake_at: Option<u64>,
 }
 
-/// Per-device detection logic, run by [`device_operator`].
+/// What one device did at one tick, as every hosted logic sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceTick<'a> {
+    pub device: &'a DeviceId,
+    pub tick: u64,
+    /// Its accepted events at this tick, in [`event_order`].
+    pub events: &'a [Event],
+    /// Its window state, when it changed at this tick (an event entered or one expired).
+    pub state: Option<&'a DeviceState>,
+    /// Its rejected records at this tick (those whose device could be read).
+    pub rejects: u32,
+}
+
+/// Per-device detection logic, hosted by the window operator.
 pub trait DeviceLogic: 'static {
-    /// What the operator receives per device (events, rejects, ...).
-    type Input: timely::ExchangeData + Clone;
+    /// What the logic takes from a [`DeviceTick`] (events, rejects, states, ...).
+    type Input: Clone;
     type State: 'static;
+    /// Whether the logic writes per-input scores (`scores` of [`DeviceLogic::step`]).
+    const SCORES: bool = false;
     fn new_state(&self) -> Self::State;
+    /// Appends this logic's inputs from what the device did at a tick (none: no step,
+    /// unless the device asked to be woken then).
+    fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<Self::Input>);
     /// The order in which a device's inputs of one tick are handed to [`DeviceLogic::step`].
     fn order(a: &Self::Input, b: &Self::Input) -> std::cmp::Ordering;
     /// Processes the device's inputs at `tick` (possibly none: a wake-up); per-input scores
@@ -85,148 +104,162 @@ pub fn event_order(a: &Event, b: &Event) -> std::cmp::Ordering {
         })
 }
 
+/// What a hosted logic writes at one tick: report changes `(logic, anomaly, diff)` and
+/// scores `(logic, score)`.
+#[derive(Default)]
+pub struct HostOutput {
+    pub reports: Vec<((u32, Anomaly), u64, isize)>,
+    pub scores: Vec<(u32, EventScore)>,
+}
+
+/// A registered logic with its per-device states, as the host drives it (type-erased).
+pub trait Hosted {
+    /// Steps device `slot` at `view.tick` if the logic has inputs there or the device asked
+    /// to be woken then (`woken`); returns the tick it asks to be woken at next.
+    fn step(&mut self, slot: u32, view: &DeviceTick<'_>, woken: bool, out: &mut HostOutput) -> Option<u64>;
+}
+
 struct Slot<S> {
     state: S,
     reported: Option<Anomaly>,
     wake: Option<u64>,
 }
 
-/// Runs `logic` per device over `(tick, device, input)`; returns the reports (a collection)
-/// and the per-input scores.
-pub fn device_operator<'s, L: DeviceLogic>(
-    name: &str,
-    inputs: StreamVec<'s, u64, (u64, DeviceId, L::Input)>,
+struct HostedLogic<L: DeviceLogic> {
+    index: u32,
     logic: L,
-) -> (VecCollection<'s, u64, Anomaly>, StreamVec<'s, u64, EventScore>) {
-    let mut builder = OperatorBuilder::new(name.to_owned(), inputs.scope());
-    let exchange = Exchange::new(|(_, d, _): &(u64, DeviceId, L::Input)| d.hashed());
-    let mut input = builder.new_input(inputs, exchange);
-    let (mut reports_out, reports) = builder.new_output::<Vec<(Anomaly, u64, isize)>>();
-    let (mut scores_out, scores) = builder.new_output::<Vec<EventScore>>();
-    builder.build(move |initial: Vec<Capability<u64>>| {
-        let mut caps: Option<Vec<Capability<u64>>> = Some(initial);
-        let mut pending: BTreeMap<u64, Vec<(DeviceId, L::Input)>> = BTreeMap::new();
-        let mut wakeups: BTreeMap<u64, Vec<DeviceId>> = BTreeMap::new();
-        let mut slots: HashMap<DeviceId, Slot<L::State>> = HashMap::new();
-        let mut report_buf: Vec<(Anomaly, u64, isize)> = Vec::new();
-        let mut score_buf: Vec<EventScore> = Vec::new();
-        let mut group: Vec<L::Input> = Vec::new();
-        move |frontiers: &[MutableAntichain<u64>]| {
-            input.for_each(|_time, data| {
-                for (tick, device, item) in data.drain(..) {
-                    pending.entry(tick).or_default().push((device, item));
-                }
-            });
-            let Some(held) = caps.as_mut() else { return };
-            let upper = frontiers[0].frontier().first().copied();
-            let mut reports_session = reports_out.activate();
-            let mut scores_session = scores_out.activate();
-            loop {
-                let next_input = pending.keys().next().copied();
-                let next_wake = if upper.is_some() {
-                    wakeups.keys().next().copied()
-                } else {
-                    None
-                };
-                let Some(t) = [next_input, next_wake].into_iter().flatten().min() else {
-                    break;
-                };
-                if upper.is_some_and(|u| t >= u) {
-                    break;
-                }
-                let mut items = pending.remove(&t).unwrap_or_default();
-                let mut woken = wakeups.remove(&t).unwrap_or_default();
-                // Sorting a tick's items and wake-ups is the longest stretch without a poll.
-                poll::poll();
-                items.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| L::order(&a.1, &b.1)));
-                poll::poll();
-                woken.sort();
-                woken.dedup();
-                poll::poll();
-                // Devices with input, then woken devices without input, each once.
-                let mut i = 0;
-                let mut devices: Vec<(DeviceId, std::ops::Range<usize>)> = Vec::new();
-                while i < items.len() {
-                    let mut j = i + 1;
-                    while j < items.len() && items[j].0 == items[i].0 {
-                        j += 1;
-                    }
-                    devices.push((items[i].0.clone(), i..j));
-                    i = j;
-                }
-                let with_input = devices.len();
-                for d in woken {
-                    if devices[..with_input].binary_search_by(|(x, _)| x.cmp(&d)).is_err() {
-                        devices.push((d, 0..0));
-                    }
-                }
-                for (n, (device, range)) in devices.into_iter().enumerate() {
-                    // Waiting point queries are answered between devices.
-                    poll::poll_every(n, poll::every::DEVICES);
-                    group.clear();
-                    group.extend(items[range].iter().map(|(_, x)| x.clone()));
-                    let slot = slots.entry(device.clone()).or_insert_with(|| Slot {
-                        state: logic.new_state(),
-                        reported: None,
-                        wake: None,
-                    });
-                    if group.is_empty() && slot.wake != Some(t) {
-                        continue; // a stale wake-up
-                    }
-                    let step = logic.step(&mut slot.state, &device, t, &group, &mut score_buf);
-                    match (&slot.reported, step.report) {
-                        (None, Some(mut a)) => {
-                            a.tick = t;
-                            report_buf.push((a.clone(), t, 1));
-                            slot.reported = Some(a);
-                        }
-                        (Some(_), None) => {
-                            let old = slot.reported.take().expect("reported");
-                            report_buf.push((old, t, -1));
-                        }
-                        _ => {}
-                    }
-                    slot.wake = step.wake_at.filter(|&w| w > t);
-                    if let Some(w) = slot.wake {
-                        wakeups.entry(w).or_default().push(device);
-                    }
-                }
-                if !report_buf.is_empty() {
-                    reports_session.give(&held[0], &mut report_buf);
-                    report_buf.clear();
-                }
-                if !score_buf.is_empty() {
-                    scores_session.give(&held[1], &mut score_buf);
-                    score_buf.clear();
-                }
-            }
-            match upper {
-                None => {
-                    caps = None;
-                    pending.clear();
-                    wakeups.clear();
-                    slots.clear();
-                }
-                Some(u) => {
-                    let next = [pending.keys().next().copied(), wakeups.keys().next().copied()]
-                        .into_iter()
-                        .flatten()
-                        .min();
-                    let target = next.map_or(u, |n| n.min(u));
-                    for c in held.iter_mut() {
-                        if target > *c.time() {
-                            c.downgrade(&target);
-                        }
-                    }
-                }
-            }
-        }
-    });
-    (reports.as_collection(), scores)
+    /// Per device slot of the window operator (grown on demand).
+    slots: Vec<Option<Slot<L::State>>>,
+    inputs: Vec<L::Input>,
+    scores: Vec<EventScore>,
 }
 
-/// The accepted events as `(tick, device, event)`, the usual input of a [`DeviceLogic`].
-pub fn events_by_device<'s>(events: &StreamVec<'s, u64, (u64, Event)>) -> StreamVec<'s, u64, (u64, DeviceId, Event)> {
-    use timely::dataflow::operators::vec::Map;
-    events.clone().map(|(t, e)| (t, e.device.clone(), e))
+impl<L: DeviceLogic> Hosted for HostedLogic<L> {
+    fn step(&mut self, slot: u32, view: &DeviceTick<'_>, woken: bool, out: &mut HostOutput) -> Option<u64> {
+        self.inputs.clear();
+        self.logic.inputs(view, &mut self.inputs);
+        let i = slot as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        let t = view.tick;
+        if self.inputs.is_empty() {
+            // A wake-up; stale unless it is the one the device asked for last.
+            let asked = self.slots[i].as_ref().is_some_and(|s| s.wake == Some(t));
+            if !(woken && asked) {
+                return None;
+            }
+        }
+        if self.inputs.len() > 1 {
+            self.inputs.sort_by(L::order);
+        }
+        let logic = &self.logic;
+        let s = self.slots[i].get_or_insert_with(|| Slot {
+            state: logic.new_state(),
+            reported: None,
+            wake: None,
+        });
+        let step = logic.step(&mut s.state, view.device, t, &self.inputs, &mut self.scores);
+        match (&s.reported, step.report) {
+            (None, Some(mut a)) => {
+                a.tick = t;
+                out.reports.push(((self.index, a.clone()), t, 1));
+                s.reported = Some(a);
+            }
+            (Some(_), None) => {
+                let old = s.reported.take().expect("reported");
+                out.reports.push(((self.index, old), t, -1));
+            }
+            _ => {}
+        }
+        out.scores
+            .extend(self.scores.drain(..).map(|score| (self.index, score)));
+        s.wake = step.wake_at.filter(|&w| w > t);
+        s.wake
+    }
+}
+
+/// The logics registered with the host, in registration order.
+pub type HostedLogics = Rc<RefCell<Vec<Box<dyn Hosted>>>>;
+
+/// Where detectors register their per-device logic: the host's registry and its outputs.
+#[derive(Clone)]
+pub struct PerDevice<'s> {
+    logics: HostedLogics,
+    /// Every hosted logic's report changes, tagged with the logic's index.
+    reports: StreamVec<'s, u64, ((u32, Anomaly), u64, isize)>,
+    /// Every hosted logic's scores, tagged with the logic's index.
+    scores: StreamVec<'s, u64, (u32, EventScore)>,
+}
+
+impl<'s> PerDevice<'s> {
+    /// A registry feeding the host operator whose outputs are `reports` and `scores`.
+    pub fn new(
+        logics: HostedLogics,
+        reports: StreamVec<'s, u64, ((u32, Anomaly), u64, isize)>,
+        scores: StreamVec<'s, u64, (u32, EventScore)>,
+    ) -> Self {
+        PerDevice {
+            logics,
+            reports,
+            scores,
+        }
+    }
+
+    /// Runs `logic` on every device; returns its reports (a collection) and, when it scores
+    /// ([`DeviceLogic::SCORES`]), its per-input scores.
+    pub fn run<L: DeviceLogic>(
+        &self,
+        logic: L,
+    ) -> (VecCollection<'s, u64, Anomaly>, Option<StreamVec<'s, u64, EventScore>>) {
+        let index = {
+            let mut logics = self.logics.borrow_mut();
+            let index = logics.len() as u32;
+            logics.push(Box::new(HostedLogic {
+                index,
+                logic,
+                slots: Vec::new(),
+                inputs: Vec::new(),
+                scores: Vec::new(),
+            }));
+            index
+        };
+        let reports = self
+            .reports
+            .clone()
+            .filter(move |((i, _), _, _)| *i == index)
+            .map(|((_, a), t, r)| (a, t, r))
+            .as_collection();
+        let scores = L::SCORES.then(|| self.scores.clone().filter(move |(i, _)| *i == index).map(|(_, s)| s));
+        (reports, scores)
+    }
+}
+
+/// A rule that is a pure function of a device's window state: what holds for the device
+/// is `rule(device, state)`, re-evaluated whenever its state changes.
+pub struct StateRule<F>(pub F);
+
+impl<F> DeviceLogic for StateRule<F>
+where
+    F: Fn(&DeviceId, &DeviceState) -> Option<Anomaly> + 'static,
+{
+    type Input = DeviceState;
+    type State = ();
+
+    fn new_state(&self) {}
+
+    fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<DeviceState>) {
+        out.extend(tick.state.cloned());
+    }
+
+    fn order(_: &DeviceState, _: &DeviceState) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+
+    fn step(&self, _: &mut (), device: &DeviceId, _: u64, inputs: &[DeviceState], _: &mut Vec<EventScore>) -> Step {
+        Step {
+            report: inputs.last().and_then(|state| (self.0)(device, state)),
+            wake_at: None,
+        }
+    }
 }

@@ -24,7 +24,7 @@ use timely::dataflow::{Scope, StreamVec};
 pub use anomaly::{Anomaly, EventScore, Real, Severity};
 
 use crate::config::{Config, ConfigError, NetworkConfig};
-use crate::event::{DeviceId, Event};
+use crate::event::DeviceId;
 use crate::feature_store::FeatureTrace;
 use crate::features::FeatureLayout;
 use crate::model::rescore::DeviceScore;
@@ -81,11 +81,9 @@ pub struct DetectorContext<'s> {
     pub states: VecCollection<'s, u64, (DeviceId, DeviceState)>,
     /// The same, arranged by device (the feature store).
     pub arranged: Arranged<'s, FeatureTrace>,
-    /// Accepted events with the tick they land at, in no particular placement (exchange by
-    /// device before keeping per-device state).
-    pub events: StreamVec<'s, u64, (u64, Event)>,
-    /// Rejected records whose device could be read, at their tick.
-    pub rejects: VecCollection<'s, u64, DeviceId>,
+    /// Where per-device logic runs ([`keyed::DeviceLogic`]): inside the window operator,
+    /// with each device's events, state changes and rejected records of every tick.
+    pub per_device: keyed::PerDevice<'s>,
     pub windows: Arc<WindowLayout>,
     pub features: Arc<FeatureLayout>,
     /// Which destinations are internal (`[network]`).

@@ -9,7 +9,9 @@
 //! device of this worker. States stay where they are (the window operator already placed
 //! them by device); the tiny model collection is broadcast to every worker.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use compact_str::CompactString;
@@ -86,10 +88,10 @@ pub fn score_devices<'s>(
         .inner
         .binary_frontier(models, Pipeline, Pipeline, "KMeansScore", move |_cap, _info| {
             let mut pending: Pending = BTreeMap::new();
-            let mut devices: HashMap<DeviceId, DeviceState> = HashMap::new();
+            let mut devices: HashMap<DeviceId, DeviceState> = HashMap::default();
             let mut models: BTreeMap<Model, isize> = BTreeMap::new();
             let mut current: Option<Current> = None;
-            let mut emitted: HashMap<DeviceId, DeviceScore> = HashMap::new();
+            let mut emitted: HashMap<DeviceId, DeviceScore> = HashMap::default();
             let mut cap: Option<Capability<u64>> = None;
             move |(input1, frontier1), (input2, frontier2), output| {
                 input1.for_each_stamp(|time, data| {
@@ -129,7 +131,7 @@ pub fn score_devices<'s>(
                     let (mut state_changes, model_changes) = pending.remove(&t).expect("present");
                     // Retractions first, so a device's old state goes before its new one.
                     state_changes.sort_by_key(|(_, diff)| *diff);
-                    let mut touched: HashSet<DeviceId> = HashSet::new();
+                    let mut touched: HashSet<DeviceId> = HashSet::default();
                     for ((device, state), diff) in state_changes {
                         if diff < 0 {
                             if devices.get(&device) == Some(&state) {

@@ -50,7 +50,7 @@ pub fn live_states(trace: &mut FeatureTrace, at: u64, read: impl FnOnce(&[(&Devi
                     }
                 });
                 if count != 0 {
-                    entries.push((std::sync::Arc::as_ptr(&val.0) as usize, key, val, count));
+                    entries.push((val.address(), key, val, count));
                 }
                 // A long read: the worker's waiting point queries are answered meanwhile.
                 poll_every(seen, every::ENTRIES);

@@ -1,20 +1,27 @@
 //! The `window_stats` timely operator: per-device sliding windows for every device, driven
 //! by the input frontier, emitting a differential collection of `(device, DeviceWindows)`
-//! and the rows of closed tumbling windows.
+//! and the rows of closed tumbling windows — and the host of every detector's per-device
+//! logic ([`crate::detect::keyed`]): one exchange per event, all per-device work where the
+//! device's events already are.
 //!
 //! Invariants: events arrive exchanged by device hash (the same placement differential's
 //! arrangements use), each tagged with its tick, never below the stream's frontier. A tick is
 //! processed only once the input frontier has passed it, ticks in increasing order, and for
 //! each touched device expiries before insertions — so every emitted state is final and the
 //! accumulated output at `T` is `DeviceWindows(d, T)` for every device seen by `T`
-//! (`docs/semantics.md`). When the input is exhausted, the remaining open tumbling periods are
+//! (`docs/semantics.md`). After a tick's changes, each hosted logic steps every device that
+//! has inputs for it at that tick (its events in [`event_order`], its new state, its rejected
+//! records) or asked to be woken then, devices in slot order; rejected records arrive on a
+//! second input, exchanged by device like the events. When the input is exhausted, the remaining open tumbling periods are
 //! closed and written, but no collection change beyond the last event tick is emitted.
 //! Work is cut into slices of at most `[server] work_slice_us` (between items: an expiry, an
 //! event, a change, a row; a tick may span several activations): the worker answers queries
 //! between operator runs. The capabilities stay at the unfinished tick, so downstream sees a
 //! tick complete only once all of it was emitted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::time::{Duration, Instant};
 
 use differential_dataflow::hashable::Hashable;
@@ -27,6 +34,8 @@ use timely::progress::frontier::MutableAntichain;
 use super::sliding::{DeviceSlide, Obs};
 use super::stats::{DeviceState, DeviceWindows, WindowRow};
 use crate::config::{Config, NetworkConfig};
+use crate::detect::anomaly::{Anomaly, EventScore};
+use crate::detect::keyed::{event_order, DeviceTick, HostOutput, HostedLogics, PerDevice};
 use crate::event::{DeviceId, Event};
 
 /// A change of the window-stats collection: `((device, state), tick, diff)`.
@@ -99,6 +108,19 @@ struct TickWork {
     /// Rows: the tumbling window being written, and its devices in name order.
     period: usize,
     devices: Vec<u32>,
+    /// Detection: the tick's events by device slot (in event order within a device), the
+    /// slots of its rejected records (sorted), the woken `(slot, logic)` pairs (sorted),
+    /// the devices to step (sorted), and positions in the first three.
+    tick_events: Vec<(u32, Event)>,
+    /// After sorting, `tick_events` split: slots and events side by side.
+    event_slots: Vec<u32>,
+    sorted_events: Vec<Event>,
+    rejected: Vec<u32>,
+    woken: Vec<(u32, u32)>,
+    detect: Vec<u32>,
+    event_pos: usize,
+    reject_pos: usize,
+    woken_pos: usize,
 }
 
 /// The stages of a tick, in order.
@@ -107,6 +129,7 @@ enum Stage {
     Expiries,
     Insertions,
     Changes,
+    Detect,
     Rows,
 }
 
@@ -127,6 +150,14 @@ struct WindowState {
     /// Events held in device windows, and events waiting in `pending`.
     held: usize,
     pending_events: usize,
+    /// Devices with at least one event (slots also exist for devices seen only in rejects).
+    with_events: usize,
+    /// The hosted per-device logics, their rejected-record inputs by tick, and the
+    /// `(slot, logic)` pairs woken at a tick.
+    logics: HostedLogics,
+    pending_rejects: BTreeMap<u64, Vec<DeviceId>>,
+    logic_wakeups: BTreeMap<u64, Vec<(u32, u32)>>,
+    host_out: HostOutput,
 }
 
 /// What a window operator holds, for metrics (set by the operator, read by its worker).
@@ -138,11 +169,11 @@ pub struct WindowGauges {
 }
 
 impl WindowState {
-    fn new(spec: WindowSpec) -> Self {
+    fn new(spec: WindowSpec, logics: HostedLogics) -> Self {
         let periods = vec![BTreeMap::new(); spec.tumbling.len()];
         WindowState {
             spec,
-            index: HashMap::new(),
+            index: HashMap::default(),
             slots: Vec::new(),
             pending: BTreeMap::new(),
             wakeups: BTreeMap::new(),
@@ -151,11 +182,17 @@ impl WindowState {
             current: None,
             held: 0,
             pending_events: 0,
+            with_events: 0,
+            logics,
+            pending_rejects: BTreeMap::new(),
+            logic_wakeups: BTreeMap::new(),
+            host_out: HostOutput::default(),
         }
     }
 
-    /// The earliest tick with work to do.
-    fn next_tick(&self) -> Option<u64> {
+    /// The earliest tick with work to do (`running`: the input is not exhausted, so hosted
+    /// logics' wake-ups still count).
+    fn next_tick(&self, running: bool) -> Option<u64> {
         if let Some(work) = &self.current {
             return Some(work.now);
         }
@@ -166,10 +203,22 @@ impl WindowState {
             }
         };
         consider(self.wakeups.keys().next().copied());
+        consider(self.pending_rejects.keys().next().copied());
+        if running {
+            consider(self.logic_wakeups.keys().next().copied());
+        }
         for p in &self.periods {
             consider(p.keys().next().copied());
         }
         next
+    }
+
+    /// Whether nothing is left to do once the input is exhausted.
+    fn finished(&self) -> bool {
+        self.current.is_none()
+            && self.pending.is_empty()
+            && self.pending_rejects.is_empty()
+            && self.periods.iter().all(|p| p.is_empty())
     }
 
     fn slot_for(&mut self, name: &DeviceId) -> u32 {
@@ -234,15 +283,29 @@ impl WindowState {
                 let events = self.pending.remove(&now).unwrap_or_default();
                 self.pending_events -= events.len();
                 self.held += events.len();
+                let hosting = !self.logics.borrow().is_empty();
                 TickWork {
                     now,
                     emit,
                     stage: Stage::Expiries,
                     wakeups: self.wakeups.remove(&now).unwrap_or_default(),
+                    tick_events: if hosting {
+                        Vec::with_capacity(events.len())
+                    } else {
+                        Vec::new()
+                    },
                     events: events.into_iter(),
                     pos: 0,
                     period: 0,
                     devices: Vec::new(),
+                    event_slots: Vec::new(),
+                    sorted_events: Vec::new(),
+                    rejected: Vec::new(),
+                    woken: Vec::new(),
+                    detect: Vec::new(),
+                    event_pos: 0,
+                    reject_pos: 0,
+                    woken_pos: 0,
                 }
             }
         };
@@ -276,8 +339,12 @@ impl WindowState {
                     work.pos = 0;
                 }
                 Stage::Insertions => {
-                    for event in work.events.by_ref() {
-                        self.insert(now, event);
+                    let keep = work.tick_events.capacity() > 0;
+                    while let Some(event) = work.events.next() {
+                        let i = self.insert(now, &event);
+                        if keep {
+                            work.tick_events.push((i, event));
+                        }
                         checkpoint!(self, work);
                     }
                     work.stage = if work.emit { Stage::Changes } else { Stage::Rows };
@@ -288,8 +355,18 @@ impl WindowState {
                         self.emit_change(self.touched[work.pos], now, out);
                         checkpoint!(self, work);
                     }
+                    work.stage = Stage::Detect;
+                    work.pos = 0;
+                    self.prepare_detect(&mut work);
+                }
+                Stage::Detect => {
+                    while work.pos < work.detect.len() {
+                        self.detect_device(&mut work);
+                        checkpoint!(self, work);
+                    }
                     work.stage = Stage::Rows;
                     work.pos = 0;
+                    work.sorted_events = Vec::new();
                 }
                 Stage::Rows => {
                     while work.period < self.spec.tumbling.len() {
@@ -333,8 +410,77 @@ impl WindowState {
         slot.emitted = Some(state);
     }
 
-    /// Inserts `event` at tick `now` into its device's windows.
-    fn insert(&mut self, now: u64, event: Event) {
+    /// The devices the hosted logics step at `work.now`: every touched device (its state
+    /// changed), every device with rejected records there, every woken device.
+    fn prepare_detect(&mut self, work: &mut TickWork) {
+        let now = work.now;
+        let rejects = self.pending_rejects.remove(&now).unwrap_or_default();
+        if self.logics.borrow().is_empty() {
+            return;
+        }
+        let mut rejected: Vec<u32> = rejects.iter().map(|d| self.slot_for(d)).collect();
+        rejected.sort_unstable();
+        let mut woken = self.logic_wakeups.remove(&now).unwrap_or_default();
+        woken.sort_unstable();
+        woken.dedup();
+        crate::query::poll();
+        work.tick_events
+            .sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| event_order(x, y)));
+        crate::query::poll();
+        (work.event_slots, work.sorted_events) = std::mem::take(&mut work.tick_events).into_iter().unzip();
+        let mut detect: Vec<u32> = self.touched.clone();
+        detect.extend_from_slice(&rejected);
+        detect.extend(woken.iter().map(|&(i, _)| i));
+        detect.sort_unstable();
+        detect.dedup();
+        work.rejected = rejected;
+        work.woken = woken;
+        work.detect = detect;
+    }
+
+    /// Steps device `work.detect[work.pos]` with every hosted logic.
+    fn detect_device(&mut self, work: &mut TickWork) {
+        let i = work.detect[work.pos];
+        let now = work.now;
+        let from = work.event_pos;
+        while work.event_pos < work.event_slots.len() && work.event_slots[work.event_pos] == i {
+            work.event_pos += 1;
+        }
+        let mut rejects = 0u32;
+        while work.reject_pos < work.rejected.len() && work.rejected[work.reject_pos] == i {
+            work.reject_pos += 1;
+            rejects += 1;
+        }
+        let woken_from = work.woken_pos;
+        while work.woken_pos < work.woken.len() && work.woken[work.woken_pos].0 == i {
+            work.woken_pos += 1;
+        }
+        let slot = &self.slots[i as usize];
+        let view = DeviceTick {
+            device: &slot.name,
+            tick: now,
+            // The events of one device are contiguous: the view borrows them in place.
+            events: &work.sorted_events[from..work.event_pos],
+            state: if slot.processed == now {
+                slot.emitted.as_ref()
+            } else {
+                None
+            },
+            rejects,
+        };
+        let mut logics = self.logics.borrow_mut();
+        for (k, logic) in logics.iter_mut().enumerate() {
+            let woken = work.woken[woken_from..work.woken_pos]
+                .iter()
+                .any(|&(_, l)| l == k as u32);
+            if let Some(w) = logic.step(i, &view, woken, &mut self.host_out) {
+                self.logic_wakeups.entry(w).or_default().push((i, k as u32));
+            }
+        }
+    }
+
+    /// Inserts `event` at tick `now` into its device's windows; returns the device's slot.
+    fn insert(&mut self, now: u64, event: &Event) -> u32 {
         let i = self.slot_for(&event.device);
         self.touch(i, now);
         let external = event.dst_ip.0 != 0 && self.spec.network.is_external(event.dst_ip);
@@ -351,6 +497,9 @@ impl WindowState {
         let slot = &mut self.slots[i as usize];
         slot.slide.insert(obs);
         slot.last_seen_ms = slot.last_seen_ms.max(event.ts_ms);
+        if slot.latest_tick.is_none() {
+            self.with_events += 1;
+        }
         if slot.latest_tick != Some(now) {
             slot.latest_tick = Some(now);
             for &len in &self.spec.lens {
@@ -365,6 +514,7 @@ impl WindowState {
                 }
             }
         }
+        i
     }
 
     /// The row of device `i`'s tumbling window number `k`, closing at `now`.
@@ -383,30 +533,44 @@ impl WindowState {
         }
     }
 
-    /// Number of devices this worker maintains.
+    /// Number of devices with events this worker maintains.
     fn devices(&self) -> usize {
-        self.slots.len()
+        self.with_events
     }
 }
 
-/// Builds the operator over a stream of `(tick, event)`; returns the collection changes and
-/// the closed tumbling rows.
+/// What the window operator produces: the window-stats collection's changes, the closed
+/// tumbling rows, and the registry where detectors add per-device logic (whose reports and
+/// scores come out of the same operator).
+pub struct WindowOutputs<'s> {
+    pub changes: StreamVec<'s, u64, WindowChange>,
+    pub rows: StreamVec<'s, u64, WindowRow>,
+    pub per_device: PerDevice<'s>,
+}
+
+/// Builds the operator over a stream of `(tick, event)` and the devices of rejected records
+/// (`(device, tick, count)`, as the reject input sends them).
 pub fn window_stats<'s>(
     events: StreamVec<'s, u64, (u64, Event)>,
+    rejects: StreamVec<'s, u64, (DeviceId, u64, isize)>,
     spec: WindowSpec,
     gauges: std::rc::Rc<WindowGauges>,
-) -> (StreamVec<'s, u64, WindowChange>, StreamVec<'s, u64, WindowRow>) {
+) -> WindowOutputs<'s> {
     let scope = events.scope();
     let mut builder = OperatorBuilder::new("WindowStats".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
-    let exchange = Exchange::new(|(_, e): &(u64, Event)| e.device.hashed());
-    let mut input = builder.new_input(events, exchange);
+    let mut input = builder.new_input(events, Exchange::new(|(_, e): &(u64, Event)| e.device.hashed()));
+    let mut reject_input = builder.new_input(rejects, Exchange::new(|(d, _, _): &(DeviceId, u64, isize)| d.hashed()));
     let (mut changes_out, changes) = builder.new_output::<Vec<WindowChange>>();
     let (mut rows_out, rows) = builder.new_output::<Vec<WindowRow>>();
+    let (mut reports_out, reports) = builder.new_output::<Vec<((u32, Anomaly), u64, isize)>>();
+    let (mut scores_out, scores) = builder.new_output::<Vec<(u32, EventScore)>>();
+    let logics = HostedLogics::default();
+    let per_device = PerDevice::new(logics.clone(), reports, scores);
     builder.build(move |initial: Vec<Capability<u64>>| {
-        // One capability per output, held at the earliest time either may still emit.
+        // One capability per output, held at the earliest time any may still emit.
         let mut caps: Option<Vec<Capability<u64>>> = Some(initial);
-        let mut state = WindowState::new(spec);
+        let mut state = WindowState::new(spec, logics);
         let mut changes_buf = Vec::new();
         let mut rows_buf = Vec::new();
         move |frontiers: &[MutableAntichain<u64>]| {
@@ -416,28 +580,33 @@ pub fn window_stats<'s>(
                     state.pending.entry(tick).or_default().push(event);
                 }
             });
+            reject_input.for_each(|_time, data| {
+                for (device, tick, count) in data.drain(..) {
+                    let at = state.pending_rejects.entry(tick).or_default();
+                    for _ in 0..count.max(0) {
+                        at.push(device.clone());
+                    }
+                }
+            });
             let Some(held) = caps.as_mut() else { return };
-            let upper = frontiers[0].frontier().first().copied();
+            let upper = frontiers.iter().filter_map(|f| f.frontier().first().copied()).min();
             // Sessions flush the (exchange) pushers when dropped, at the end of this call.
             let mut changes_session = changes_out.activate();
             let mut rows_session = rows_out.activate();
+            let mut reports_session = reports_out.activate();
+            let mut scores_session = scores_out.activate();
             let deadline = state.spec.work_slice.map(|slice| Instant::now() + slice);
             let mut yielded = false;
-            while let Some(t) = state.next_tick() {
+            while let Some(t) = state.next_tick(upper.is_some()) {
                 match upper {
                     Some(u) if t >= u => break,
                     // A tick cut short keeps its rows in `current` (its period is already taken out
                     // of `periods`): it is finished before the operator lets go.
-                    None if state.current.is_none()
-                        && state.pending.is_empty()
-                        && state.periods.iter().all(|p| p.is_empty()) =>
-                    {
-                        break
-                    }
+                    None if state.finished() => break,
                     _ => {}
                 }
                 // Once the input is exhausted only the tumbling periods are still written.
-                let emit = upper.is_some() || !state.pending.is_empty();
+                let emit = upper.is_some() || !state.pending.is_empty() || !state.pending_rejects.is_empty();
                 let done = state.process_tick(t, emit, &mut changes_buf, &mut rows_buf, deadline);
                 if !changes_buf.is_empty() {
                     changes_session.give(&held[0], &mut changes_buf);
@@ -446,6 +615,14 @@ pub fn window_stats<'s>(
                 if !rows_buf.is_empty() {
                     rows_session.give(&held[1], &mut rows_buf);
                     rows_buf.clear();
+                }
+                if !state.host_out.reports.is_empty() {
+                    reports_session.give(&held[2], &mut state.host_out.reports);
+                    state.host_out.reports.clear();
+                }
+                if !state.host_out.scores.is_empty() {
+                    scores_session.give(&held[3], &mut state.host_out.scores);
+                    state.host_out.scores.clear();
                 }
                 // Bounded work per activation: the worker answers queries between operator
                 // runs, so after the work slice the rest waits for the next run.
@@ -461,10 +638,10 @@ pub fn window_stats<'s>(
                 None if yielded => {}
                 None => {
                     caps = None;
-                    state = WindowState::new(state.spec.clone());
+                    state = WindowState::new(state.spec.clone(), state.logics.clone());
                 }
                 Some(u) => {
-                    let target = state.next_tick().map_or(u, |n| n.min(u));
+                    let target = state.next_tick(true).map_or(u, |n| n.min(u));
                     for c in held.iter_mut() {
                         if target > *c.time() {
                             c.downgrade(&target);
@@ -474,7 +651,11 @@ pub fn window_stats<'s>(
             }
         }
     });
-    (changes, rows)
+    WindowOutputs {
+        changes,
+        rows,
+        per_device,
+    }
 }
 
 #[cfg(test)]
@@ -501,7 +682,7 @@ mod tests {
     /// Runs every tick to the end, each call with `deadline`; returns the changes, the rows
     /// and how many calls it took.
     fn drain(spec: &WindowSpec, deadline: impl Fn() -> Option<Instant>) -> (Vec<WindowChange>, Vec<WindowRow>, usize) {
-        let mut state = WindowState::new(spec.clone());
+        let mut state = WindowState::new(spec.clone(), HostedLogics::default());
         for i in 0..3_000i64 {
             let device = format!("d{}", i % 301);
             let ts = i * 10;
@@ -514,7 +695,7 @@ mod tests {
                 .push(event(&device, ts, (i % 11) as f64));
         }
         let (mut changes, mut rows, mut calls) = (Vec::new(), Vec::new(), 0);
-        while let Some(t) = state.next_tick() {
+        while let Some(t) = state.next_tick(true) {
             assert!(t < 10_000, "ticks end");
             calls += 1;
             state.process_tick(t, true, &mut changes, &mut rows, deadline());

@@ -9,7 +9,9 @@
 //! with its destination at its tick, and only that event's expiry can remove the
 //! destination. Min/max use monotonic queues of (sequence number, reading).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 
 use super::stats::{quantize, WindowStats};
 
@@ -94,8 +96,8 @@ impl DeviceSlide {
                     ..Default::default()
                 })
                 .collect(),
-            dst_last: HashMap::new(),
-            port_last: HashMap::new(),
+            dst_last: HashMap::default(),
+            port_last: HashMap::default(),
         }
     }
 

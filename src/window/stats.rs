@@ -218,29 +218,73 @@ struct RowJson<'a> {
     window_start_ms: i64,
 }
 
-/// A device's state as shared in the dataflow: cheap to clone, and compared by pointer
-/// before content (the retraction of a state is usually the very allocation that was
-/// inserted, so consolidation rarely reads the windows).
+/// A device's state as shared in the dataflow: cheap to clone, and ordered by a content
+/// fingerprint before content. Arrangements sort and merge states all the time, and the
+/// retraction of a state is usually the very allocation that was inserted, so equality is
+/// decided by pointer first, and otherwise by the fingerprint (one 64-bit compare, no pointer
+/// chase) unless two fingerprints are equal. The fingerprint is a fixed function of the
+/// content (FNV-1a over the fields), the same in every process, and travels with the state.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DeviceState(pub std::sync::Arc<DeviceWindows>);
+pub struct DeviceState {
+    fingerprint: u64,
+    windows: std::sync::Arc<DeviceWindows>,
+}
 
 impl DeviceState {
     pub fn new(windows: DeviceWindows) -> Self {
-        DeviceState(std::sync::Arc::new(windows))
+        DeviceState {
+            fingerprint: fingerprint(&windows),
+            windows: std::sync::Arc::new(windows),
+        }
     }
+
+    /// The address of the shared content: equal for clones of one state.
+    pub fn address(&self) -> usize {
+        std::sync::Arc::as_ptr(&self.windows) as usize
+    }
+}
+
+/// FNV-1a over every field of `w` (a fixed function: it must agree across processes).
+fn fingerprint(w: &DeviceWindows) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |x: u64| {
+        h = (h ^ x).wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    mix(w.last_seen_ms as u64);
+    for s in &w.windows {
+        for x in [
+            s.count,
+            s.bytes_out,
+            s.bytes_in,
+            s.packets,
+            s.bytes_out_external,
+            u64::from(s.distinct_dst) << 32 | u64::from(s.distinct_ports),
+            s.value_count,
+            s.value_invalid,
+            s.value_sum as u64,
+            (s.value_sum >> 64) as u64,
+            s.value_sumsq as u64,
+            (s.value_sumsq >> 64) as u64,
+            s.value_min.map_or(u64::MAX, |v| v as u64),
+            s.value_max.map_or(u64::MAX, |v| v as u64),
+        ] {
+            mix(x);
+        }
+    }
+    h
 }
 
 impl std::ops::Deref for DeviceState {
     type Target = DeviceWindows;
     fn deref(&self) -> &DeviceWindows {
-        &self.0
+        &self.windows
     }
 }
 
 impl PartialEq for DeviceState {
     fn eq(&self, other: &Self) -> bool {
-        std::sync::Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+        std::sync::Arc::ptr_eq(&self.windows, &other.windows)
+            || (self.fingerprint == other.fingerprint && *self.windows == *other.windows)
     }
 }
 
@@ -254,16 +298,18 @@ impl PartialOrd for DeviceState {
 
 impl Ord for DeviceState {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        if std::sync::Arc::ptr_eq(&self.0, &other.0) {
+        if std::sync::Arc::ptr_eq(&self.windows, &other.windows) {
             std::cmp::Ordering::Equal
         } else {
-            self.0.cmp(&other.0)
+            self.fingerprint
+                .cmp(&other.fingerprint)
+                .then_with(|| self.windows.cmp(&other.windows))
         }
     }
 }
 
 impl std::hash::Hash for DeviceState {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state)
+        self.fingerprint.hash(state)
     }
 }
