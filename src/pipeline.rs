@@ -268,7 +268,11 @@ fn run_input(
             scope,
             states: changes,
             arranged: arranged.clone(),
-            per_device: windows.per_device,
+            per_device: {
+                let mut per_device = windows.per_device;
+                per_device.want_scores(sink.borrow().wants_scores());
+                per_device
+            },
             windows: Arc::new(WindowLayout::new(config)),
             features: Arc::new(FeatureLayout::new(config)),
             network: Arc::new(config.network.clone()),

@@ -121,13 +121,17 @@ pub trait Hosted {
 
 struct Slot<S> {
     state: S,
-    reported: Option<Anomaly>,
+    /// Boxed: most devices never have a report, and an inline anomaly would cost every
+    /// device of every logic its size.
+    reported: Option<Box<Anomaly>>,
     wake: Option<u64>,
 }
 
 struct HostedLogic<L: DeviceLogic> {
     index: u32,
     logic: L,
+    /// Whether its scores leave the operator (someone writes them).
+    ship_scores: bool,
     /// Per device slot of the window operator (grown on demand).
     slots: Vec<Option<Slot<L::State>>>,
     inputs: Vec<L::Input>,
@@ -164,16 +168,20 @@ impl<L: DeviceLogic> Hosted for HostedLogic<L> {
             (None, Some(mut a)) => {
                 a.tick = t;
                 out.reports.push(((self.index, a.clone()), t, 1));
-                s.reported = Some(a);
+                s.reported = Some(Box::new(a));
             }
             (Some(_), None) => {
                 let old = s.reported.take().expect("reported");
-                out.reports.push(((self.index, old), t, -1));
+                out.reports.push(((self.index, *old), t, -1));
             }
             _ => {}
         }
-        out.scores
-            .extend(self.scores.drain(..).map(|score| (self.index, score)));
+        if self.ship_scores {
+            out.scores
+                .extend(self.scores.drain(..).map(|score| (self.index, score)));
+        } else {
+            self.scores.clear();
+        }
         s.wake = step.wake_at.filter(|&w| w > t);
         s.wake
     }
@@ -186,6 +194,8 @@ pub type HostedLogics = Rc<RefCell<Vec<Box<dyn Hosted>>>>;
 #[derive(Clone)]
 pub struct PerDevice<'s> {
     logics: HostedLogics,
+    /// Whether per-input scores are written anywhere.
+    scores_wanted: bool,
     /// Every hosted logic's report changes, tagged with the logic's index.
     reports: StreamVec<'s, u64, ((u32, Anomaly), u64, isize)>,
     /// Every hosted logic's scores, tagged with the logic's index.
@@ -201,13 +211,20 @@ impl<'s> PerDevice<'s> {
     ) -> Self {
         PerDevice {
             logics,
+            scores_wanted: true,
             reports,
             scores,
         }
     }
 
+    /// Whether per-input scores are written anywhere (when not, [`PerDevice::run`] returns
+    /// none and the host drops them where they are made).
+    pub fn want_scores(&mut self, wanted: bool) {
+        self.scores_wanted = wanted;
+    }
+
     /// Runs `logic` on every device; returns its reports (a collection) and, when it scores
-    /// ([`DeviceLogic::SCORES`]), its per-input scores.
+    /// ([`DeviceLogic::SCORES`]) and scores are wanted, its per-input scores.
     pub fn run<L: DeviceLogic>(
         &self,
         logic: L,
@@ -218,6 +235,7 @@ impl<'s> PerDevice<'s> {
             logics.push(Box::new(HostedLogic {
                 index,
                 logic,
+                ship_scores: L::SCORES && self.scores_wanted,
                 slots: Vec::new(),
                 inputs: Vec::new(),
                 scores: Vec::new(),
@@ -230,7 +248,8 @@ impl<'s> PerDevice<'s> {
             .filter(move |((i, _), _, _)| *i == index)
             .map(|((_, a), t, r)| (a, t, r))
             .as_collection();
-        let scores = L::SCORES.then(|| self.scores.clone().filter(move |(i, _)| *i == index).map(|(_, s)| s));
+        let scores = (L::SCORES && self.scores_wanted)
+            .then(|| self.scores.clone().filter(move |(i, _)| *i == index).map(|(_, s)| s));
         (reports, scores)
     }
 }

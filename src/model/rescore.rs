@@ -131,6 +131,9 @@ pub fn score_devices<'s>(
                     let (mut state_changes, model_changes) = pending.remove(&t).expect("present");
                     // Retractions first, so a device's old state goes before its new one.
                     state_changes.sort_by_key(|(_, diff)| *diff);
+                    // Without a model (and none arriving) nothing is scored: only the states
+                    // are kept, for the first model.
+                    let scoring = current.is_some() || !model_changes.is_empty();
                     let mut touched: HashSet<DeviceId> = HashSet::default();
                     for ((device, state), diff) in state_changes {
                         if diff < 0 {
@@ -140,7 +143,9 @@ pub fn score_devices<'s>(
                         } else {
                             devices.insert(device.clone(), state);
                         }
-                        touched.insert(device);
+                        if scoring {
+                            touched.insert(device);
+                        }
                     }
                     let model_changed = !model_changes.is_empty();
                     for (m, diff) in model_changes {

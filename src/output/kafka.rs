@@ -287,6 +287,11 @@ impl WorkerSink for KafkaSink {
         }
     }
 
+    /// Per-event scores are a file output (`--scores-out`); no topic carries them.
+    fn wants_scores(&self) -> bool {
+        false
+    }
+
     fn wants_changes(&self) -> bool {
         self.every > 0
     }

@@ -34,6 +34,11 @@ pub trait WorkerSink {
     fn wants_changes(&self) -> bool {
         false
     }
+    /// Whether [`WorkerSink::scores`] should be fed (detectors skip shipping per-event
+    /// scores nobody writes).
+    fn wants_scores(&self) -> bool {
+        true
+    }
     /// Called before the source commits what the outputs so far make final: sinks that
     /// deliver elsewhere (Kafka) await delivery here; returns the first error met.
     fn flush(&mut self) -> std::io::Result<()> {
@@ -50,6 +55,9 @@ pub type SinkFactory = Arc<dyn Fn(usize) -> Box<dyn WorkerSink> + Send + Sync>;
 pub struct NullSink;
 
 impl WorkerSink for NullSink {
+    fn wants_scores(&self) -> bool {
+        false
+    }
     fn rows(&mut self, _rows: &[WindowRow]) {}
     fn reject(&mut self, _reject: Reject) {}
     fn features(&mut self, _as_of_tick: u64, _last: bool, _states: &[(DeviceId, DeviceState)]) {}
