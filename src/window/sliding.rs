@@ -15,23 +15,32 @@ use foldhash::HashMap;
 
 use super::stats::{quantize, WindowStats};
 
-/// What the window keeps of one event.
+/// What the window keeps of one event: 64 bytes (every held event of every device is one,
+/// so its size is most of the engine's memory per device).
 #[derive(Clone, Copy, Debug)]
 pub struct Obs {
     pub tick: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
     pub packets: u64,
-    pub external: bool,
-    /// Destination address (0 = absent).
-    pub dst: u128,
+    /// Destination address (0 = absent), as two halves: a `u128` field would align the
+    /// record to 16 bytes and make it 80.
+    dst_hi: u64,
+    dst_lo: u64,
+    /// Reading in micro-units, or [`ABSENT`] / [`INVALID`] (quantized readings are within
+    /// ±1e15, far from both).
+    value: i64,
     /// Destination port (0 = absent).
     pub port: u16,
-    /// Reading: `Some(Some(q))` valid, `Some(None)` invalid, `None` absent.
-    pub value: Option<Option<i64>>,
+    pub external: bool,
     dst_first: bool,
     port_first: bool,
 }
+
+/// `Obs::value` of an event without a reading.
+const ABSENT: i64 = i64::MIN;
+/// `Obs::value` of an invalid reading (NaN, infinite, beyond the limit).
+const INVALID: i64 = i64::MIN + 1;
 
 impl Obs {
     /// The fields of an event that windows keep (positional: this is the hot path).
@@ -52,11 +61,30 @@ impl Obs {
             bytes_in,
             packets,
             external,
-            dst,
+            dst_hi: (dst >> 64) as u64,
+            dst_lo: dst as u64,
             port,
-            value: value.map(quantize),
+            value: match value.map(quantize) {
+                None => ABSENT,
+                Some(None) => INVALID,
+                Some(Some(q)) => q,
+            },
             dst_first: false,
             port_first: false,
+        }
+    }
+
+    /// Destination address (0 = absent).
+    pub fn dst(&self) -> u128 {
+        (u128::from(self.dst_hi) << 64) | u128::from(self.dst_lo)
+    }
+
+    /// Reading: `Some(Some(q))` valid, `Some(None)` invalid, `None` absent.
+    pub fn value(&self) -> Option<Option<i64>> {
+        match self.value {
+            ABSENT => None,
+            INVALID => Some(None),
+            q => Some(Some(q)),
         }
     }
 }
@@ -116,10 +144,10 @@ impl DeviceSlide {
                     break;
                 }
                 remove(&mut w.stats, &obs);
-                if obs.dst != 0 && obs.dst_first && self.dst_last.get(&obs.dst) == Some(&obs.tick) {
+                if obs.dst() != 0 && obs.dst_first && self.dst_last.get(&obs.dst()) == Some(&obs.tick) {
                     w.stats.distinct_dst -= 1;
                     if wi == longest {
-                        self.dst_last.remove(&obs.dst);
+                        self.dst_last.remove(&obs.dst());
                     }
                 }
                 if obs.port != 0 && obs.port_first && self.port_last.get(&obs.port) == Some(&obs.tick) {
@@ -150,8 +178,8 @@ impl DeviceSlide {
     pub fn insert(&mut self, mut obs: Obs) {
         let now = obs.tick;
         let seq = self.next_seq();
-        let dst_prev = if obs.dst != 0 {
-            self.dst_last.insert(obs.dst, now)
+        let dst_prev = if obs.dst() != 0 {
+            self.dst_last.insert(obs.dst(), now)
         } else {
             Some(now)
         };
@@ -170,7 +198,7 @@ impl DeviceSlide {
             if obs.port_first && port_prev.is_none_or(|l| l + w.len <= now) {
                 w.stats.distinct_ports += 1;
             }
-            if let Some(Some(q)) = obs.value {
+            if let Some(Some(q)) = obs.value() {
                 while w.min_q.back().is_some_and(|&(_, v)| v >= q) {
                     w.min_q.pop_back();
                 }
@@ -215,7 +243,7 @@ fn add(s: &mut WindowStats, o: &Obs) {
     if o.external {
         s.bytes_out_external += o.bytes_out;
     }
-    match o.value {
+    match o.value() {
         Some(Some(q)) => {
             s.value_count += 1;
             s.value_sum += q as i128;
@@ -234,7 +262,7 @@ fn remove(s: &mut WindowStats, o: &Obs) {
     if o.external {
         s.bytes_out_external -= o.bytes_out;
     }
-    match o.value {
+    match o.value() {
         Some(Some(q)) => {
             s.value_count -= 1;
             s.value_sum -= q as i128;
@@ -248,6 +276,15 @@ fn remove(s: &mut WindowStats, o: &Obs) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_observation_is_64_bytes_and_round_trips() {
+        assert_eq!(std::mem::size_of::<Obs>(), 64);
+        let o = Obs::new(7, 1, 2, 3, true, u128::MAX - 5, 443, Some(-2.5));
+        assert_eq!((o.dst(), o.value()), (u128::MAX - 5, Some(Some(-2_500_000))));
+        assert_eq!(Obs::new(7, 1, 2, 3, false, 0, 0, None).value(), None);
+        assert_eq!(Obs::new(7, 1, 2, 3, false, 0, 0, Some(f64::NAN)).value(), Some(None));
+    }
 
     fn obs(tick: u64, dst: u128, port: u16, value: Option<f64>) -> Obs {
         Obs::new(tick, 10, 1, 1, dst > 100, dst, port, value)
