@@ -4,6 +4,7 @@
 //! Invariant: the operator's output, accumulated up to tick `T`, equals
 //! `{ (device, DeviceWindows(device, T)) }` as defined in `docs/semantics.md`.
 
+mod detect_work;
 pub mod operator;
 pub mod sliding;
 pub mod stats;

@@ -31,11 +31,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 
+use super::detect_work::DetectWork;
 use super::sliding::{DeviceSlide, Obs};
 use super::stats::{DeviceState, DeviceWindows, WindowRow};
 use crate::config::{Config, NetworkConfig};
 use crate::detect::anomaly::{Anomaly, EventScore};
-use crate::detect::keyed::{event_order, DeviceTick, HostOutput, HostedLogics, PerDevice};
+use crate::detect::keyed::{DeviceTick, HostOutput, HostedLogics, PerDevice};
 use crate::event::{DeviceId, Event};
 
 /// A change of the window-stats collection: `((device, state), tick, diff)`.
@@ -108,19 +109,8 @@ struct TickWork {
     /// Rows: the tumbling window being written, and its devices in name order.
     period: usize,
     devices: Vec<u32>,
-    /// Detection: the tick's events by device slot (in event order within a device), the
-    /// slots of its rejected records (sorted), the woken `(slot, logic)` pairs (sorted),
-    /// the devices to step (sorted), and positions in the first three.
-    tick_events: Vec<(u32, Event)>,
-    /// After sorting, `tick_events` split: slots and events side by side.
-    event_slots: Vec<u32>,
-    sorted_events: Vec<Event>,
-    rejected: Vec<u32>,
-    woken: Vec<(u32, u32)>,
-    detect: Vec<u32>,
-    event_pos: usize,
-    reject_pos: usize,
-    woken_pos: usize,
+    /// Detection: the devices the hosted logics step, and what each did at the tick.
+    detect: DetectWork,
 }
 
 /// The stages of a tick, in order.
@@ -283,29 +273,17 @@ impl WindowState {
                 let events = self.pending.remove(&now).unwrap_or_default();
                 self.pending_events -= events.len();
                 self.held += events.len();
-                let hosting = !self.logics.borrow().is_empty();
+                let detect = DetectWork::new(!self.logics.borrow().is_empty(), events.len());
                 TickWork {
                     now,
                     emit,
                     stage: Stage::Expiries,
                     wakeups: self.wakeups.remove(&now).unwrap_or_default(),
-                    tick_events: if hosting {
-                        Vec::with_capacity(events.len())
-                    } else {
-                        Vec::new()
-                    },
                     events: events.into_iter(),
                     pos: 0,
                     period: 0,
                     devices: Vec::new(),
-                    event_slots: Vec::new(),
-                    sorted_events: Vec::new(),
-                    rejected: Vec::new(),
-                    woken: Vec::new(),
-                    detect: Vec::new(),
-                    event_pos: 0,
-                    reject_pos: 0,
-                    woken_pos: 0,
+                    detect,
                 }
             }
         };
@@ -339,12 +317,9 @@ impl WindowState {
                     work.pos = 0;
                 }
                 Stage::Insertions => {
-                    let keep = work.tick_events.capacity() > 0;
                     while let Some(event) = work.events.next() {
                         let i = self.insert(now, &event);
-                        if keep {
-                            work.tick_events.push((i, event));
-                        }
+                        work.detect.keep(i, event);
                         checkpoint!(self, work);
                     }
                     work.stage = if work.emit { Stage::Changes } else { Stage::Rows };
@@ -360,13 +335,13 @@ impl WindowState {
                     self.prepare_detect(&mut work);
                 }
                 Stage::Detect => {
-                    while work.pos < work.detect.len() {
+                    while !work.detect.done() {
                         self.detect_device(&mut work);
                         checkpoint!(self, work);
                     }
                     work.stage = Stage::Rows;
                     work.pos = 0;
-                    work.sorted_events = Vec::new();
+                    work.detect.finish();
                 }
                 Stage::Rows => {
                     while work.period < self.spec.tumbling.len() {
@@ -410,69 +385,39 @@ impl WindowState {
         slot.emitted = Some(state);
     }
 
-    /// The devices the hosted logics step at `work.now`: every touched device (its state
-    /// changed), every device with rejected records there, every woken device.
+    /// Lists the devices the hosted logics step at `work.now`: every touched device (its
+    /// state changed), every device with rejected records there, every woken device.
     fn prepare_detect(&mut self, work: &mut TickWork) {
-        let now = work.now;
-        let rejects = self.pending_rejects.remove(&now).unwrap_or_default();
-        if self.logics.borrow().is_empty() {
+        let rejects = self.pending_rejects.remove(&work.now).unwrap_or_default();
+        if !work.detect.hosting {
             return;
         }
-        let mut rejected: Vec<u32> = rejects.iter().map(|d| self.slot_for(d)).collect();
-        rejected.sort_unstable();
-        let mut woken = self.logic_wakeups.remove(&now).unwrap_or_default();
-        woken.sort_unstable();
-        woken.dedup();
-        crate::query::poll();
-        work.tick_events
-            .sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| event_order(x, y)));
-        crate::query::poll();
-        (work.event_slots, work.sorted_events) = std::mem::take(&mut work.tick_events).into_iter().unzip();
-        let mut detect: Vec<u32> = self.touched.clone();
-        detect.extend_from_slice(&rejected);
-        detect.extend(woken.iter().map(|&(i, _)| i));
-        detect.sort_unstable();
-        detect.dedup();
-        work.rejected = rejected;
-        work.woken = woken;
-        work.detect = detect;
+        let rejected: Vec<u32> = rejects.iter().map(|d| self.slot_for(d)).collect();
+        let woken = self.logic_wakeups.remove(&work.now).unwrap_or_default();
+        work.detect.prepare(&self.touched, rejected, woken, crate::query::poll);
     }
 
-    /// Steps device `work.detect[work.pos]` with every hosted logic.
+    /// Steps the next device of the detection stage with every hosted logic.
     fn detect_device(&mut self, work: &mut TickWork) {
-        let i = work.detect[work.pos];
+        let inputs = work.detect.next();
+        let i = inputs.slot;
         let now = work.now;
-        let from = work.event_pos;
-        while work.event_pos < work.event_slots.len() && work.event_slots[work.event_pos] == i {
-            work.event_pos += 1;
-        }
-        let mut rejects = 0u32;
-        while work.reject_pos < work.rejected.len() && work.rejected[work.reject_pos] == i {
-            work.reject_pos += 1;
-            rejects += 1;
-        }
-        let woken_from = work.woken_pos;
-        while work.woken_pos < work.woken.len() && work.woken[work.woken_pos].0 == i {
-            work.woken_pos += 1;
-        }
         let slot = &self.slots[i as usize];
         let view = DeviceTick {
             device: &slot.name,
             tick: now,
             // The events of one device are contiguous: the view borrows them in place.
-            events: &work.sorted_events[from..work.event_pos],
+            events: &work.detect.events()[inputs.events.clone()],
             state: if slot.processed == now {
                 slot.emitted.as_ref()
             } else {
                 None
             },
-            rejects,
+            rejects: inputs.rejects,
         };
         let mut logics = self.logics.borrow_mut();
         for (k, logic) in logics.iter_mut().enumerate() {
-            let woken = work.woken[woken_from..work.woken_pos]
-                .iter()
-                .any(|&(_, l)| l == k as u32);
+            let woken = work.detect.woken(&inputs, k as u32);
             if let Some(w) = logic.step(i, &view, woken, &mut self.host_out) {
                 self.logic_wakeups.entry(w).or_default().push((i, k as u32));
             }
