@@ -21,7 +21,7 @@
 //! rows ending at or before the resume tick, feature snapshots before it, and dead letters
 //! of records below the offset the earlier run had read (see `source::kafka::resume`).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use rdkafka::message::{Header, OwnedHeaders};
@@ -76,10 +76,10 @@ impl KafkaSink {
                 shared: shared.clone(),
                 layout: layout.clone(),
                 tick_ms: tick_ms as i64,
-                last_emitted: HashMap::new(),
+                last_emitted: HashMap::default(),
                 every: config.features_every.0 / tick_ms.max(1),
                 period: None,
-                pending: HashMap::new(),
+                pending: HashMap::default(),
                 error: None,
                 buf: Vec::with_capacity(1024),
             }) as Box<dyn WorkerSink>
