@@ -140,13 +140,17 @@ impl TypedDetector for Exfiltration {
         let long = layout.longest();
         let (recent_len, long_len) = (layout.lens_ms[recent], layout.lens_ms[long]);
         let (factor, min_bytes) = (p.volume_factor, p.min_bytes);
-        let volume = StateRule(move |device: &DeviceId, state: &DeviceState| {
+        let spans = layout.clone();
+        let volume = StateRule(move |device: &DeviceId, tick: u64, state: &DeviceState| {
             if recent_len >= long_len {
                 return None;
             }
+            // The event time each window covers at this tick (a stepped window covers less
+            // than its length early in a step).
+            let (recent_span, long_span) = (spans.span_ms(recent, tick), spans.span_ms(long, tick));
             let r = state.windows[recent].bytes_out_external as f64;
             let before = (state.windows[long].bytes_out_external - state.windows[recent].bytes_out_external) as f64;
-            let expected = before / (long_len - recent_len) as f64 * recent_len as f64;
+            let expected = before / (long_span - recent_span) as f64 * recent_span as f64;
             (r >= min_bytes as f64 && r >= factor * expected).then(|| {
                 let ratio = r / expected.max(1.0);
                 let score = (1.0 - factor / ratio).clamp(0.0, 1.0).max(0.5);

@@ -52,7 +52,7 @@ impl TypedDetector for PortScan {
         let (short, long) = (ctx.windows.shortest(), ctx.windows.longest());
         let window_ms = ctx.windows.lens_ms[short];
         let p = p.clone();
-        let rule = StateRule(move |device: &DeviceId, state: &DeviceState| {
+        let rule = StateRule(move |device: &DeviceId, _tick: u64, state: &DeviceState| {
             let ports = state.windows[short].distinct_ports;
             let share = ports as f64 / state.windows[long].distinct_ports.max(1) as f64;
             (ports >= p.min_ports && share >= p.min_new_share).then(|| {

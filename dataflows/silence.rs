@@ -2,8 +2,10 @@
 //! collapses against its own baseline.
 //!
 //! For every maintained window `w` shorter than the longest, the device's baseline rate is
-//! the rate of the period before it: `(count(long) - count(w)) / (len(long) - len(w))` (exact,
-//! since window counts subtract). With `expected = rate · len(w)` and `observed = count(w)`,
+//! the rate of the period before it: `(count(long) - count(w)) / (span(long) - span(w))`
+//! (exact, since window counts subtract), where `span` is the event time a window covers at
+//! the tick: its length, or less early in a step for a window advancing in steps
+//! (`WindowLayout::span_ms`). With `expected = rate · span(w)` and `observed = count(w)`,
 //! the device is reported when, for some `w`, `expected >= min_expected`,
 //! `observed <= max_ratio · expected` and the Poisson tail bound
 //! `-ln P(X <= observed | expected) >= min_surprise`.
@@ -95,6 +97,7 @@ impl TypedDetector for Silence {
             lens_ms: layout.lens_ms.clone(),
             recent,
             long,
+            layout,
         };
         let (anomalies, _) = ctx.per_device.run(logic);
         Detected::reports(anomalies)
@@ -116,6 +119,8 @@ struct Logic {
     lens_ms: Vec<u64>,
     recent: Vec<usize>,
     long: usize,
+    /// For the event time a window covers at a tick (less than its length early in a step).
+    layout: std::sync::Arc<crate::detect::WindowLayout>,
 }
 
 /// What the logic keeps of a device's latest window state: every window's event count and
@@ -174,14 +179,14 @@ impl DeviceLogic for Logic {
             return Step::default();
         };
         let p = &self.p;
-        let long_len = self.lens_ms[self.long];
+        let long_len = self.layout.span_ms(self.long, tick);
         let long_count = state.counts[self.long];
         // The strongest shortfall over the recent windows (opening thresholds, or the relaxed
         // holding ones while an episode is open).
         let mut best: Option<(f64, usize, f64, f64, f64)> = None;
         let mut holds = false;
         for &w in &self.recent {
-            let len = self.lens_ms[w];
+            let len = self.layout.span_ms(w, tick);
             let rejected = s.rejects.iter().filter(|&&t| t + len / self.tick_ms > tick).count() as f64;
             let observed = state.counts[w] as f64 + rejected;
             let before = (long_count - state.counts[w]) as f64;
@@ -200,7 +205,8 @@ impl DeviceLogic for Logic {
         }
         s.open = best.is_some() || holds;
         let report = best.map(|(surprise, w, observed, expected, per_min)| {
-            let len = self.lens_ms[w];
+            let len = self.layout.span_ms(w, tick);
+            let nominal = self.lens_ms[w];
             let score = (1.0 - observed / expected).clamp(0.0, 1.0) * (1.0 - (-surprise / 10.0).exp());
             let reason = if observed == 0.0 {
                 format!(
@@ -217,7 +223,7 @@ impl DeviceLogic for Logic {
                 detector: Silence::NAME.into(),
                 device: device.clone(),
                 tick,
-                window_ms: Some(len),
+                window_ms: Some(nominal),
                 score: Real(score),
                 severity: Severity::from_score(score),
                 reason,

@@ -112,3 +112,19 @@ fn window_work_cut_into_the_smallest_slices_matches_the_oracle() {
     let data = generated(20_000, 25, 5);
     check(&config, &data, &[1, 3]);
 }
+
+#[test]
+fn windows_advancing_in_other_steps_match_the_oracle() {
+    // 1m and 2m advance in steps of 20s; 10s and the 20s tumbling length slide every tick.
+    let config = Config::from_toml(
+        "[windows]\nsliding = [\"10s\", \"1m\", \"2m\"]\ntumbling = [\"20s\", \"1m\"]\nstep = \"20s\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.window_steps_ticks(), vec![1, 1, 20, 20]);
+    let data = generated(20_000, 25, 13);
+    check(&config, &data, &[1, 3]);
+    // Every window sliding every tick, as before steps existed.
+    let config = Config::from_toml("[windows]\nstep = \"1s\"\n").unwrap();
+    assert_eq!(config.window_steps_ticks(), vec![1, 1, 1]);
+    check(&config, &data, &[2]);
+}

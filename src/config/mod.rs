@@ -159,6 +159,27 @@ impl Config {
         if self.windows.sliding.is_empty() {
             return Err(invalid("windows.sliding", "at least one sliding window is needed"));
         }
+        let step = self.windows.step;
+        if step.0 == 0 || step.0 % tick != 0 {
+            return Err(invalid(
+                "windows.step",
+                &format!(
+                    "must be a positive multiple of time.tick ({}), e.g. \"1m\"",
+                    self.time.tick
+                ),
+            ));
+        }
+        for w in self.windows.sliding.iter().chain(&self.windows.tumbling) {
+            if w.0 > step.0 && w.0 % step.0 != 0 {
+                return Err(invalid(
+                    "windows.step",
+                    &format!(
+                        "window {w} is longer than the step ({step}) but not a multiple of it: \
+                         make it a multiple, or set a step that divides it (\"1s\" slides every window every tick)"
+                    ),
+                ));
+            }
+        }
         if self.input.batch_records == 0 {
             return Err(invalid("input.batch_records", "must be at least 1"));
         }
@@ -250,6 +271,17 @@ impl Config {
         all.dedup();
         all
     }
+
+    /// The step of each maintained window in ticks, in the order of
+    /// [`Config::maintained_windows_ticks`]: 1 for a window that slides every tick (at most
+    /// `windows.step` long), `windows.step` in ticks for a longer one.
+    pub fn window_steps_ticks(&self) -> Vec<u64> {
+        let step = self.windows.step.0 / self.tick_ms();
+        self.maintained_windows_ticks()
+            .into_iter()
+            .map(|len| if len > step { step } else { 1 })
+            .collect()
+    }
 }
 
 pub(crate) fn invalid(key: &str, message: &str) -> ConfigError {
@@ -307,6 +339,22 @@ mod tests {
     fn window_not_multiple_of_tick_is_rejected() {
         let e = Config::from_toml("[time]\ntick = \"7s\"\n").unwrap_err().to_string();
         assert!(e.contains("windows.sliding"), "{e}");
+    }
+
+    #[test]
+    fn window_steps() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.window_steps_ticks(), vec![1, 60, 60]);
+        let e = Config::from_toml("[windows]\nsliding = [\"1m\", \"90s\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("windows.step") && e.contains("not a multiple"), "{e}");
+        let e = Config::from_toml("[windows]\nstep = \"1500ms\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("windows.step") && e.contains("multiple of time.tick"), "{e}");
+        let c = Config::from_toml("[windows]\nsliding = [\"1m\", \"90s\"]\nstep = \"30s\"\n").unwrap();
+        assert_eq!(c.window_steps_ticks(), vec![30, 30]);
     }
 
     #[test]

@@ -47,6 +47,12 @@ impl Default for TimeConfig {
 pub struct WindowConfig {
     pub sliding: Vec<DurationMs>,
     pub tumbling: Vec<DurationMs>,
+    /// Windows longer than this advance in steps of it (as Flink's HOP windows do): at tick
+    /// `T` such a window holds the events of the current step and of the whole steps before it
+    /// that fit in its length, so it equals the exact sliding window at the last tick of every
+    /// step. Windows of at most this length slide every tick. `"1s"` (the tick) makes every
+    /// window slide every tick.
+    pub step: DurationMs,
 }
 
 impl Default for WindowConfig {
@@ -54,6 +60,7 @@ impl Default for WindowConfig {
         WindowConfig {
             sliding: vec![DurationMs(60_000), DurationMs(300_000), DurationMs(3_600_000)],
             tumbling: vec![DurationMs(60_000)],
+            step: DurationMs(60_000),
         }
     }
 }

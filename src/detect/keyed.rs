@@ -260,7 +260,7 @@ pub struct StateRule<F>(pub F);
 
 impl<F> DeviceLogic for StateRule<F>
 where
-    F: Fn(&DeviceId, &DeviceState) -> Option<Anomaly> + 'static,
+    F: Fn(&DeviceId, u64, &DeviceState) -> Option<Anomaly> + 'static,
 {
     type Input = DeviceState;
     type State = ();
@@ -275,9 +275,9 @@ where
         std::cmp::Ordering::Equal
     }
 
-    fn step(&self, _: &mut (), device: &DeviceId, _: u64, inputs: &[DeviceState], _: &mut Vec<EventScore>) -> Step {
+    fn step(&self, _: &mut (), device: &DeviceId, tick: u64, inputs: &[DeviceState], _: &mut Vec<EventScore>) -> Step {
         Step {
-            report: inputs.last().and_then(|state| (self.0)(device, state)),
+            report: inputs.last().and_then(|state| (self.0)(device, tick, state)),
             wake_at: None,
         }
     }

@@ -36,6 +36,8 @@ pub struct WindowLayout {
     pub tick_ms: u64,
     /// Length in ms of each entry of `DeviceWindows::windows`.
     pub lens_ms: Vec<u64>,
+    /// Step in ticks of each entry (1: the window slides every tick).
+    pub steps: Vec<u64>,
     /// Indices of the configured sliding windows, ascending by length.
     pub sliding: Vec<usize>,
 }
@@ -53,8 +55,20 @@ impl WindowLayout {
         WindowLayout {
             tick_ms,
             lens_ms,
+            steps: config.window_steps_ticks(),
             sliding,
         }
+    }
+
+    /// The event time window `i` covers at `tick`, in ms: its length for a window sliding
+    /// every tick; for one advancing in steps, the steps before `tick`'s that it holds plus
+    /// `tick`'s own step so far (`docs/semantics.md`), between `len - step + 1 tick` and `len`.
+    pub fn span_ms(&self, i: usize, tick: u64) -> u64 {
+        let step = self.steps[i];
+        if step <= 1 {
+            return self.lens_ms[i];
+        }
+        self.lens_ms[i] - (step - 1 - tick % step) * self.tick_ms
     }
 
     /// Index of the maintained window closest in length to `ms`.

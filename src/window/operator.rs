@@ -47,6 +47,8 @@ pub type WindowChange = ((DeviceId, DeviceState), u64, isize);
 pub struct WindowSpec {
     /// Maintained window lengths in ticks, ascending.
     pub lens: Vec<u64>,
+    /// The step of each window in ticks (1: it slides every tick).
+    pub steps: Vec<u64>,
     /// Indices into `lens` of the tumbling windows.
     pub tumbling: Vec<usize>,
     pub tick_ms: u64,
@@ -73,6 +75,7 @@ impl WindowSpec {
             .collect();
         WindowSpec {
             lens,
+            steps: config.window_steps_ticks(),
             tumbling,
             tick_ms,
             network: config.network.clone(),
@@ -218,7 +221,7 @@ impl WindowState {
         let i = self.slots.len() as u32;
         self.slots.push(DeviceSlot {
             name: name.clone(),
-            slide: DeviceSlide::new(&self.spec.lens),
+            slide: DeviceSlide::new(&self.spec.lens, &self.spec.steps),
             last_seen_ms: i64::MIN,
             emitted: None,
             processed: u64::MAX,
@@ -272,7 +275,6 @@ impl WindowState {
                 self.touched.clear();
                 let events = self.pending.remove(&now).unwrap_or_default();
                 self.pending_events -= events.len();
-                self.held += events.len();
                 let detect = DetectWork::new(!self.logics.borrow().is_empty(), events.len());
                 TickWork {
                     now,
@@ -440,15 +442,23 @@ impl WindowState {
             event.value,
         );
         let slot = &mut self.slots[i as usize];
+        let before = slot.slide.held();
         slot.slide.insert(obs);
+        self.held += slot.slide.held() - before;
         slot.last_seen_ms = slot.last_seen_ms.max(event.ts_ms);
         if slot.latest_tick.is_none() {
             self.with_events += 1;
         }
         if slot.latest_tick != Some(now) {
-            slot.latest_tick = Some(now);
-            for &len in &self.spec.lens {
-                self.wakeups.entry(now + len).or_default().push(i);
+            let previous = slot.latest_tick.replace(now);
+            for (&len, &step) in self.spec.lens.iter().zip(&self.spec.steps) {
+                // A window sliding every tick loses the event `len` ticks on; a stepped one
+                // loses the event's whole step when the step `len` ticks after it begins.
+                if step == 1 {
+                    self.wakeups.entry(now + len).or_default().push(i);
+                } else if previous.is_none_or(|p| p / step != now / step) {
+                    self.wakeups.entry(now / step * step + len).or_default().push(i);
+                }
             }
             for (k, &wi) in self.spec.tumbling.iter().enumerate() {
                 let len = self.spec.lens[wi];

@@ -3,11 +3,16 @@
 //!
 //! Invariants: events are inserted in non-decreasing tick order and, at each tick, expiries
 //! are applied before insertions ([`DeviceSlide::advance_to`] then [`DeviceSlide::insert`]).
-//! After `advance_to(T)` and the insertions at `T`, window `i` holds exactly the events with
-//! `T - len[i] < tick <= T`. Distinct counts rely on `last_tick`: a destination is in window
-//! `i` iff its latest tick is inside it; an event carries `dst_first` when it was the first
-//! with its destination at its tick, and only that event's expiry can remove the
-//! destination. Min/max use monotonic queues of (sequence number, reading).
+//! After `advance_to(T)` and the insertions at `T`, a window `i` that slides every tick holds
+//! exactly the events with `T - len[i] < tick <= T`, and a window advancing in steps of `S`
+//! ticks those with `(T / S + 1) * S - len[i] <= tick <= T` (`docs/semantics.md`). The first
+//! keep their events; the second keep one summed bucket per step that had events. Distinct
+//! counts rely on `dst_last` (latest tick per destination): a destination is in a window iff
+//! its latest tick is inside it. An event carries `dst_first` when it was the first with its
+//! destination at its tick, and only that event's expiry can remove the destination from a
+//! window sliding every tick; a bucket counts the destinations whose latest event it holds,
+//! and they leave a stepped window with it. Min/max use monotonic queues of (sequence number,
+//! reading) in windows sliding every tick, and the buckets' min/max in stepped ones.
 
 use std::collections::VecDeque;
 
@@ -99,31 +104,79 @@ struct WindowAcc {
     max_q: VecDeque<(u64, i64)>,
 }
 
-/// All windows of one device.
+/// A window that advances in steps: at tick `T` it holds the buckets (steps) from
+/// `first = T / step + 1 - len / step` on.
+#[derive(Clone, Debug, Default)]
+struct SteppedAcc {
+    /// Length in steps.
+    steps: u64,
+    /// Index of the oldest step inside the window.
+    first: u64,
+    stats: WindowStats,
+}
+
+/// The events of one step of one device, summed.
+#[derive(Clone, Debug, Default)]
+struct Bucket {
+    /// Step number: `tick / step`.
+    index: u64,
+    stats: WindowStats,
+    /// Destinations and ports whose latest event lies in this step: they leave a window
+    /// when this step does.
+    dsts_last: u32,
+    ports_last: u32,
+}
+
+/// All windows of one device: those that slide every tick keep their events (the longest
+/// one's), those that advance in steps keep one summed bucket per step with events.
 #[derive(Clone, Debug)]
 pub struct DeviceSlide {
     events: VecDeque<Obs>,
     /// Sequence number of `events[0]`.
     base_seq: u64,
-    windows: Vec<WindowAcc>,
+    /// Windows sliding every tick, ascending; all shorter than the stepped ones.
+    exact: Vec<WindowAcc>,
+    /// Windows advancing in steps of `step` ticks, ascending.
+    stepped: Vec<SteppedAcc>,
+    step: u64,
+    buckets: VecDeque<Bucket>,
+    /// Latest tick of every destination (port) in some window.
     dst_last: HashMap<u128, u64>,
     port_last: HashMap<u16, u64>,
 }
 
 impl DeviceSlide {
-    /// Windows of the given lengths in ticks, ascending.
-    pub fn new(lens: &[u64]) -> Self {
+    /// Windows of the given lengths in ticks, ascending, each with its step in ticks (1: it
+    /// slides every tick). Stepped windows share one step, and are longer than every window
+    /// sliding every tick, whose lengths are at most that step (`Config::window_steps_ticks`).
+    pub fn new(lens: &[u64], steps: &[u64]) -> Self {
         debug_assert!(lens.windows(2).all(|w| w[0] < w[1]));
+        debug_assert_eq!(lens.len(), steps.len());
+        let step = steps.iter().copied().max().unwrap_or(1).max(1);
+        let mut exact = Vec::new();
+        let mut stepped = Vec::new();
+        for (&len, &s) in lens.iter().zip(steps) {
+            if s <= 1 {
+                debug_assert!(stepped.is_empty() && len <= step);
+                exact.push(WindowAcc {
+                    len,
+                    ..Default::default()
+                });
+            } else {
+                debug_assert!(s == step && len % step == 0 && len > step);
+                stepped.push(SteppedAcc {
+                    steps: len / step,
+                    ..Default::default()
+                });
+            }
+        }
         DeviceSlide {
             events: VecDeque::new(),
             base_seq: 0,
-            windows: lens
-                .iter()
-                .map(|&len| WindowAcc {
-                    len,
-                    ..Default::default()
-                })
-                .collect(),
+            exact,
+            stepped,
+            step,
+            buckets: VecDeque::new(),
             dst_last: HashMap::default(),
             port_last: HashMap::default(),
         }
@@ -135,9 +188,24 @@ impl DeviceSlide {
 
     /// Removes from every window the events that leave it at tick `now`.
     pub fn advance_to(&mut self, now: u64) {
+        self.advance_exact(now);
+        if !self.stepped.is_empty() {
+            self.advance_stepped(now);
+        }
+    }
+
+    fn advance_exact(&mut self, now: u64) {
+        if self.exact.is_empty() {
+            return;
+        }
         let end = self.next_seq();
-        let longest = self.windows.len() - 1;
-        for (wi, w) in self.windows.iter_mut().enumerate() {
+        // Destinations leave the maps only with the longest window (a stepped one, if any).
+        let forget = if self.stepped.is_empty() {
+            self.exact.len() - 1
+        } else {
+            usize::MAX
+        };
+        for (wi, w) in self.exact.iter_mut().enumerate() {
             while w.head < end {
                 let obs = self.events[(w.head - self.base_seq) as usize];
                 if obs.tick + w.len > now {
@@ -146,13 +214,13 @@ impl DeviceSlide {
                 remove(&mut w.stats, &obs);
                 if obs.dst() != 0 && obs.dst_first && self.dst_last.get(&obs.dst()) == Some(&obs.tick) {
                     w.stats.distinct_dst -= 1;
-                    if wi == longest {
+                    if wi == forget {
                         self.dst_last.remove(&obs.dst());
                     }
                 }
                 if obs.port != 0 && obs.port_first && self.port_last.get(&obs.port) == Some(&obs.tick) {
                     w.stats.distinct_ports -= 1;
-                    if wi == longest {
+                    if wi == forget {
                         self.port_last.remove(&obs.port);
                     }
                 }
@@ -167,17 +235,56 @@ impl DeviceSlide {
             w.stats.value_min = w.min_q.front().map(|&(_, v)| v);
             w.stats.value_max = w.max_q.front().map(|&(_, v)| v);
         }
-        let keep_from = self.windows[longest].head;
+        let keep_from = self.exact[self.exact.len() - 1].head;
         while self.base_seq < keep_from {
             self.events.pop_front();
             self.base_seq += 1;
         }
     }
 
+    /// Takes out of each stepped window the steps that left it by `now`.
+    fn advance_stepped(&mut self, now: u64) {
+        let current = now / self.step;
+        for w in self.stepped.iter_mut() {
+            let first = (current + 1).saturating_sub(w.steps);
+            if first <= w.first {
+                continue;
+            }
+            let lo = self.buckets.partition_point(|b| b.index < w.first);
+            let hi = self.buckets.partition_point(|b| b.index < first);
+            let mut extremes_left = false;
+            for b in self.buckets.range(lo..hi) {
+                subtract(&mut w.stats, &b.stats);
+                w.stats.distinct_dst -= b.dsts_last;
+                w.stats.distinct_ports -= b.ports_last;
+                extremes_left |= b.stats.value_count > 0;
+            }
+            w.first = first;
+            if extremes_left {
+                let inside = self.buckets.range(hi..).filter(|b| b.stats.value_count > 0);
+                w.stats.value_min = inside.clone().filter_map(|b| b.stats.value_min).min();
+                w.stats.value_max = inside.filter_map(|b| b.stats.value_max).max();
+            }
+        }
+        let first = self.stepped[self.stepped.len() - 1].first;
+        let (mut dsts, mut ports) = (false, false);
+        while self.buckets.front().is_some_and(|b| b.index < first) {
+            let b = self.buckets.pop_front().expect("checked");
+            dsts |= b.dsts_last > 0;
+            ports |= b.ports_last > 0;
+        }
+        let step = self.step;
+        if dsts {
+            self.dst_last.retain(|_, t| *t / step >= first);
+        }
+        if ports {
+            self.port_last.retain(|_, t| *t / step >= first);
+        }
+    }
+
     /// Adds an event at tick `obs.tick`, which must be the tick last passed to `advance_to`.
     pub fn insert(&mut self, mut obs: Obs) {
         let now = obs.tick;
-        let seq = self.next_seq();
         let dst_prev = if obs.dst() != 0 {
             self.dst_last.insert(obs.dst(), now)
         } else {
@@ -190,7 +297,14 @@ impl DeviceSlide {
         };
         obs.dst_first = dst_prev != Some(now);
         obs.port_first = port_prev != Some(now);
-        for w in self.windows.iter_mut() {
+        if !self.stepped.is_empty() {
+            self.insert_stepped(&obs, dst_prev, port_prev);
+        }
+        if self.exact.is_empty() {
+            return;
+        }
+        let seq = self.next_seq();
+        for w in self.exact.iter_mut() {
             add(&mut w.stats, &obs);
             if obs.dst_first && dst_prev.is_none_or(|l| l + w.len <= now) {
                 w.stats.distinct_dst += 1;
@@ -214,24 +328,79 @@ impl DeviceSlide {
         self.events.push_back(obs);
     }
 
-    /// The current statistics of window `i`.
+    /// The stepped windows' part of [`DeviceSlide::insert`]: the event joins its step's
+    /// bucket and every stepped window; `*_prev` are the latest ticks of its destination and
+    /// port before it (`Some(now)` for an absent one).
+    fn insert_stepped(&mut self, obs: &Obs, dst_prev: Option<u64>, port_prev: Option<u64>) {
+        let step = self.step;
+        let current = obs.tick / step;
+        if self.buckets.back().is_none_or(|b| b.index != current) {
+            self.buckets.push_back(Bucket {
+                index: current,
+                ..Default::default()
+            });
+        }
+        // A destination moves to this step's bucket from the one of its previous event.
+        let moved = |prev: Option<u64>, buckets: &mut VecDeque<Bucket>, which: fn(&mut Bucket) -> &mut u32| {
+            if prev.is_some_and(|p| p / step == current) {
+                return false;
+            }
+            if let Some(p) = prev {
+                let at = buckets.partition_point(|b| b.index < p / step);
+                if let Some(b) = buckets.get_mut(at).filter(|b| b.index == p / step) {
+                    *which(b) -= 1;
+                }
+            }
+            *which(buckets.back_mut().expect("pushed")) += 1;
+            true
+        };
+        let new_dst = moved(dst_prev, &mut self.buckets, |b| &mut b.dsts_last);
+        let new_port = moved(port_prev, &mut self.buckets, |b| &mut b.ports_last);
+        let bucket = self.buckets.back_mut().expect("pushed");
+        add(&mut bucket.stats, obs);
+        let value = obs.value().flatten();
+        if let Some(q) = value {
+            bucket.stats.value_min = Some(bucket.stats.value_min.map_or(q, |m| m.min(q)));
+            bucket.stats.value_max = Some(bucket.stats.value_max.map_or(q, |m| m.max(q)));
+        }
+        for w in self.stepped.iter_mut() {
+            add(&mut w.stats, obs);
+            // Not yet in the window: never seen, or last seen in a step before its first.
+            if new_dst && dst_prev.is_none_or(|p| p / step < w.first) {
+                w.stats.distinct_dst += 1;
+            }
+            if new_port && port_prev.is_none_or(|p| p / step < w.first) {
+                w.stats.distinct_ports += 1;
+            }
+            if let Some(q) = value {
+                w.stats.value_min = Some(w.stats.value_min.map_or(q, |m| m.min(q)));
+                w.stats.value_max = Some(w.stats.value_max.map_or(q, |m| m.max(q)));
+            }
+        }
+    }
+
+    /// The current statistics of window `i` (in length order).
     pub fn stats(&self, i: usize) -> &WindowStats {
-        &self.windows[i].stats
+        match self.exact.get(i) {
+            Some(w) => &w.stats,
+            None => &self.stepped[i - self.exact.len()].stats,
+        }
     }
 
     /// The current statistics of every window, in length order.
     pub fn all_stats(&self) -> Vec<WindowStats> {
-        self.windows.iter().map(|w| w.stats.clone()).collect()
+        let exact = self.exact.iter().map(|w| &w.stats);
+        exact.chain(self.stepped.iter().map(|w| &w.stats)).cloned().collect()
     }
 
-    /// Events held (those of the longest window).
+    /// Events held one by one (those of the longest window that slides every tick).
     pub fn held(&self) -> usize {
         self.events.len()
     }
 
     /// Whether every window is empty (the device holds no events).
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.events.is_empty() && self.buckets.is_empty()
     }
 }
 
@@ -252,6 +421,19 @@ fn add(s: &mut WindowStats, o: &Obs) {
         Some(None) => s.value_invalid += 1,
         None => {}
     }
+}
+
+/// Takes a step's summed statistics out of a window's (not its distincts, min or max).
+fn subtract(s: &mut WindowStats, b: &WindowStats) {
+    s.count -= b.count;
+    s.bytes_out -= b.bytes_out;
+    s.bytes_in -= b.bytes_in;
+    s.packets -= b.packets;
+    s.bytes_out_external -= b.bytes_out_external;
+    s.value_count -= b.value_count;
+    s.value_invalid -= b.value_invalid;
+    s.value_sum -= b.value_sum;
+    s.value_sumsq -= b.value_sumsq;
 }
 
 fn remove(s: &mut WindowStats, o: &Obs) {
@@ -292,7 +474,7 @@ mod tests {
 
     #[test]
     fn window_boundaries_and_distincts() {
-        let mut d = DeviceSlide::new(&[2, 5]);
+        let mut d = DeviceSlide::new(&[2, 5], &[1, 1]);
         d.advance_to(0);
         d.insert(obs(0, 1, 80, Some(1.0)));
         d.insert(obs(0, 1, 80, Some(3.0)));
@@ -318,5 +500,61 @@ mod tests {
         d.advance_to(7);
         assert!(d.is_empty());
         assert_eq!(d.stats(1), &WindowStats::default());
+    }
+
+    /// The statistics of `events` inside `(t / step + 1) * step - len <= tick <= t`, from the
+    /// definition.
+    fn brute(events: &[Obs], t: u64, len: u64, step: u64) -> WindowStats {
+        let inside: Vec<&Obs> = events
+            .iter()
+            .filter(|o| o.tick <= t && o.tick + len >= (t / step + 1) * step)
+            .collect();
+        let mut s = WindowStats::default();
+        for o in &inside {
+            add(&mut s, o);
+        }
+        let valid = || inside.iter().filter_map(|o| o.value().flatten());
+        s.value_min = valid().min();
+        s.value_max = valid().max();
+        let dsts: std::collections::BTreeSet<u128> = inside.iter().map(|o| o.dst()).filter(|&d| d != 0).collect();
+        let ports: std::collections::BTreeSet<u16> = inside.iter().map(|o| o.port).filter(|&p| p != 0).collect();
+        s.distinct_dst = dsts.len() as u32;
+        s.distinct_ports = ports.len() as u32;
+        s
+    }
+
+    #[test]
+    fn stepped_and_exact_windows_equal_their_definition_at_every_tick() {
+        let (lens, steps) = ([2, 3, 6, 12], [1, 1, 3, 3]);
+        let mut d = DeviceSlide::new(&lens, &steps);
+        let mut seen = Vec::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for t in 0..400u64 {
+            d.advance_to(t);
+            // Bursts and gaps: some ticks have several events, some none.
+            let n = [0, 0, 1, 1, 2, 4][next(6) as usize];
+            for _ in 0..n {
+                let value = match next(5) {
+                    0 => None,
+                    1 => Some(f64::NAN),
+                    v => Some(v as f64 - next(100) as f64),
+                };
+                let o = Obs::new(t, next(50), 1, 1, next(2) == 0, next(6) as u128, next(4) as u16, value);
+                d.insert(o);
+                seen.push(o);
+            }
+            for (i, (&len, &step)) in lens.iter().zip(&steps).enumerate() {
+                assert_eq!(d.stats(i), &brute(&seen, t, len, step), "window {i} at tick {t}");
+            }
+        }
+        // Everything leaves: the maps and buckets empty with the windows.
+        d.advance_to(1_000);
+        assert!(d.is_empty() && d.dst_last.is_empty() && d.port_last.is_empty());
     }
 }

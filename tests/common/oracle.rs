@@ -226,18 +226,21 @@ impl Oracle {
         ticks.into_iter().zip(states).collect()
     }
 
-    /// Every tick at which the collection can change: each accepted event's tick `t` and
-    /// `t + L` for each maintained window `L`, restricted to `<= t_last`; sorted, distinct.
+    /// Every tick at which the collection can change: each accepted event's tick `t` and,
+    /// for each maintained window of length `L` and step `S`, the first tick it no longer
+    /// holds the event (`t + L` when `S` is 1, `(t / S) * S + L` otherwise), restricted to
+    /// `<= t_last`; sorted, distinct.
     pub fn change_ticks(&self, config: &Config) -> Vec<u64> {
         let Some(t_last) = self.t_last else {
             return Vec::new();
         };
         let lengths = config.maintained_windows_ticks();
+        let steps = config.window_steps_ticks();
         let mut ticks = BTreeSet::new();
         for e in &self.accepted {
             ticks.insert(e.tick);
-            for &len in &lengths {
-                ticks.insert(e.tick + len);
+            for (&len, &step) in lengths.iter().zip(&steps) {
+                ticks.insert(e.tick / step * step + len);
             }
         }
         ticks.into_iter().filter(|&t| t <= t_last).collect()
@@ -286,6 +289,7 @@ fn state_from(
     t: u64,
 ) -> BTreeMap<DeviceId, DeviceWindows> {
     let lengths = config.maintained_windows_ticks();
+    let steps = config.window_steps_ticks();
     let mut out = BTreeMap::new();
     for (device, events) in devices {
         // The device's events with tick <= t.
@@ -295,9 +299,14 @@ fn state_from(
         };
         let windows = lengths
             .iter()
-            .map(|&len| {
-                // t - len < tick <= t (written without subtraction).
-                let inside = seen.iter().filter(|e| e.tick + len > t).map(|e| &e.event);
+            .zip(&steps)
+            .map(|(&len, &step)| {
+                // (t / step + 1) * step - len <= tick <= t, written without subtraction; with
+                // a step of 1 that is t - len < tick <= t.
+                let inside = seen
+                    .iter()
+                    .filter(|e| e.tick + len >= (t / step + 1) * step)
+                    .map(|e| &e.event);
                 stats_of(config, inside)
             })
             .collect();
