@@ -216,6 +216,8 @@ struct ValState {
     stuck_active: bool,
     shift_since: Option<u64>,
     malformed_active: bool,
+    /// The device's configured range, looked up once (`None` until the first step).
+    range: Option<Option<(f64, f64)>>,
 }
 
 impl ValueLogic {
@@ -273,7 +275,7 @@ impl DeviceLogic for ValueLogic {
             s.accepted -= a;
         }
         let (mut rej, mut acc) = (0u32, 0u32);
-        let range = self.range(device);
+        let range = *s.range.get_or_insert_with(|| self.range(device));
         let trained = |s: &ValState| s.base.n >= p.min_readings;
         for obs in inputs {
             let v = match *obs {

@@ -28,7 +28,6 @@ use crate::detect::baseline::{human_ms, poisson_low_surprise};
 use crate::detect::keyed::{DeviceLogic, DeviceTick, Step};
 use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
-use crate::window::DeviceState;
 
 /// Detector parameters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -109,7 +108,11 @@ impl TypedDetector for Silence {
 /// silence).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Input {
-    State(DeviceState),
+    /// Every window's event count and the latest event time of the new state.
+    State {
+        counts: smallvec::SmallVec<[u64; 3]>,
+        last_seen_ms: i64,
+    },
     Reject,
 }
 
@@ -126,7 +129,7 @@ struct Logic {
 /// What the logic keeps of a device's latest window state: every window's event count and
 /// the latest event time (a copy, so the shared state is not held).
 struct Counts {
-    counts: Vec<u64>,
+    counts: smallvec::SmallVec<[u64; 3]>,
     last_seen_ms: i64,
 }
 
@@ -147,7 +150,10 @@ impl DeviceLogic for Logic {
     }
 
     fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<Input>) {
-        out.extend(tick.state.map(|s| Input::State(s.clone())));
+        out.extend(tick.state.map(|s| Input::State {
+            counts: s.windows.iter().map(|w| w.count).collect(),
+            last_seen_ms: s.last_seen_ms,
+        }));
         out.extend((0..tick.rejects).map(|_| Input::Reject));
     }
 
@@ -159,14 +165,11 @@ impl DeviceLogic for Logic {
     fn step(&self, s: &mut State, device: &DeviceId, tick: u64, inputs: &[Input], _: &mut Vec<EventScore>) -> Step {
         for i in inputs {
             match i {
-                Input::State(st) => {
-                    let latest = s.latest.get_or_insert_with(|| Counts {
-                        counts: Vec::with_capacity(st.windows.len()),
-                        last_seen_ms: 0,
+                Input::State { counts, last_seen_ms } => {
+                    s.latest = Some(Counts {
+                        counts: counts.clone(),
+                        last_seen_ms: *last_seen_ms,
                     });
-                    latest.counts.clear();
-                    latest.counts.extend(st.windows.iter().map(|w| w.count));
-                    latest.last_seen_ms = st.last_seen_ms;
                 }
                 Input::Reject => s.rejects.push_back(tick),
             }

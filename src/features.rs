@@ -236,7 +236,7 @@ mod tests {
         };
         let state = DeviceWindows {
             last_seen_ms: 0,
-            windows: vec![w(6, 50), w(10, 50), w(60, 100)],
+            windows: vec![w(6, 50), w(10, 50), w(60, 100)].into(),
         };
         let v = layout.vector(&state);
         assert_eq!(v.len(), layout.names().len());
@@ -258,7 +258,7 @@ mod tests {
         // Many states at once: the same value as one at a time, for every feature.
         let other = DeviceWindows {
             last_seen_ms: 5,
-            windows: vec![w(1, 0), w(3, 7), w(9, 80)],
+            windows: vec![w(1, 0), w(3, 7), w(9, 80)].into(),
         };
         let states = [&state, &other, &state];
         for i in 0..v.len() {

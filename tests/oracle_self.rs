@@ -397,7 +397,7 @@ fn device_with_all_windows_emptied_stays_with_zero_stats() {
     let s = o.state_at(&c, T0 + 59);
     assert_eq!(s.len(), 1);
     assert_eq!(
-        s["a"].windows,
+        s["a"].windows.to_vec(),
         vec![WindowStats::default(), WindowStats::default(), plain(1, 1)]
     );
 
@@ -406,13 +406,13 @@ fn device_with_all_windows_emptied_stays_with_zero_stats() {
         s["a"],
         DeviceWindows {
             last_seen_ms: BASE_MS,
-            windows: vec![WindowStats::default(); 3],
+            windows: vec![WindowStats::default(); 3].into(),
         }
     );
     let s = o.state_at(&c, T0 + 100);
     assert_eq!(s.len(), 2);
-    assert_eq!(s["a"].windows, vec![WindowStats::default(); 3]);
-    assert_eq!(s["b"].windows, vec![plain(1, 2); 3]);
+    assert_eq!(s["a"].windows.to_vec(), vec![WindowStats::default(); 3]);
+    assert_eq!(s["b"].windows.to_vec(), vec![plain(1, 2); 3]);
     assert_eq!(s["b"].last_seen_ms, at(100_000));
     assert_eq!(o.final_state(&c), s);
 }

@@ -105,7 +105,7 @@ impl Query {
 pub enum Part {
     /// The owner's read of a device (None: no such device at `T`) and its open anomalies.
     Device {
-        state: Option<DeviceWindows>,
+        state: Option<Box<DeviceWindows>>,
         anomalies: Vec<Anomaly>,
         /// Its score under the current model (None: no model, or no model-based detector).
         model: Option<DeviceScore>,

@@ -106,7 +106,7 @@ impl Reader {
             Query::Device { device } => {
                 let mut state = None;
                 scan!(self.features, Some(device), at, |_k, v| {
-                    state = Some(crate::window::DeviceWindows::clone(v));
+                    state = Some(Box::new(crate::window::DeviceWindows::clone(v)));
                 });
                 let mut anomalies = Vec::new();
                 scan!(self.anomalies, Some(device), at, |_k, v| {

@@ -57,7 +57,7 @@ impl Renderer {
         let mut map = Map::new();
         match query {
             Query::Device { device } => {
-                let mut state: Option<DeviceWindows> = None;
+                let mut state: Option<Box<DeviceWindows>> = None;
                 let mut anomalies = Vec::new();
                 let mut model = None;
                 for p in parts {

@@ -388,7 +388,7 @@ impl DeviceSlide {
     }
 
     /// The current statistics of every window, in length order.
-    pub fn all_stats(&self) -> Vec<WindowStats> {
+    pub fn all_stats(&self) -> super::stats::WindowList {
         let exact = self.exact.iter().map(|w| &w.stats);
         exact.chain(self.stepped.iter().map(|w| &w.stats)).cloned().collect()
     }

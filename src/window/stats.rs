@@ -111,6 +111,10 @@ impl WindowStats {
     }
 }
 
+/// The statistics of every maintained window of a device: inline for up to three windows
+/// (the default layout), so that a shared state is one allocation.
+pub type WindowList = smallvec::SmallVec<[WindowStats; 3]>;
+
 /// Everything the engine maintains for one device at one time: its statistics for each
 /// maintained window (in the order of `Config::maintained_windows_ticks`) and the time of its
 /// latest event.
@@ -118,7 +122,7 @@ impl WindowStats {
 pub struct DeviceWindows {
     /// Event time of the device's latest event (epoch ms), whether or not still in a window.
     pub last_seen_ms: i64,
-    pub windows: Vec<WindowStats>,
+    pub windows: WindowList,
 }
 
 #[cfg(test)]
