@@ -117,6 +117,9 @@ pub trait Hosted {
     /// Steps device `slot` at `view.tick` if the logic has inputs there or the device asked
     /// to be woken then (`woken`); returns the tick it asks to be woken at next.
     fn step(&mut self, slot: u32, view: &DeviceTick<'_>, woken: bool, out: &mut HostOutput) -> Option<u64>;
+
+    /// Asks the processor for the memory of device `slot`'s state: it is stepped soon.
+    fn prefetch(&self, _slot: u32) {}
 }
 
 struct Slot<S> {
@@ -139,6 +142,12 @@ struct HostedLogic<L: DeviceLogic> {
 }
 
 impl<L: DeviceLogic> Hosted for HostedLogic<L> {
+    fn prefetch(&self, slot: u32) {
+        if let Some(s) = self.slots.get(slot as usize) {
+            crate::window::prefetch(s as *const Option<Slot<L::State>>);
+        }
+    }
+
     fn step(&mut self, slot: u32, view: &DeviceTick<'_>, woken: bool, out: &mut HostOutput) -> Option<u64> {
         self.inputs.clear();
         self.logic.inputs(view, &mut self.inputs);

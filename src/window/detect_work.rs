@@ -81,6 +81,11 @@ impl DetectWork {
         self.pos >= self.devices.len()
     }
 
+    /// The device `ahead` places after the next one, if any (for prefetching).
+    pub fn upcoming(&self, ahead: usize) -> Option<u32> {
+        self.devices.get(self.pos + ahead).copied()
+    }
+
     /// The next device and what it did at the tick; moves `pos` on.
     pub fn next(&mut self) -> DeviceInputs {
         let slot = self.devices[self.pos];

@@ -6,7 +6,9 @@
 
 mod detect_work;
 pub mod operator;
+mod prefetch;
 pub mod sliding;
 pub mod stats;
 
+pub use prefetch::prefetch;
 pub use stats::{DeviceState, DeviceWindows, WindowRow, WindowStats};

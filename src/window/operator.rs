@@ -94,8 +94,9 @@ struct DeviceSlot {
     processed: u64,
     /// Tick of the latest insertion.
     latest_tick: Option<u64>,
-    /// Per tumbling window: boundary tick of the period this device is listed in.
-    tumble_mark: Vec<u64>,
+    /// Per tumbling window: boundary tick of the period this device is listed in (inline:
+    /// read for every event).
+    tumble_mark: smallvec::SmallVec<[u64; 2]>,
 }
 
 /// Where the work on one tick stands (see [`WindowState::process_tick`]).
@@ -107,6 +108,9 @@ struct TickWork {
     /// Devices with an expiry at `now`, and the events of `now`.
     wakeups: Vec<u32>,
     events: std::vec::IntoIter<Event>,
+    /// The slot of each of the tick's events, in order (found before the insertions, so that
+    /// they can ask for the memory of the devices ahead).
+    event_slots: Vec<u32>,
     /// Position in the current stage's list.
     pos: usize,
     /// Rows: the tumbling window being written, and its devices in name order.
@@ -226,7 +230,7 @@ impl WindowState {
             emitted: None,
             processed: u64::MAX,
             latest_tick: None,
-            tumble_mark: vec![u64::MAX; self.spec.tumbling.len()],
+            tumble_mark: smallvec::smallvec![u64::MAX; self.spec.tumbling.len()],
         });
         self.index.insert(name.clone(), i);
         i
@@ -276,12 +280,14 @@ impl WindowState {
                 let events = self.pending.remove(&now).unwrap_or_default();
                 self.pending_events -= events.len();
                 let detect = DetectWork::new(!self.logics.borrow().is_empty(), events.len());
+                let event_slots = events.iter().map(|e| self.slot_for(&e.device)).collect();
                 TickWork {
                     now,
                     emit,
                     stage: Stage::Expiries,
                     wakeups: self.wakeups.remove(&now).unwrap_or_default(),
                     events: events.into_iter(),
+                    event_slots,
                     pos: 0,
                     period: 0,
                     devices: Vec::new(),
@@ -312,6 +318,7 @@ impl WindowState {
             match work.stage {
                 Stage::Expiries => {
                     while work.pos < work.wakeups.len() {
+                        self.prefetch_ahead(&work.wakeups, work.pos);
                         self.touch(work.wakeups[work.pos], now);
                         checkpoint!(self, work);
                     }
@@ -320,7 +327,9 @@ impl WindowState {
                 }
                 Stage::Insertions => {
                     while let Some(event) = work.events.next() {
-                        let i = self.insert(now, &event);
+                        self.prefetch_ahead(&work.event_slots, work.pos);
+                        let i = work.event_slots[work.pos];
+                        self.insert(i, now, &event);
                         work.detect.keep(i, event);
                         checkpoint!(self, work);
                     }
@@ -329,6 +338,7 @@ impl WindowState {
                 }
                 Stage::Changes => {
                     while work.pos < self.touched.len() {
+                        self.prefetch_ahead(&self.touched, work.pos);
                         self.emit_change(self.touched[work.pos], now, out);
                         checkpoint!(self, work);
                     }
@@ -338,6 +348,7 @@ impl WindowState {
                 }
                 Stage::Detect => {
                     while !work.detect.done() {
+                        self.prefetch_detect(&work.detect);
                         self.detect_device(&mut work);
                         checkpoint!(self, work);
                     }
@@ -367,6 +378,42 @@ impl WindowState {
                     }
                     return true;
                 }
+            }
+        }
+    }
+
+    /// Asks for the memory of the devices a few places after `pos` in `list`: the slot of
+    /// the one `AHEAD` places on, the windows of the one half as far (its slot is in cache by
+    /// then).
+    fn prefetch_ahead(&self, list: &[u32], pos: usize) {
+        use super::prefetch::{prefetch, AHEAD};
+        if let Some(&i) = list.get(pos + AHEAD) {
+            let slot: *const DeviceSlot = &self.slots[i as usize];
+            prefetch(slot);
+            prefetch(slot.wrapping_byte_add(64));
+        }
+        if let Some(&i) = list.get(pos + AHEAD / 2) {
+            let slot = &self.slots[i as usize];
+            slot.slide.prefetch();
+            if let Some(state) = &slot.emitted {
+                prefetch(state.address() as *const u8);
+            }
+        }
+    }
+
+    /// The detection stage's [`WindowState::prefetch_ahead`]: the slots and every hosted
+    /// logic's state of the device `AHEAD` places on, the state of the one half as far.
+    fn prefetch_detect(&self, detect: &DetectWork) {
+        use super::prefetch::{prefetch, AHEAD};
+        if let Some(i) = detect.upcoming(AHEAD) {
+            prefetch(&self.slots[i as usize] as *const DeviceSlot);
+            for logic in self.logics.borrow().iter() {
+                logic.prefetch(i);
+            }
+        }
+        if let Some(i) = detect.upcoming(AHEAD / 2) {
+            if let Some(state) = &self.slots[i as usize].emitted {
+                prefetch(state.address() as *const u8);
             }
         }
     }
@@ -426,9 +473,8 @@ impl WindowState {
         }
     }
 
-    /// Inserts `event` at tick `now` into its device's windows; returns the device's slot.
-    fn insert(&mut self, now: u64, event: &Event) -> u32 {
-        let i = self.slot_for(&event.device);
+    /// Inserts `event` at tick `now` into the windows of its device, slot `i`.
+    fn insert(&mut self, i: u32, now: u64, event: &Event) {
         self.touch(i, now);
         let external = event.dst_ip.0 != 0 && self.spec.network.is_external(event.dst_ip);
         let obs = Obs::new(
@@ -469,7 +515,6 @@ impl WindowState {
                 }
             }
         }
-        i
     }
 
     /// The row of device `i`'s tumbling window number `k`, closing at `now`.

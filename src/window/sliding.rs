@@ -393,6 +393,15 @@ impl DeviceSlide {
         exact.chain(self.stepped.iter().map(|w| &w.stats)).cloned().collect()
     }
 
+    /// Asks for the memory `advance_to` and `stats` read first (see `super::prefetch`).
+    pub fn prefetch(&self) {
+        use super::prefetch::prefetch;
+        prefetch(self.exact.as_ptr());
+        prefetch(self.stepped.as_ptr());
+        prefetch(self.events.as_slices().0.as_ptr());
+        prefetch(self.buckets.as_slices().0.as_ptr());
+    }
+
     /// Events held one by one (those of the longest window that slides every tick).
     pub fn held(&self) -> usize {
         self.events.len()
