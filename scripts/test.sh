@@ -9,6 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== toolchain: $(cargo --version)"
+echo "== style: cargo fmt --check, cargo clippy -D warnings (the house rules, enforced)"
+cargo fmt --check
+cargo clippy --release --all-targets -- -D warnings
+
 echo "== build (release: tests and benchmarks share one build)"
 cargo build --release --all-targets
 

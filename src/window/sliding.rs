@@ -115,16 +115,77 @@ struct SteppedAcc {
     stats: WindowStats,
 }
 
-/// The events of one step of one device, summed.
+/// The events of one step of one device, summed: 64 bytes (a device keeps one per step of
+/// its longest window, 60 for an hour), the readings apart since most steps have none.
 #[derive(Clone, Debug, Default)]
 struct Bucket {
     /// Step number: `tick / step`.
     index: u64,
-    stats: WindowStats,
+    count: u64,
+    bytes_out: u64,
+    bytes_in: u64,
+    packets: u64,
+    bytes_out_external: u64,
     /// Destinations and ports whose latest event lies in this step: they leave a window
     /// when this step does.
     dsts_last: u32,
     ports_last: u32,
+    /// The step's readings, when it had any (valid or invalid).
+    values: Option<Box<BucketValues>>,
+}
+
+/// The readings of one step: the `value_*` fields of [`WindowStats`].
+#[derive(Clone, Debug, Default)]
+struct BucketValues {
+    count: u64,
+    invalid: u64,
+    sum: i128,
+    sumsq: i128,
+    min: Option<i64>,
+    max: Option<i64>,
+}
+
+impl Bucket {
+    fn add(&mut self, o: &Obs) {
+        self.count += 1;
+        self.bytes_out += o.bytes_out;
+        self.bytes_in += o.bytes_in;
+        self.packets += o.packets;
+        if o.external {
+            self.bytes_out_external += o.bytes_out;
+        }
+        let Some(reading) = o.value() else { return };
+        let v = self.values.get_or_insert_with(Default::default);
+        match reading {
+            Some(q) => {
+                v.count += 1;
+                v.sum += q as i128;
+                v.sumsq += (q as i128) * (q as i128);
+                v.min = Some(v.min.map_or(q, |m| m.min(q)));
+                v.max = Some(v.max.map_or(q, |m| m.max(q)));
+            }
+            None => v.invalid += 1,
+        }
+    }
+
+    /// Takes the step's sums out of a window's (not its distincts, min or max).
+    fn subtract_from(&self, s: &mut WindowStats) {
+        s.count -= self.count;
+        s.bytes_out -= self.bytes_out;
+        s.bytes_in -= self.bytes_in;
+        s.packets -= self.packets;
+        s.bytes_out_external -= self.bytes_out_external;
+        if let Some(v) = &self.values {
+            s.value_count -= v.count;
+            s.value_invalid -= v.invalid;
+            s.value_sum -= v.sum;
+            s.value_sumsq -= v.sumsq;
+        }
+    }
+
+    fn valid_readings(&self) -> bool {
+        self.values.as_ref().is_some_and(|v| v.count > 0)
+    }
 }
 
 /// All windows of one device: those that slide every tick keep their events (the longest
@@ -254,16 +315,16 @@ impl DeviceSlide {
             let hi = self.buckets.partition_point(|b| b.index < first);
             let mut extremes_left = false;
             for b in self.buckets.range(lo..hi) {
-                subtract(&mut w.stats, &b.stats);
+                b.subtract_from(&mut w.stats);
                 w.stats.distinct_dst -= b.dsts_last;
                 w.stats.distinct_ports -= b.ports_last;
-                extremes_left |= b.stats.value_count > 0;
+                extremes_left |= b.valid_readings();
             }
             w.first = first;
             if extremes_left {
-                let inside = self.buckets.range(hi..).filter(|b| b.stats.value_count > 0);
-                w.stats.value_min = inside.clone().filter_map(|b| b.stats.value_min).min();
-                w.stats.value_max = inside.filter_map(|b| b.stats.value_max).max();
+                let inside = self.buckets.range(hi..).filter_map(|b| b.values.as_deref());
+                w.stats.value_min = inside.clone().filter_map(|v| v.min).min();
+                w.stats.value_max = inside.filter_map(|v| v.max).max();
             }
         }
         let first = self.stepped[self.stepped.len() - 1].first;
@@ -356,13 +417,8 @@ impl DeviceSlide {
         };
         let new_dst = moved(dst_prev, &mut self.buckets, |b| &mut b.dsts_last);
         let new_port = moved(port_prev, &mut self.buckets, |b| &mut b.ports_last);
-        let bucket = self.buckets.back_mut().expect("pushed");
-        add(&mut bucket.stats, obs);
+        self.buckets.back_mut().expect("pushed").add(obs);
         let value = obs.value().flatten();
-        if let Some(q) = value {
-            bucket.stats.value_min = Some(bucket.stats.value_min.map_or(q, |m| m.min(q)));
-            bucket.stats.value_max = Some(bucket.stats.value_max.map_or(q, |m| m.max(q)));
-        }
         for w in self.stepped.iter_mut() {
             add(&mut w.stats, obs);
             // Not yet in the window: never seen, or last seen in a step before its first.
@@ -432,19 +488,6 @@ fn add(s: &mut WindowStats, o: &Obs) {
     }
 }
 
-/// Takes a step's summed statistics out of a window's (not its distincts, min or max).
-fn subtract(s: &mut WindowStats, b: &WindowStats) {
-    s.count -= b.count;
-    s.bytes_out -= b.bytes_out;
-    s.bytes_in -= b.bytes_in;
-    s.packets -= b.packets;
-    s.bytes_out_external -= b.bytes_out_external;
-    s.value_count -= b.value_count;
-    s.value_invalid -= b.value_invalid;
-    s.value_sum -= b.value_sum;
-    s.value_sumsq -= b.value_sumsq;
-}
-
 fn remove(s: &mut WindowStats, o: &Obs) {
     s.count -= 1;
     s.bytes_out -= o.bytes_out;
@@ -471,6 +514,7 @@ mod tests {
     #[test]
     fn an_observation_is_64_bytes_and_round_trips() {
         assert_eq!(std::mem::size_of::<Obs>(), 64);
+        assert_eq!(std::mem::size_of::<Bucket>(), 64);
         let o = Obs::new(7, 1, 2, 3, true, u128::MAX - 5, 443, Some(-2.5));
         assert_eq!((o.dst(), o.value()), (u128::MAX - 5, Some(Some(-2_500_000))));
         assert_eq!(Obs::new(7, 1, 2, 3, false, 0, 0, None).value(), None);
