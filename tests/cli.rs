@@ -192,3 +192,49 @@ fn train_needs_a_snapshot_or_a_server_and_names_an_unreachable_one() {
         stderr(&o)
     );
 }
+
+#[test]
+fn bench_times_a_short_job_and_repeats_it_on_the_same_input() {
+    let o = vigil(&[
+        "bench",
+        "--events",
+        "20000",
+        "--devices",
+        "200",
+        "--repeat",
+        "2",
+        "-w",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    // Every record is accounted for, and the same input gives the same counts each run.
+    let counts: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("accepted "))
+        .collect();
+    assert_eq!(counts.len(), 2, "{out}");
+    assert_eq!(counts[0], counts[1], "{out}");
+    let number = |line: &str, word: &str| -> u64 {
+        let after = line.split(word).nth(1).unwrap_or_else(|| panic!("{word} in {line}"));
+        after
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        number(counts[0], "accepted") + number(counts[0], "rejected"),
+        20_000,
+        "{out}"
+    );
+    assert!(number(counts[0], "window rows") > 0, "{out}");
+    assert!(out.contains("vigil bench: 20000 events"), "{out}");
+    assert!(out.contains("throughput over 2 runs: fastest"), "{out}");
+    assert!(out.contains("memory per device"), "{out}");
+    let zero = vigil(&["bench", "--events", "10", "--repeat", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+    assert!(stderr(&zero).contains("--repeat"), "{}", stderr(&zero));
+}

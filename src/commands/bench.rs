@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// Config file (TOML).
     #[arg(short, long)]
     pub config: Option<std::path::PathBuf>,
+    /// Time the run this many times over the same generated input and print the fastest,
+    /// median and slowest (a shared machine's speed varies from one run to the next).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
     /// Instead: measure the Kafka source alone on TOPIC (consume, decode, watermark; no
     /// dataflow), one worker reading every partition to the end offsets present at start.
     /// scripts/bench-kafka.sh measures the whole run from topic to topics.
@@ -125,8 +129,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         args.devices.unwrap_or(shape_devices),
         args.rate.unwrap_or(shape_rate),
     );
-    if args.workers == 0 || devices == 0 || events == 0 {
-        return Err(UsageError("--workers, --devices and --events must be at least 1".into()).into());
+    if args.workers == 0 || devices == 0 || events == 0 || args.repeat == 0 {
+        return Err(UsageError("--workers, --devices, --events and --repeat must be at least 1".into()).into());
     }
     if !(rate.is_finite() && rate > 0.0) {
         return Err(UsageError(format!(
@@ -158,41 +162,65 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         t0.elapsed().as_secs_f64()
     );
     let rss_before = current_rss_bytes();
-    let started = Instant::now();
-    let outcome = run_pipeline(RunSpec {
-        config,
-        input: InputSpec::Memory {
-            name: "bench".into(),
-            data: Arc::new(data),
-        },
-        format: None,
-        workers: args.workers,
-        sinks: Arc::new(|_| Box::new(NullSink) as Box<dyn WorkerSink>),
-        progress: false,
-        cluster: None,
-        serve: None,
-    })?;
-    let secs = started.elapsed().as_secs_f64();
-    let s = &outcome.summary;
-    println!(
-        "vigil bench: {} events, {} devices seen, {} worker(s)",
-        s.events_read, s.devices, args.workers
-    );
-    println!("  pipeline: decode + watermark + sliding windows + feature arrangement + tumbling rows + detectors");
-    println!(
-        "  accepted {}, rejected {}, window rows {}",
-        s.accepted, s.rejected, s.window_rows
-    );
-    println!("  elapsed {secs:.2} s");
-    println!("  throughput {:.0} events/s", s.events_read as f64 / secs);
+    let data = Arc::new(data);
+    let mut rates = Vec::new();
+    for run in 1..=args.repeat {
+        let started = Instant::now();
+        let outcome = run_pipeline(RunSpec {
+            config: config.clone(),
+            input: InputSpec::Memory {
+                name: "bench".into(),
+                data: data.clone(),
+            },
+            format: None,
+            workers: args.workers,
+            sinks: Arc::new(|_| Box::new(NullSink) as Box<dyn WorkerSink>),
+            progress: false,
+            cluster: None,
+            serve: None,
+        })?;
+        let secs = started.elapsed().as_secs_f64();
+        let s = &outcome.summary;
+        if run == 1 {
+            println!(
+                "vigil bench: {} events, {} devices seen, {} worker(s)",
+                s.events_read, s.devices, args.workers
+            );
+            println!(
+                "  pipeline: decode + watermark + sliding windows + feature arrangement + tumbling rows + detectors"
+            );
+        }
+        if args.repeat > 1 {
+            println!("  run {run} of {}:", args.repeat);
+        }
+        println!(
+            "  accepted {}, rejected {}, window rows {}",
+            s.accepted, s.rejected, s.window_rows
+        );
+        println!("  elapsed {secs:.2} s");
+        println!("  throughput {:.0} events/s", s.events_read as f64 / secs);
+        rates.push((s.events_read as f64 / secs, s.devices));
+    }
+    let devices_seen = rates[0].1;
+    if rates.len() > 1 {
+        let mut sorted: Vec<f64> = rates.iter().map(|r| r.0).collect();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "  throughput over {} runs: fastest {:.0}, median {:.0}, slowest {:.0} events/s",
+            sorted.len(),
+            sorted[sorted.len() - 1],
+            sorted[sorted.len() / 2],
+            sorted[0]
+        );
+    }
     let peak = peak_rss_bytes();
     println!(
-        "  peak RSS {:.1} MiB (input buffer and generator included; {:.1} MiB before the run)",
+        "  peak RSS {:.1} MiB (input buffer and generator included; {:.1} MiB before running)",
         peak as f64 / 1048576.0,
         rss_before as f64 / 1048576.0
     );
     // What the run added at its peak, per device it saw: the engine's state per device.
-    let per_device = peak.saturating_sub(rss_before) as f64 / s.devices.max(1) as f64;
+    let per_device = peak.saturating_sub(rss_before) as f64 / devices_seen.max(1) as f64;
     println!(
         "  memory per device {:.2} KiB (peak RSS minus RSS before the run, / devices)",
         per_device / 1024.0
