@@ -36,8 +36,8 @@ pub struct RunArgs {
     pub input: Option<PathBuf>,
     /// Where outputs go: files (in --out) or kafka (the topics of [kafka]); default from
     /// [output] sink.
-    #[arg(long)]
-    pub sink: Option<String>,
+    #[arg(long, value_enum)]
+    pub sink: Option<SinkArg>,
     /// Kafka input: read up to the end offsets present at start, then finish. Without it the
     /// run goes on until stopped (Ctrl-C / SIGTERM finish it cleanly).
     #[arg(long)]
@@ -48,9 +48,10 @@ pub struct RunArgs {
     /// Kafka consumer group (overrides [kafka] group_id).
     #[arg(long)]
     pub group: Option<String>,
-    /// Input format: auto, csv, jsonl or zeek (default: from the config, else auto).
-    #[arg(short, long)]
-    pub format: Option<String>,
+    /// Input format (default: from the config, else auto: detected from the file name and
+    /// first line).
+    #[arg(short, long, value_enum)]
+    pub format: Option<FormatArg>,
     /// Output folder for windows.jsonl, features.jsonl, rejects.jsonl, summary.json (only
     /// summary.json with --sink kafka).
     #[arg(short, long, default_value = "out")]
@@ -75,9 +76,9 @@ pub struct RunArgs {
     /// Seconds the processes of a cluster may take to connect to each other.
     #[arg(long, default_value_t = 60)]
     pub connect_timeout: u64,
-    /// Progress display: auto (a bar on a terminal, log lines otherwise), always, never.
-    #[arg(long, default_value = "auto")]
-    pub progress: String,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
     /// Also write per-event scores (`ts, device_id, detector, score`, JSON lines) of the
     /// detectors that score every event to this file.
     #[arg(long)]
@@ -90,6 +91,50 @@ pub struct RunArgs {
     /// Stop when the input is done, even when serving queries.
     #[arg(long)]
     pub exit_when_done: bool,
+}
+
+/// `--sink`: where outputs go.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkArg {
+    /// Files in --out.
+    Files,
+    /// The topics of [kafka].
+    Kafka,
+}
+
+/// `--format`: how input records are read.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatArg {
+    /// Detected per file from its name and first line.
+    Auto,
+    Csv,
+    /// JSON lines.
+    #[value(alias = "json", alias = "ndjson")]
+    Jsonl,
+    /// Zeek conn.log as JSON.
+    Zeek,
+}
+
+impl FormatArg {
+    fn format(self) -> Option<Format> {
+        match self {
+            FormatArg::Auto => None,
+            FormatArg::Csv => Some(Format::Csv),
+            FormatArg::Jsonl => Some(Format::Jsonl),
+            FormatArg::Zeek => Some(Format::Zeek),
+        }
+    }
+}
+
+/// `--progress`: how a run shows its progress.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressArg {
+    /// A bar on a terminal, log lines otherwise.
+    Auto,
+    /// The same as auto: a bar on a terminal, log lines otherwise.
+    Always,
+    /// Nothing until the summary.
+    Never,
 }
 
 /// Where the query server listens unless told otherwise.
@@ -148,14 +193,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(g) = &args.group {
         config.kafka.group_id = g.clone();
     }
-    let sink_kind = match args.sink.as_deref() {
+    let sink_kind = match args.sink {
         None => config.output.sink,
-        Some("files") => SinkKind::Files,
-        Some("kafka") => SinkKind::Kafka,
-        Some(other) => return Err(UsageError(format!("--sink `{other}`: use files or kafka")).into()),
+        Some(SinkArg::Files) => SinkKind::Files,
+        Some(SinkArg::Kafka) => SinkKind::Kafka,
     };
-    let format_name = args.format.clone().unwrap_or_else(|| config.input.format.clone());
-    let format = Format::parse(&format_name).map_err(UsageError)?;
+    let format = match args.format {
+        Some(f) => f.format(),
+        None => Format::parse(&config.input.format).map_err(UsageError)?,
+    };
     if args.workers == 0 {
         return Err(UsageError("--workers must be at least 1".into()).into());
     }
@@ -185,13 +231,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let progress = match args.progress.as_str() {
-        // A bar on a terminal, log lines otherwise (Progress decides by the bar's visibility).
-        "auto" => true,
-        "always" => true,
-        "never" => false,
-        other => return Err(UsageError(format!("--progress `{other}`: use auto, always or never")).into()),
-    };
+    // A bar on a terminal, log lines otherwise (Progress decides by the bar's visibility).
+    let progress = args.progress != ProgressArg::Never;
     let explicit_serve = args.serve.is_some();
     let cluster = cluster_spec(&args)?;
     let serve = serve_for(args.serve.as_deref(), cluster.as_ref().map(|c| c.process))?;
