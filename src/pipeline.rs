@@ -93,7 +93,7 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
     let metrics = Arc::new(Metrics::default());
     let workers = spec.workers.max(1);
-    let placement = crate::query::Placement::of(workers, spec.cluster.as_ref());
+    let placement = crate::query::WorkerPlacement::of(workers, spec.cluster.as_ref());
     let server = match spec.serve {
         Some(addr) => Some(crate::query::Server::start(
             addr,

@@ -74,7 +74,7 @@ impl Current {
     }
 }
 
-type Pending = BTreeMap<u64, (Vec<((DeviceId, DeviceState), isize)>, Vec<(Model, isize)>)>;
+type PendingByTick = BTreeMap<u64, (Vec<((DeviceId, DeviceState), isize)>, Vec<(Model, isize)>)>;
 
 /// `(device, score)` for every device under the current model.
 pub fn score_devices<'s>(
@@ -87,7 +87,7 @@ pub fn score_devices<'s>(
     states
         .inner
         .binary_frontier(models, Pipeline, Pipeline, "KMeansScore", move |_cap, _info| {
-            let mut pending: Pending = BTreeMap::new();
+            let mut pending: PendingByTick = BTreeMap::new();
             let mut devices: HashMap<DeviceId, DeviceState> = HashMap::default();
             let mut models: BTreeMap<Model, isize> = BTreeMap::new();
             let mut current: Option<Current> = None;

@@ -292,21 +292,21 @@ fn normalize_table(mut existing: Value, name: &str) -> Value {
     existing
 }
 
-enum Step {
+enum TablePlan {
     Create,
     Keep,
     Update(Vec<Difference>),
 }
 
-fn plan(wanted: &Value, existing: Option<Value>) -> Step {
+fn plan(wanted: &Value, existing: Option<Value>) -> TablePlan {
     match existing {
-        None => Step::Create,
+        None => TablePlan::Create,
         Some(e) => {
             let d = differences(wanted, &e);
             if d.is_empty() {
-                Step::Keep
+                TablePlan::Keep
             } else {
-                Step::Update(d)
+                TablePlan::Update(d)
             }
         }
     }
@@ -333,7 +333,7 @@ pub fn apply(controller: &Controller, specs: &[TableSpec], force: bool) -> Resul
             [("schema", schema), ("table", table)]
                 .into_iter()
                 .filter_map(move |(kind, step)| match step {
-                    Step::Update(d) => Some(Conflict {
+                    TablePlan::Update(d) => Some(Conflict {
                         kind,
                         name: spec.name.clone(),
                         differences: d.clone(),
@@ -348,9 +348,9 @@ pub fn apply(controller: &Controller, specs: &[TableSpec], force: bool) -> Resul
     let mut report = Vec::new();
     for (spec, schema, table) in steps {
         let outcome = match schema {
-            Step::Create => controller.create_schema(&spec.schema).map(|_| Outcome::Created)?,
-            Step::Keep => Outcome::Unchanged,
-            Step::Update(_) => controller
+            TablePlan::Create => controller.create_schema(&spec.schema).map(|_| Outcome::Created)?,
+            TablePlan::Keep => Outcome::Unchanged,
+            TablePlan::Update(_) => controller
                 .update_schema(&spec.name, &spec.schema)
                 .map(|_| Outcome::Updated)?,
         };
@@ -361,12 +361,12 @@ pub fn apply(controller: &Controller, specs: &[TableSpec], force: bool) -> Resul
             outcome,
         });
         let outcome = match table {
-            Step::Create => controller
+            TablePlan::Create => controller
                 .create_table(&spec.table_config)
                 .map_err(|e| topic_hint(e, spec))
                 .map(|_| Outcome::Created)?,
-            Step::Keep => Outcome::Unchanged,
-            Step::Update(_) => controller
+            TablePlan::Keep => Outcome::Unchanged,
+            TablePlan::Update(_) => controller
                 .update_table(&spec.name, &spec.table_config)
                 .map_err(|e| topic_hint(e, spec))
                 .map(|_| Outcome::Updated)?,

@@ -38,14 +38,14 @@ const STOP_CHECK: Duration = Duration::from_millis(200);
 
 /// What a handler answers.
 #[derive(Clone, Debug)]
-pub struct Reply {
+pub struct HttpReply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
 }
 
 /// Answers one request: (method, request target).
-pub type Handler = dyn Fn(&str, &str) -> Reply + Send + Sync;
+pub type Handler = dyn Fn(&str, &str) -> HttpReply + Send + Sync;
 
 struct Shared {
     listener: TcpListener,
@@ -259,7 +259,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// The whole response, head and body, for one write.
-fn response(reply: &Reply, keep_alive: bool, head_only: bool) -> Vec<u8> {
+fn response(reply: &HttpReply, keep_alive: bool, head_only: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(reply.body.len() + 160);
     let _ = write!(
         out,
@@ -276,8 +276,8 @@ fn response(reply: &Reply, keep_alive: bool, head_only: bool) -> Vec<u8> {
     out
 }
 
-fn refusal_reply(r: &Refusal) -> Reply {
-    Reply {
+fn refusal_reply(r: &Refusal) -> HttpReply {
+    HttpReply {
         status: r.status,
         content_type: "application/json",
         body: serde_json::json!({ "error": r.message }).to_string(),
@@ -361,7 +361,7 @@ mod tests {
         HttpServer::start(
             listener,
             min_idle,
-            Box::new(|method, target| Reply {
+            Box::new(|method, target| HttpReply {
                 status: if target == "/missing" { 404 } else { 200 },
                 content_type: "text/plain",
                 body: format!("{method} {target}"),

@@ -167,7 +167,7 @@ impl Answer {
 }
 
 /// A query waiting for its answer.
-pub struct Pending {
+pub struct PendingQuery {
     pub query: Query,
     pub reply: mpsc::SyncSender<Answer>,
 }
@@ -175,14 +175,14 @@ pub struct Pending {
 /// What a worker finds in its inbox.
 pub(crate) enum Work {
     /// A query the worker answers or sends into the query dataflow.
-    Query(Pending),
+    Query(PendingQuery),
     /// A listing every local worker reads its part of ([`gather`]).
     Part(Arc<gather::Gather>),
 }
 
 /// Which workers of the cluster run in this process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Placement {
+pub struct WorkerPlacement {
     /// Global index of the process's first worker.
     pub first: usize,
     /// Workers in this process.
@@ -191,18 +191,18 @@ pub struct Placement {
     pub peers: usize,
 }
 
-impl Placement {
+impl WorkerPlacement {
     /// This process's workers: `workers` per process, in `cluster` (None: a single process).
     /// timely numbers process `p`'s workers from `p * workers`.
     pub fn of(workers: usize, cluster: Option<&crate::cluster::ClusterSpec>) -> Self {
         let workers = workers.max(1);
         match cluster {
-            Some(c) => Placement {
+            Some(c) => WorkerPlacement {
                 first: c.process * workers,
                 local: workers,
                 peers: c.processes * workers,
             },
-            None => Placement {
+            None => WorkerPlacement {
                 first: 0,
                 local: workers,
                 peers: workers,
@@ -251,7 +251,7 @@ pub struct Hub {
     /// that worker is in this process (it then never waits for another worker), a listing
     /// to the local workers in turn.
     inboxes: Vec<Inbox>,
-    placement: Placement,
+    placement: WorkerPlacement,
     /// The ticks the local workers read at and open gathers hold.
     pub(crate) ticks: Arc<gather::ReadTicks>,
     next_listing: std::sync::atomic::AtomicUsize,
@@ -269,7 +269,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(metrics: Arc<Metrics>, tick_ms: u64, addr: SocketAddr, placement: Placement) -> Arc<Self> {
+    pub fn new(metrics: Arc<Metrics>, tick_ms: u64, addr: SocketAddr, placement: WorkerPlacement) -> Arc<Self> {
         let inboxes: Vec<Inbox> = (0..placement.local.max(1))
             .map(|_| {
                 let (sender, receiver) = mpsc::channel();
@@ -316,7 +316,7 @@ impl Hub {
 
     /// Hands a query to the worker that takes it; false when no worker takes queries (any
     /// more).
-    pub fn submit(&self, pending: Pending) -> bool {
+    pub fn submit(&self, pending: PendingQuery) -> bool {
         let now = (self.born.elapsed().as_millis() as u64).max(1);
         self.last_query_ms.store(now, Ordering::Relaxed);
         // A listing when the whole cluster runs here: every local worker reads its part.
@@ -354,7 +354,7 @@ impl Hub {
     }
 
     /// Which workers run in this process.
-    pub fn placement(&self) -> Placement {
+    pub fn placement(&self) -> WorkerPlacement {
         self.placement
     }
 
@@ -380,7 +380,7 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn hub(placement: Placement) -> Arc<Hub> {
+    fn hub(placement: WorkerPlacement) -> Arc<Hub> {
         Hub::new(
             Arc::new(Metrics::default()),
             1000,
@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn point_queries_go_to_the_local_owner_and_listings_take_turns() {
         // Process 1 of a 2 × 3 cluster: global workers 3, 4, 5.
-        let placement = Placement {
+        let placement = WorkerPlacement {
             first: 3,
             local: 3,
             peers: 6,

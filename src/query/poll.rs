@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::gather::{Gather, ReadTicks};
 use super::reader::Reader;
 use super::render::Renderer;
-use super::{Answer, Pending, Work};
+use super::{Answer, PendingQuery, Work};
 
 thread_local! {
     /// The queries of the worker running on this thread (None: it does not serve).
@@ -94,7 +94,7 @@ fn starting() -> Answer {
 pub(super) struct Local {
     requests: Option<Receiver<Work>>,
     /// Queries taken from the inbox that go through the query dataflow, in arrival order.
-    deferred: VecDeque<Pending>,
+    deferred: VecDeque<PendingQuery>,
     /// This worker's shard, through handles of its own (None until the main dataflow is
     /// built): the query dataflow's reader may be in the middle of a listing when a poll
     /// comes.
@@ -205,14 +205,14 @@ impl Local {
     }
 
     /// The queries for the query dataflow, oldest first (after a last [`Local::poll`]).
-    pub fn take_deferred(&mut self) -> VecDeque<Pending> {
+    pub fn take_deferred(&mut self) -> VecDeque<PendingQuery> {
         self.poll();
         std::mem::take(&mut self.deferred)
     }
 
     /// Answers `p` when this worker can on its own (returns it otherwise): a 503 before any
     /// tick is complete, a point query about a device this worker owns from its shard.
-    fn answer(&mut self, p: Pending) -> Option<Pending> {
+    fn answer(&mut self, p: PendingQuery) -> Option<PendingQuery> {
         let Some(tick) = self.tick else {
             let _ = p.reply.try_send(Answer::error(
                 503,

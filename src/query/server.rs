@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::http::{HttpServer, Reply};
+use super::http::{HttpReply, HttpServer};
 use super::request::{self, Catalog, Route};
-use super::{Answer, Hub, Pending, Placement};
+use super::{Answer, Hub, PendingQuery, WorkerPlacement};
 use crate::config::Config;
 use crate::decode::RejectReason;
 use crate::model::Registry;
@@ -46,7 +46,7 @@ impl Server {
         addr: SocketAddr,
         config: &Config,
         metrics: Arc<Metrics>,
-        placement: Placement,
+        placement: WorkerPlacement,
     ) -> Result<Server, ServerError> {
         let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let bound = listener
@@ -81,7 +81,7 @@ impl Server {
 
 /// Answers one request and counts it in the metrics; a panic while answering is a 500 (the
 /// engine goes on). Latency runs from the parsed request to the answer ready to write.
-fn answer(method: &str, url: &str, hub: &Hub, catalog: &Catalog, timeout: Duration, started: Instant) -> Reply {
+fn answer(method: &str, url: &str, hub: &Hub, catalog: &Catalog, timeout: Duration, started: Instant) -> HttpReply {
     let at = Instant::now();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         handle(method, url, hub, catalog, timeout, started)
@@ -94,7 +94,7 @@ fn answer(method: &str, url: &str, hub: &Hub, catalog: &Catalog, timeout: Durati
         )
     });
     hub.metrics.query_answered(endpoint, answer.status, at.elapsed());
-    Reply {
+    HttpReply {
         status: answer.status,
         content_type,
         body: answer.body,
@@ -166,7 +166,7 @@ pub const RETRAIN_TIMEOUT: Duration = Duration::from_secs(600);
 fn ask(hub: &Hub, query: super::Query, timeout: Duration) -> (usize, Answer) {
     let endpoint = query.endpoint();
     let (tx, rx) = mpsc::sync_channel(1);
-    if !hub.submit(Pending { query, reply: tx }) {
+    if !hub.submit(PendingQuery { query, reply: tx }) {
         return (
             endpoint,
             Answer::error(503, "the engine is not taking queries (shutting down)", &[]),

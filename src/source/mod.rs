@@ -13,7 +13,7 @@ pub mod watermark;
 
 use crate::decode::{DecodeError, RecordDecoder, Reject, RejectReason};
 use crate::event::{DeviceId, Event};
-use watermark::{Placement, Watermark};
+use watermark::{Timeliness, Watermark};
 
 /// A problem with an input as a whole (not a single record).
 #[derive(Debug, thiserror::Error)]
@@ -119,16 +119,16 @@ impl Decider {
             match decoder.decode(bytes) {
                 Err(e) => self.reject(source, position, bytes, decoder, peeked, e, batch),
                 Ok(event) => match self.watermark.classify(event.ts_ms) {
-                    Placement::OnTime(t) => {
+                    Timeliness::OnTime(t) => {
                         batch.accepted += 1;
                         batch.events.push((t, event));
                     }
-                    Placement::Corrected(t) => {
+                    Timeliness::Corrected(t) => {
                         batch.accepted += 1;
                         batch.corrected += 1;
                         batch.events.push((t, event));
                     }
-                    Placement::Late => {
+                    Timeliness::Late => {
                         let max = self.watermark.max_ts().unwrap_or(event.ts_ms);
                         let e = DecodeError::new(
                             RejectReason::Late,
@@ -166,8 +166,8 @@ impl Decider {
         // the record is not late: at its own tick, else at the watermark.
         if let Some(device) = decoder.peek_device(bytes) {
             let tick = match peeked.map(|ts| self.watermark.classify(ts)) {
-                Some(Placement::OnTime(t)) | Some(Placement::Corrected(t)) => Some(t),
-                Some(Placement::Late) => None,
+                Some(Timeliness::OnTime(t)) | Some(Timeliness::Corrected(t)) => Some(t),
+                Some(Timeliness::Late) => None,
                 None => self.watermark.tick(),
             };
             if let Some(t) = tick {

@@ -8,7 +8,7 @@ use crate::config::{Config, LatePolicy};
 
 /// Where an accepted record lands in event time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Placement {
+pub enum Timeliness {
     /// At its own tick.
     OnTime(u64),
     /// Late, rejected.
@@ -44,13 +44,13 @@ impl Watermark {
 
     /// Where a valid record with timestamp `ts_ms` goes, given the records before it.
     #[inline]
-    pub fn classify(&self, ts_ms: i64) -> Placement {
+    pub fn classify(&self, ts_ms: i64) -> Timeliness {
         match self.max_ts {
             Some(m) if ts_ms < m - self.lateness_ms => match self.policy {
-                LatePolicy::Reject => Placement::Late,
-                LatePolicy::Correct => Placement::Corrected(self.tick_of(m - self.lateness_ms)),
+                LatePolicy::Reject => Timeliness::Late,
+                LatePolicy::Correct => Timeliness::Corrected(self.tick_of(m - self.lateness_ms)),
             },
-            _ => Placement::OnTime(self.tick_of(ts_ms)),
+            _ => Timeliness::OnTime(self.tick_of(ts_ms)),
         }
     }
 
@@ -84,14 +84,14 @@ mod tests {
     fn lateness_is_relative_to_earlier_records() {
         let config = Config::from_toml("").unwrap();
         let mut w = Watermark::new(&config);
-        assert_eq!(w.classify(10_000), Placement::OnTime(10));
+        assert_eq!(w.classify(10_000), Timeliness::OnTime(10));
         w.observe(10_000);
-        assert_eq!(w.classify(5_000), Placement::OnTime(5));
-        assert_eq!(w.classify(4_999), Placement::Late);
+        assert_eq!(w.classify(5_000), Timeliness::OnTime(5));
+        assert_eq!(w.classify(4_999), Timeliness::Late);
         assert_eq!(w.tick(), Some(5));
         let config = Config::from_toml("[time]\nlate_policy = \"correct\"\n").unwrap();
         let mut w = Watermark::new(&config);
         w.observe(10_000);
-        assert_eq!(w.classify(1_000), Placement::Corrected(5));
+        assert_eq!(w.classify(1_000), Timeliness::Corrected(5));
     }
 }
