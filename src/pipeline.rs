@@ -213,31 +213,60 @@ fn run_worker(
     (result, queries, complete)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_input(
-    worker: &mut timely::worker::Worker,
-    spec: &RunSpec,
-    metrics: &Arc<Metrics>,
-    end_ms: &std::sync::Mutex<Option<i64>>,
-    totals: &std::sync::Mutex<Vec<u64>>,
-    hub: Option<Arc<crate::query::Hub>>,
-    queries: &mut crate::query::Queries,
-    complete_out: &mut u64,
-) -> Result<(), RunError> {
-    let index = worker.index();
-    let peers = worker.peers();
-    let config = &spec.config;
-    let sink: Rc<RefCell<Box<dyn WorkerSink>>> = Rc::new(RefCell::new((spec.sinks)(index)));
-    let wants_changes = sink.borrow().wants_changes();
-    let probe = ProbeHandle::new();
-    let gauges = Rc::new(WindowGauges::default());
-    let window_spec = WindowSpec::from_config(config);
-    // The query dataflow first: a worker step runs its dataflows in the order they were
-    // built, so queries move on before the step's ingestion work, not after it.
-    *queries = crate::query::Queries::new(worker, hub.clone(), config);
-    let main_dataflow = worker.next_dataflow_index();
+/// Writes the periodic feature snapshots due before `before` (each at its tick, from the
+/// store pinned there) and pins the next one.
+fn write_due_snapshots(
+    next: &mut Option<u64>,
+    every: u64,
+    before: u64,
+    store: &mut FeatureStore,
+    sink: &Rc<RefCell<Box<dyn WorkerSink>>>,
+    metrics: &Metrics,
+) {
+    while let Some(s) = next.filter(|&s| s < before) {
+        let states = store.read_at(s);
+        metrics.features_written.fetch_add(states.len() as u64, Relaxed);
+        sink.borrow_mut().features(s, false, &states);
+        *next = Some(s + every);
+        store.pin(*next);
+    }
+}
 
-    let (mut input, mut reject_input, model_input, trace, query_traces) = worker.dataflow::<u64, _, _>(|scope| {
+/// The handles of the main dataflow that its driver ([`run_input`]) holds.
+struct MainHandles {
+    input: VecInput<(u64, Event)>,
+    reject_input: VecInput<(DeviceId, u64, isize)>,
+    model_input: differential_dataflow::input::InputSession<u64, crate::model::Model, isize>,
+    features: crate::feature_store::FeatureTrace,
+    query_traces: Option<QueryTraceHandles>,
+}
+
+/// An input of records sent one by one or in vectors.
+type VecInput<D> = timely::dataflow::InputHandle<u64, timely::container::CapacityContainerBuilder<Vec<D>>>;
+
+/// The traces the query dataflow imports: anomalies, history rows, model scores.
+type QueryTraceHandles = (
+    crate::query::reader::AnomalyTrace,
+    crate::query::history::HistoryTrace,
+    Option<crate::query::reader::ScoreTrace>,
+);
+
+/// Builds the main dataflow: windows (hosting the per-device detectors), the feature
+/// arrangement, every detector, the anomaly and score arrangements the queries read, and the
+/// sinks; returns the handles its driver holds.
+fn build_main_dataflow(
+    worker: &mut timely::worker::Worker,
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    hub: Option<&Arc<crate::query::Hub>>,
+    sink: &Rc<RefCell<Box<dyn WorkerSink>>>,
+    probe: &ProbeHandle<u64>,
+    gauges: &Rc<WindowGauges>,
+) -> Result<MainHandles, RunError> {
+    let index = worker.index();
+    let wants_changes = sink.borrow().wants_changes();
+    let window_spec = WindowSpec::from_config(config);
+    worker.dataflow::<u64, _, _>(|scope| {
         let (input, events) = scope.new_input::<(u64, Event)>();
         let (reject_input, rejects) = scope.new_input::<(DeviceId, u64, isize)>();
         let (model_input, models) = crate::model::driver::model_collection(scope);
@@ -245,7 +274,7 @@ fn run_input(
         let (changes, rows) = (windows.changes, windows.rows);
         let history = hub
             .as_ref()
-            .map(|_| crate::query::history::arrange_history(rows.clone(), config, &probe));
+            .map(|_| crate::query::history::arrange_history(rows.clone(), config, probe));
         let row_sink = sink.clone();
         let row_metrics = metrics.clone();
         rows.sink(Pipeline, "WindowRows", move |(input, _frontier)| {
@@ -262,7 +291,7 @@ fn run_input(
             changes
         };
         let arranged = changes.clone().arrange_by_key_named("features");
-        arranged.stream.clone().probe_with(&probe);
+        arranged.stream.clone().probe_with(probe);
 
         let ctx = DetectorContext {
             scope,
@@ -292,7 +321,7 @@ fn run_input(
         let anomalies = anomalies
             .map(|a| (a.device.clone(), a))
             .arrange_by_key_named("anomalies");
-        anomalies.stream.clone().probe_with(&probe);
+        anomalies.stream.clone().probe_with(probe);
         for stream in scores {
             let score_sink = sink.clone();
             stream.sink(Pipeline, "Scores", move |(input, _frontier)| {
@@ -302,12 +331,52 @@ fn run_input(
         // Served: every device's model score, arranged by device for `GET /devices/{id}`.
         let model_scores = built.model_scores.filter(|_| history.is_some()).map(|scores| {
             let arranged = scores.arrange_by_key_named("model_scores");
-            arranged.stream.clone().probe_with(&probe);
+            arranged.stream.clone().probe_with(probe);
             arranged.trace
         });
         let query_traces = history.map(|history| (anomalies.trace, history, model_scores));
-        Ok::<_, RunError>((input, reject_input, model_input, arranged.trace, query_traces))
-    })?;
+        Ok::<_, RunError>(MainHandles {
+            input,
+            reject_input,
+            model_input,
+            features: arranged.trace,
+            query_traces,
+        })
+    })
+}
+
+/// Drives one worker's run: builds the main dataflow ([`build_main_dataflow`]), then
+/// ingests (poll, send, advance), steps the dataflow, writes snapshots, retrains and commits
+/// until the input is exhausted, and finishes (final snapshot, drain, totals).
+#[allow(clippy::too_many_arguments)]
+fn run_input(
+    worker: &mut timely::worker::Worker,
+    spec: &RunSpec,
+    metrics: &Arc<Metrics>,
+    end_ms: &std::sync::Mutex<Option<i64>>,
+    totals: &std::sync::Mutex<Vec<u64>>,
+    hub: Option<Arc<crate::query::Hub>>,
+    queries: &mut crate::query::Queries,
+    complete_out: &mut u64,
+) -> Result<(), RunError> {
+    let index = worker.index();
+    let peers = worker.peers();
+    let config = &spec.config;
+    let sink: Rc<RefCell<Box<dyn WorkerSink>>> = Rc::new(RefCell::new((spec.sinks)(index)));
+    let probe = ProbeHandle::new();
+    let gauges = Rc::new(WindowGauges::default());
+    // The query dataflow first: a worker step runs its dataflows in the order they were
+    // built, so queries move on before the step's ingestion work, not after it.
+    *queries = crate::query::Queries::new(worker, hub.clone(), config);
+    let main_dataflow = worker.next_dataflow_index();
+
+    let MainHandles {
+        mut input,
+        mut reject_input,
+        model_input,
+        features: trace,
+        query_traces,
+    } = build_main_dataflow(worker, config, metrics, hub.as_ref(), &sink, &probe, &gauges)?;
     let mut store = FeatureStore::new(trace);
     queries.attach(
         query_traces.map(|(anomalies, history, model_scores)| crate::query::QueryTraces {
@@ -397,13 +466,7 @@ fn run_input(
         step_until(worker, &probe, queries, *input.time());
         let complete = completed(&probe);
         queries.step(complete);
-        while let Some(s) = next_snapshot.filter(|&s| s < complete) {
-            let states = store.read_at(s);
-            metrics.features_written.fetch_add(states.len() as u64, Relaxed);
-            sink.borrow_mut().features(s, false, &states);
-            next_snapshot = Some(s + snapshot_every);
-            store.pin(next_snapshot);
-        }
+        write_due_snapshots(&mut next_snapshot, snapshot_every, complete, &mut store, &sink, metrics);
         store.advance(complete);
         metrics.frontier_tick.fetch_max(complete, Relaxed);
         metrics
@@ -439,13 +502,7 @@ fn run_input(
         }
         step_until(worker, &probe, queries, *input.time());
         // Periodic snapshots the last batches passed are still due.
-        while let Some(s) = next_snapshot.filter(|&s| s < t_end) {
-            let states = store.read_at(s);
-            metrics.features_written.fetch_add(states.len() as u64, Relaxed);
-            sink.borrow_mut().features(s, false, &states);
-            next_snapshot = Some(s + snapshot_every);
-            store.pin(next_snapshot);
-        }
+        write_due_snapshots(&mut next_snapshot, snapshot_every, t_end, &mut store, &sink, metrics);
         let states = store.read_at(t_end);
         metrics.features_written.fetch_add(states.len() as u64, Relaxed);
         sink.borrow_mut().features(t_end, true, &states);
