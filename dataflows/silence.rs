@@ -92,8 +92,6 @@ impl TypedDetector for Silence {
             .collect();
         let logic = Logic {
             p: p.clone(),
-            tick_ms: layout.tick_ms.max(1),
-            lens_ms: layout.lens_ms.clone(),
             recent,
             long,
             layout,
@@ -118,8 +116,6 @@ pub enum Input {
 
 struct Logic {
     p: Params,
-    tick_ms: u64,
-    lens_ms: Vec<u64>,
     recent: Vec<usize>,
     long: usize,
     /// For the event time a window covers at a tick (less than its length early in a step).
@@ -139,6 +135,12 @@ struct State {
     /// Ticks of rejected records within the longest recent window.
     rejects: VecDeque<u64>,
     open: bool,
+}
+
+impl Logic {
+    fn tick_ms(&self) -> u64 {
+        self.layout.tick_ms.max(1)
+    }
 }
 
 impl DeviceLogic for Logic {
@@ -174,7 +176,7 @@ impl DeviceLogic for Logic {
                 Input::Reject => s.rejects.push_back(tick),
             }
         }
-        let horizon = self.recent.iter().map(|&w| self.lens_ms[w]).max().unwrap_or(0) / self.tick_ms;
+        let horizon = self.recent.iter().map(|&w| self.layout.lens_ms[w]).max().unwrap_or(0) / self.tick_ms();
         while s.rejects.front().is_some_and(|&t| t + horizon <= tick) {
             s.rejects.pop_front();
         }
@@ -190,7 +192,7 @@ impl DeviceLogic for Logic {
         let mut holds = false;
         for &w in &self.recent {
             let len = self.layout.span_ms(w, tick);
-            let rejected = s.rejects.iter().filter(|&&t| t + len / self.tick_ms > tick).count() as f64;
+            let rejected = s.rejects.iter().filter(|&&t| t + len / self.tick_ms() > tick).count() as f64;
             let observed = state.counts[w] as f64 + rejected;
             let before = (long_count - state.counts[w]) as f64;
             let rate_per_ms = before / (long_len - len) as f64;
@@ -209,7 +211,7 @@ impl DeviceLogic for Logic {
         s.open = best.is_some() || holds;
         let report = best.map(|(surprise, w, observed, expected, per_min)| {
             let len = self.layout.span_ms(w, tick);
-            let nominal = self.lens_ms[w];
+            let nominal = self.layout.lens_ms[w];
             let score = (1.0 - observed / expected).clamp(0.0, 1.0) * (1.0 - (-surprise / 10.0).exp());
             let reason = if observed == 0.0 {
                 format!(

@@ -20,6 +20,22 @@ fn splitmix(x: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The xoshiro256++ state of stream `label` under `seed`: SplitMix64 of both, never all zero.
+fn stream_state(seed: u64, label: u64) -> [u64; 4] {
+    let mut x = seed;
+    let a = splitmix(&mut x);
+    let mut y = label ^ 0xD1B5_4A32_D192_ED03;
+    let mut z = a ^ splitmix(&mut y);
+    let mut s = [0u64; 4];
+    for v in &mut s {
+        *v = splitmix(&mut z);
+    }
+    if s == [0; 4] {
+        s[0] = 1;
+    }
+    s
+}
+
 /// A small, fast, seedable generator (xoshiro256++), with the stream derivation and the
 /// variates the generator uses.
 #[derive(Clone, Debug)]
@@ -30,17 +46,7 @@ pub(crate) struct Rng64 {
 impl Rng64 {
     /// The stream named `label` of the configuration seeded with `seed`.
     pub fn stream(seed: u64, label: u64) -> Self {
-        let mut x = seed;
-        let a = splitmix(&mut x);
-        let mut y = label ^ 0xD1B5_4A32_D192_ED03;
-        let mut z = a ^ splitmix(&mut y);
-        let mut s = [0u64; 4];
-        for v in &mut s {
-            *v = splitmix(&mut z);
-        }
-        if s == [0; 4] {
-            s[0] = 1;
-        }
+        let s = stream_state(seed, label);
         // The state words little-endian, in order: the seed layout rand_xoshiro reads.
         let mut seed = [0u8; 32];
         for (chunk, word) in seed.chunks_exact_mut(8).zip(s) {
@@ -150,14 +156,7 @@ mod tests {
     #[test]
     fn the_stream_is_xoshiro256_plus_plus_from_the_splitmix_state() {
         for (seed, label) in [(1, 1), (7, 2), (u64::MAX, 0), (0, 0)] {
-            let mut x = seed;
-            let a = splitmix(&mut x);
-            let mut y = label ^ 0xD1B5_4A32_D192_ED03;
-            let mut z = a ^ splitmix(&mut y);
-            let mut s = [0u64; 4];
-            for v in &mut s {
-                *v = splitmix(&mut z);
-            }
+            let mut s = stream_state(seed, label);
             let mut r = Rng64::stream(seed, label);
             for _ in 0..1000 {
                 let expected = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
