@@ -121,7 +121,7 @@ impl Event {
             out,
             "{},{},{},{},{},{},{},{},{},{},",
             self.ts_ms,
-            self.device,
+            CsvField(&self.device),
             self.src_ip,
             self.dst_ip,
             self.dst_port,
@@ -135,7 +135,23 @@ impl Event {
             let _ = write!(out, "{v}");
         }
     }
+}
 
+/// A CSV field as RFC 4180 writes it: quoted (quotes doubled) when it holds a separator,
+/// a quote or a line break.
+struct CsvField<'a>(&'a str);
+
+impl std::fmt::Display for CsvField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.contains([',', '"', '\n', '\r']) {
+            write!(f, "\"{}\"", self.0.replace('"', "\"\""))
+        } else {
+            f.write_str(self.0)
+        }
+    }
+}
+
+impl Event {
     /// The event as a JSON object with the canonical keys.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({

@@ -135,6 +135,9 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
             let result = timely::execute(timely_config, move |worker| {
                 let (spec, metrics, end_ms, totals, hub, done) = &shared;
                 let (result, queries, complete) = run_worker(worker, spec, metrics, end_ms, totals, hub.clone());
+                if let Err(e) = &result {
+                    tracing::error!(worker = worker.index(), error = %e, "worker failed; the run stops");
+                }
                 let ok = result.is_ok();
                 let _ = done.send(result);
                 if ok {
@@ -172,7 +175,8 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
         match done_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                failed.get_or_insert(e);
+                failed = Some(e);
+                break;
             }
             Err(_) => break, // a worker panicked: joining the guards reports it
         }
@@ -181,7 +185,10 @@ pub fn run(spec: RunSpec) -> Result<RunOutcome, RunError> {
         if let Some(server) = server {
             server.shutdown();
         }
-        drop(guards);
+        // The first failure ends the run. The other workers may be waiting on the failed
+        // one (an agreement, a frontier) and would never finish: they are not joined but
+        // left to the process's exit.
+        std::mem::forget(guards);
         return Err(e);
     }
     let elapsed = started.elapsed().as_secs_f64();

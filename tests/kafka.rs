@@ -15,31 +15,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::kafka::{broker, committed, output_env, read_topic, send_raw, unique, vigil, vigil_ok, KillOnDrop, Msg};
+use common::kafka::{
+    broker, committed, device_key, events, fold, output_env, produce, read_topic, send_raw, unique, vigil, vigil_ok,
+    window_key, write_events, KillOnDrop, Msg, SHORT_WINDOWS,
+};
 use serde_json::Value;
-use vigil::generate::{generate, GeneratorConfig, IncidentPlan, OutputFormat};
-
-/// Windows short enough that a restart replays minutes, not hours.
-const SHORT_WINDOWS: &str = "[windows]\nsliding = [\"1m\", \"5m\"]\ntumbling = [\"1m\"]\n";
-
-/// Generated CSV: out-of-order and malformed records, no late ones (lateness is decided per
-/// partition, so a record late in the file may be on time in its partition).
-fn events(n: u64, devices: u32, seed: u64) -> Vec<u8> {
-    let gen = GeneratorConfig {
-        events: n,
-        devices,
-        seed,
-        rate_per_min: 30.0,
-        out_of_order_share: 0.05,
-        late_share: 0.0,
-        malformed_share: 0.01,
-        incidents: IncidentPlan::for_devices(devices),
-        ..GeneratorConfig::default()
-    };
-    let mut data = Vec::new();
-    generate(&gen, OutputFormat::Csv, &mut data).unwrap();
-    data
-}
 
 fn lines_json(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -64,24 +44,6 @@ fn window_rows(msgs: &[Msg]) -> Vec<Value> {
             v
         })
         .collect()
-}
-
-/// Latest row per key (messages are in partition/offset order; a key lives in one partition).
-fn fold(msgs: &[Msg], key: impl Fn(&Value) -> String) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for m in msgs {
-        let v = m.json();
-        out.insert(key(&v), v);
-    }
-    out
-}
-
-fn window_key(v: &Value) -> String {
-    format!("{}|{}|{}", v["device_id"], v["window_start_ms"], v["window_len_ms"])
-}
-
-fn device_key(v: &Value) -> String {
-    v["device_id"].to_string()
 }
 
 /// Dead letters as (reason, raw record).
@@ -115,29 +77,6 @@ fn file_rejects(path: &Path) -> Vec<(String, String)> {
         .collect();
     out.sort();
     out
-}
-
-fn write_events(dir: &Path, name: &str, data: &[u8]) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, data).unwrap();
-    path.display().to_string()
-}
-
-fn produce(brokers: &str, file: &str, topic: &str, partitions: u32) {
-    vigil_ok(
-        &[
-            "produce",
-            "--input",
-            file,
-            "--topic",
-            topic,
-            "--partitions",
-            &partitions.to_string(),
-            "--brokers",
-            brokers,
-        ],
-        &[],
-    );
 }
 
 #[test]

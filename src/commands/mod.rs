@@ -5,6 +5,7 @@ mod bench_query;
 mod bench_train;
 mod detectors;
 mod eval;
+mod fuzz;
 mod generate;
 mod launch;
 mod models;
@@ -61,6 +62,8 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Measure query latency (p50/p99) at a fixed query rate while ingesting at full speed.
     BenchQuery(bench_query::BenchQueryArgs),
+    /// Fuzzing campaigns on stable Rust: mutated records through the decoders.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -78,6 +81,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::BenchTrain(args) => bench_train::bench_train(args),
         Command::Query(args) => query::query(args),
         Command::BenchQuery(args) => bench_query::bench_query(args),
+        Command::Fuzz(args) => fuzz::fuzz(args),
     }
 }
 

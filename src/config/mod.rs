@@ -191,6 +191,7 @@ impl Config {
             ("kafka.commit_every", k.commit_every.0),
             ("kafka.metadata_refresh", k.metadata_refresh.0),
             ("kafka.timeout", k.timeout.0),
+            ("kafka.delivery_timeout", k.delivery_timeout.0),
         ] {
             if ms == 0 {
                 return Err(invalid(key, "must be positive, e.g. \"5s\""));

@@ -179,8 +179,10 @@ pub struct KafkaConfig {
     pub commit_every: DurationMs,
     /// Wall-clock interval between metadata refreshes (new partitions are picked up).
     pub metadata_refresh: DurationMs,
-    /// Time-out of broker operations (metadata, committed offsets, flush).
+    /// Time-out of broker operations (metadata, committed offsets).
     pub timeout: DurationMs,
+    /// How long an output flush waits for delivery (a broker restart within it is ridden out).
+    pub delivery_timeout: DurationMs,
     /// librdkafka properties for every client, verbatim (`"security.protocol" = "SASL_SSL"`).
     pub properties: toml::Table,
     /// librdkafka properties for the consumer only (win over `properties`).
@@ -205,6 +207,7 @@ impl Default for KafkaConfig {
             commit_every: DurationMs(1_000),
             metadata_refresh: DurationMs(5_000),
             timeout: DurationMs(10_000),
+            delivery_timeout: DurationMs(120_000),
             properties: toml::Table::new(),
             consumer_properties: toml::Table::new(),
             producer_properties: toml::Table::new(),

@@ -6,7 +6,8 @@
 use super::reject::{DecodeError, RejectReason};
 use crate::event::{Ip, MAX_TS_MS, MIN_TS_MS};
 
-fn quote(text: &str) -> String {
+/// A bounded part of `text`, quoted, for a reject detail.
+pub(crate) fn quote(text: &str) -> String {
     let mut t: String = text.chars().take(40).collect();
     if t.len() < text.len() {
         t.push('…');

@@ -106,10 +106,12 @@ pub fn decode_zeek(line: &str) -> Result<Event, DecodeError> {
                 Value::String(s) => s.clone(),
                 v => v.to_string(),
             };
-            let secs = t
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| DecodeError::new(RejectReason::BadNumber, format!("duration `{t}` is not a number")))?;
+            let secs = t.trim().parse::<f64>().map_err(|_| {
+                DecodeError::new(
+                    RejectReason::BadNumber,
+                    format!("duration {} is not a number", quote(&t)),
+                )
+            })?;
             parse_seconds_as_ms(secs, "duration")?
         }
     };

@@ -16,10 +16,10 @@ use differential_dataflow::hashable::Hashable;
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 
 use super::anomaly::Anomaly;
 use crate::event::DeviceId;
+use crate::tick_buffer::TickBuffer;
 
 type Key = (CompactString, DeviceId);
 
@@ -37,28 +37,20 @@ pub fn episodes<'s>(reports: VecCollection<'s, u64, Anomaly>) -> VecCollection<'
     reports
         .inner
         .unary_frontier(exchange, "Episodes", |_cap, _info| {
-            let mut pending: BTreeMap<u64, Vec<(Anomaly, isize)>> = BTreeMap::new();
+            let mut buffer: TickBuffer<Vec<(Anomaly, isize)>> = TickBuffer::default();
             let mut keys: HashMap<Key, KeyState> = HashMap::default();
-            let mut cap: Option<Capability<u64>> = None;
             move |(input, frontier), output| {
                 input.for_each_stamp(|time, data| {
-                    let t = *time.least().expect("totally ordered");
-                    if cap.as_ref().is_none_or(|c| t < *c.time()) {
-                        cap = time.retain_least(0);
-                    }
+                    buffer.stamp(&time);
                     for batch in data {
                         for (a, at, diff) in batch.drain(..) {
-                            pending.entry(at).or_default().push((a, diff));
+                            buffer.at(at).push((a, diff));
                         }
                     }
                 });
                 let upper = frontier.frontier().first().copied();
                 let mut out = Vec::new();
-                while let Some((&t, _)) = pending.first_key_value() {
-                    if upper.is_some_and(|u| t >= u) {
-                        break;
-                    }
-                    let changes = pending.remove(&t).expect("present");
+                while let Some((t, changes)) = buffer.pop_complete(upper) {
                     let mut touched: Vec<Key> = Vec::new();
                     for (a, diff) in changes {
                         let key = (a.detector.clone(), a.device.clone());
@@ -93,20 +85,9 @@ pub fn episodes<'s>(reports: VecCollection<'s, u64, Anomaly>) -> VecCollection<'
                     }
                 }
                 if !out.is_empty() {
-                    let c = cap.as_ref().expect("a capability while changes are pending");
-                    output.session(c).give_iterator(out.drain(..));
+                    output.session(buffer.capability()).give_iterator(out.drain(..));
                 }
-                match (upper, pending.keys().next()) {
-                    (None, _) => cap = None,
-                    (Some(u), next) => {
-                        let target = next.map_or(u, |&n| n.min(u));
-                        if let Some(c) = cap.as_mut() {
-                            if target > *c.time() {
-                                c.downgrade(&target);
-                            }
-                        }
-                    }
-                }
+                buffer.release(upper);
             }
         })
         .as_collection()

@@ -19,7 +19,7 @@ mod incident;
 mod metric;
 mod net;
 mod profile;
-mod rng;
+pub(crate) mod rng;
 mod services;
 #[cfg(test)]
 mod tests;

@@ -14,13 +14,13 @@ use std::collections::BTreeMap;
 use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::tick_buffer::TickBuffer;
 use compact_str::CompactString;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Broadcast;
-use timely::dataflow::operators::Capability;
 
 use super::Model;
 use crate::detect::Real;
@@ -74,7 +74,8 @@ impl Current {
     }
 }
 
-type PendingByTick = BTreeMap<u64, (Vec<((DeviceId, DeviceState), isize)>, Vec<(Model, isize)>)>;
+/// One tick's changes: device states and models.
+type TickChanges = (Vec<((DeviceId, DeviceState), isize)>, Vec<(Model, isize)>);
 
 /// `(device, score)` for every device under the current model.
 pub fn score_devices<'s>(
@@ -87,32 +88,25 @@ pub fn score_devices<'s>(
     states
         .inner
         .binary_frontier(models, Pipeline, Pipeline, "KMeansScore", move |_cap, _info| {
-            let mut pending: PendingByTick = BTreeMap::new();
+            let mut buffer: TickBuffer<TickChanges> = TickBuffer::default();
             let mut devices: HashMap<DeviceId, DeviceState> = HashMap::default();
             let mut models: BTreeMap<Model, isize> = BTreeMap::new();
             let mut current: Option<Current> = None;
             let mut emitted: HashMap<DeviceId, DeviceScore> = HashMap::default();
-            let mut cap: Option<Capability<u64>> = None;
             move |(input1, frontier1), (input2, frontier2), output| {
                 input1.for_each_stamp(|time, data| {
-                    let t = *time.least().expect("totally ordered");
-                    if cap.as_ref().is_none_or(|c| t < *c.time()) {
-                        cap = time.retain_least(0);
-                    }
+                    buffer.stamp(&time);
                     for batch in data {
                         for (d, at, diff) in batch.drain(..) {
-                            pending.entry(at).or_default().0.push((d, diff));
+                            buffer.at(at).0.push((d, diff));
                         }
                     }
                 });
                 input2.for_each_stamp(|time, data| {
-                    let t = *time.least().expect("totally ordered");
-                    if cap.as_ref().is_none_or(|c| t < *c.time()) {
-                        cap = time.retain_least(0);
-                    }
+                    buffer.stamp(&time);
                     for batch in data {
                         for (m, at, diff) in batch.drain(..) {
-                            pending.entry(at).or_default().1.push((m, diff));
+                            buffer.at(at).1.push((m, diff));
                         }
                     }
                 });
@@ -124,11 +118,7 @@ pub fn score_devices<'s>(
                 .flatten()
                 .min();
                 let mut out = Vec::new();
-                while let Some((&t, _)) = pending.first_key_value() {
-                    if upper.is_some_and(|u| t >= u) {
-                        break;
-                    }
-                    let (mut state_changes, model_changes) = pending.remove(&t).expect("present");
+                while let Some((t, (mut state_changes, model_changes))) = buffer.pop_complete(upper) {
                     // Retractions first, so a device's old state goes before its new one.
                     state_changes.sort_by_key(|(_, diff)| *diff);
                     // Without a model (and none arriving) nothing is scored: only the states
@@ -202,20 +192,9 @@ pub fn score_devices<'s>(
                     }
                 }
                 if !out.is_empty() {
-                    let c = cap.as_ref().expect("a capability while changes are pending");
-                    output.session(c).give_iterator(out.drain(..));
+                    output.session(buffer.capability()).give_iterator(out.drain(..));
                 }
-                match (upper, pending.keys().next()) {
-                    (None, _) => cap = None,
-                    (Some(u), next) => {
-                        let target = next.map_or(u, |&n| n.min(u));
-                        if let Some(c) = cap.as_mut() {
-                            if target > *c.time() {
-                                c.downgrade(&target);
-                            }
-                        }
-                    }
-                }
+                buffer.release(upper);
             }
         })
         .as_collection()

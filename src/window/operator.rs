@@ -641,12 +641,7 @@ pub fn window_stats<'s>(
                     state = WindowState::new(state.spec.clone(), state.logics.clone());
                 }
                 Some(u) => {
-                    let target = state.next_tick(true).map_or(u, |n| n.min(u));
-                    for c in held.iter_mut() {
-                        if target > *c.time() {
-                            c.downgrade(&target);
-                        }
-                    }
+                    crate::tick_buffer::downgrade_to(held, crate::tick_buffer::hold_target(u, state.next_tick(true)))
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! the `vigil` binary, and reading topics back.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde_json::Value;
+use vigil::generate::{generate, GeneratorConfig, IncidentPlan, OutputFormat};
 
 /// The brokers of the test broker (`VIGIL_KAFKA_BROKERS`, default 127.0.0.1:19092), or
 /// None (with a loud message) when it does not answer — a failure when
@@ -218,4 +221,67 @@ pub fn send_raw(brokers: &str, topic: &str, partition: i32, messages: &[(&[u8], 
             .expect("send");
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Windows short enough that a restart replays minutes, not hours.
+pub const SHORT_WINDOWS: &str = "[windows]\nsliding = [\"1m\", \"5m\"]\ntumbling = [\"1m\"]\n";
+
+/// Generated CSV: out-of-order and malformed records, no late ones (lateness is decided per
+/// partition, so a record late in the file may be on time in its partition).
+pub fn events(n: u64, devices: u32, seed: u64) -> Vec<u8> {
+    let gen = GeneratorConfig {
+        events: n,
+        devices,
+        seed,
+        rate_per_min: 30.0,
+        out_of_order_share: 0.05,
+        late_share: 0.0,
+        malformed_share: 0.01,
+        incidents: IncidentPlan::for_devices(devices),
+        ..GeneratorConfig::default()
+    };
+    let mut data = Vec::new();
+    generate(&gen, OutputFormat::Csv, &mut data).unwrap();
+    data
+}
+
+/// Latest row per key (messages are in partition/offset order; a key lives in one partition).
+pub fn fold(msgs: &[Msg], key: impl Fn(&Value) -> String) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for m in msgs {
+        let v = m.json();
+        out.insert(key(&v), v);
+    }
+    out
+}
+
+pub fn window_key(v: &Value) -> String {
+    format!("{}|{}|{}", v["device_id"], v["window_start_ms"], v["window_len_ms"])
+}
+
+pub fn device_key(v: &Value) -> String {
+    v["device_id"].to_string()
+}
+
+pub fn write_events(dir: &Path, name: &str, data: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    path.display().to_string()
+}
+
+pub fn produce(brokers: &str, file: &str, topic: &str, partitions: u32) {
+    vigil_ok(
+        &[
+            "produce",
+            "--input",
+            file,
+            "--topic",
+            topic,
+            "--partitions",
+            &partitions.to_string(),
+            "--brokers",
+            brokers,
+        ],
+        &[],
+    );
 }

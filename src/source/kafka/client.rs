@@ -234,6 +234,8 @@ pub type TrackedProducer = rdkafka::producer::ThreadedProducer<DeliveryTracker>;
 /// Creates a producer with vigil's defaults, then `[kafka] properties` and
 /// `producer_properties` (which win).
 pub fn producer(config: &KafkaConfig) -> Result<TrackedProducer, KafkaError> {
+    // A message is retried for as long as a flush waits for it.
+    let message_timeout = config.delivery_timeout.0.to_string();
     client_config(
         config,
         KafkaRole::Producer,
@@ -244,7 +246,7 @@ pub fn producer(config: &KafkaConfig) -> Result<TrackedProducer, KafkaError> {
             ("batch.num.messages", "100000"),
             ("queue.buffering.max.messages", "1000000"),
             ("queue.buffering.max.kbytes", "1048576"),
-            ("message.timeout.ms", "60000"),
+            ("message.timeout.ms", message_timeout.as_str()),
         ],
     )
     .create_with_context(DeliveryTracker::default())
@@ -272,15 +274,15 @@ pub fn send(
     }
 }
 
-/// Waits until every message sent was delivered (or `kafka.timeout` passed); an error when
-/// one failed or the time-out passed.
+/// Waits until every message sent was delivered (or `kafka.delivery_timeout` passed); an
+/// error when one failed or the time-out passed.
 pub fn flush(producer: &TrackedProducer, config: &KafkaConfig) -> Result<(), KafkaError> {
     use rdkafka::producer::Producer;
     producer
-        .flush(config.timeout.as_duration())
+        .flush(config.delivery_timeout.as_duration())
         .map_err(|e| KafkaError::Unreachable {
             brokers: config.brokers.clone(),
-            timeout_ms: config.timeout.0,
+            timeout_ms: config.delivery_timeout.0,
             message: format!("awaiting delivery of {} messages: {e}", producer.in_flight_count()),
         })?;
     match producer.context().take_error() {

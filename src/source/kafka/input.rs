@@ -39,6 +39,8 @@ const FINAL_WAIT: Duration = Duration::from_secs(60);
 /// One worker's share of the input topics.
 pub struct KafkaInput {
     consumer: BaseConsumer,
+    /// Consumer errors (a broker away): logged at most once per interval.
+    errors: ErrorLog,
     config: Config,
     topics: Vec<String>,
     bounded: bool,
@@ -121,6 +123,7 @@ impl KafkaInput {
             commit_pending: false,
             last_commit: Instant::now(),
             last_refresh: Instant::now(),
+            errors: ErrorLog::default(),
             bytes: 0,
             config,
         };
@@ -250,8 +253,10 @@ impl KafkaInput {
                     if matches!(e, rdkafka::error::KafkaError::MessageConsumptionFatal(_)) {
                         return Err(source_err(KafkaError::other("consuming", e)));
                     }
-                    tracing::warn!(error = %e, "kafka consumer error");
-                    continue;
+                    // Transient (a broker away, a leader moving): the client reconnects by
+                    // itself. Give the worker back its step instead of spinning on errors.
+                    self.errors.log(&e);
+                    break;
                 }
             };
             let Some(ti) = self.topics.iter().position(|t| t == msg.topic()) else {
@@ -352,6 +357,40 @@ fn committed(
             None => (None, None),
         })
         .collect())
+}
+
+/// Logs transient consumer errors at most once per [`ErrorLog::INTERVAL`], with the number
+/// left unlogged in between (a broker restart makes the client report thousands).
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl ErrorLog {
+    const INTERVAL: Duration = Duration::from_secs(5);
+
+    fn log(&mut self, e: &rdkafka::error::KafkaError) {
+        if self.last.is_some_and(|t| t.elapsed() < Self::INTERVAL) {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::warn!(
+            error = %e,
+            similar_since_last = self.suppressed,
+            "kafka consumer error (the client retries; a broker restart shows as this)"
+        );
+        self.last = Some(Instant::now());
+        self.suppressed = 0;
+    }
+}
+
+/// A worker that stops early (its run failed) counts as done: the workers waiting for every
+/// worker to finish reading would otherwise wait for it forever.
+impl Drop for KafkaInput {
+    fn drop(&mut self) {
+        self.stop_reading();
+    }
 }
 
 impl WorkerInput for KafkaInput {
