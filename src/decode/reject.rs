@@ -22,6 +22,9 @@ pub enum RejectReason {
     BadTimestamp,
     /// A counter (bytes, packets, duration) is negative.
     NegativeValue,
+    /// A counter is beyond its plausible range (`event::MAX_BYTES`, ...); the detail names
+    /// the field and the bound.
+    TooLarge,
     /// The timestamp lies before 2000-01-01 or from 2100-01-01 on.
     TimeOutOfRange,
     /// The destination port is not in 0..=65535.
@@ -35,13 +38,14 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 12] = [
         RejectReason::Malformed,
         RejectReason::MissingField,
         RejectReason::BadNumber,
         RejectReason::BadIp,
         RejectReason::BadTimestamp,
         RejectReason::NegativeValue,
+        RejectReason::TooLarge,
         RejectReason::TimeOutOfRange,
         RejectReason::BadPort,
         RejectReason::Encoding,
@@ -57,6 +61,7 @@ impl RejectReason {
             RejectReason::BadIp => "bad_ip",
             RejectReason::BadTimestamp => "bad_timestamp",
             RejectReason::NegativeValue => "negative_value",
+            RejectReason::TooLarge => "too_large",
             RejectReason::TimeOutOfRange => "time_out_of_range",
             RejectReason::BadPort => "bad_port",
             RejectReason::Encoding => "encoding",

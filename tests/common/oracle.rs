@@ -315,20 +315,21 @@ fn state_from(
     out
 }
 
-/// `WindowStats` of a set of events, computed field by field from the definition. Sums wrap
-/// on overflow (unreachable with realistic inputs).
+/// `WindowStats` of a set of events, computed field by field from the definition. Sums
+/// saturate at their type's limit (the engine's sums equal these while they have never
+/// saturated: `src/window/sliding.rs`).
 pub fn stats_of<'e>(config: &Config, events: impl IntoIterator<Item = &'e Event>) -> WindowStats {
     let events: Vec<&Event> = events.into_iter().collect();
     let absent = Ip(0);
 
     let count = events.len() as u64;
-    let bytes_out = events.iter().fold(0u64, |s, e| s.wrapping_add(e.bytes_out));
-    let bytes_in = events.iter().fold(0u64, |s, e| s.wrapping_add(e.bytes_in));
-    let packets = events.iter().fold(0u64, |s, e| s.wrapping_add(e.packets));
+    let bytes_out = events.iter().fold(0u64, |s, e| s.saturating_add(e.bytes_out));
+    let bytes_in = events.iter().fold(0u64, |s, e| s.saturating_add(e.bytes_in));
+    let packets = events.iter().fold(0u64, |s, e| s.saturating_add(e.packets));
     let bytes_out_external = events
         .iter()
         .filter(|e| e.dst_ip != absent && config.network.is_external(e.dst_ip))
-        .fold(0u64, |s, e| s.wrapping_add(e.bytes_out));
+        .fold(0u64, |s, e| s.saturating_add(e.bytes_out));
 
     let destinations: HashSet<Ip> = events.iter().map(|e| e.dst_ip).filter(|ip| *ip != absent).collect();
     let ports: HashSet<u16> = events.iter().map(|e| e.dst_port).filter(|p| *p != 0).collect();
@@ -361,7 +362,7 @@ pub fn stats_of<'e>(config: &Config, events: impl IntoIterator<Item = &'e Event>
         value_sum: valid.iter().fold(0i128, |s, q| s.wrapping_add(*q as i128)),
         value_sumsq: valid
             .iter()
-            .fold(0i128, |s, q| s.wrapping_add((*q as i128).wrapping_mul(*q as i128))),
+            .fold(0i128, |s, q| s.saturating_add((*q as i128) * (*q as i128))),
         value_min,
         value_max,
     }
