@@ -45,7 +45,8 @@ use stepping::{completed, retrain_due, step_until};
 pub enum RunError {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("writing outputs: {0}")]
+    /// The error names its file and carries the OS message (shown once, as its source).
+    #[error("writing outputs")]
     Output(#[from] std::io::Error),
     #[error("dataflow: {0}")]
     Dataflow(String),

@@ -123,6 +123,9 @@ pub struct OutputConfig {
     pub reject_raw_bytes: usize,
     /// `files` or `kafka` (`--sink` wins).
     pub sink: SinkKind,
+    /// Write per-event scores to `OUT/scores.jsonl` (as large as the input: off unless asked;
+    /// `--scores-out FILE` writes them to FILE).
+    pub scores: bool,
 }
 
 impl Default for OutputConfig {
@@ -131,6 +134,7 @@ impl Default for OutputConfig {
             snapshot_every: DurationMs(0),
             reject_raw_bytes: 512,
             sink: SinkKind::Files,
+            scores: false,
         }
     }
 }
