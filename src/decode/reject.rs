@@ -35,10 +35,14 @@ pub enum RejectReason {
     TooLong,
     /// The record is older than the watermark (highest time seen minus the allowed lateness).
     Late,
+    /// The record is dated further ahead of its partition's recent progress than
+    /// `time.max_ahead` (or, following live Kafka, of the wall clock): it would have moved the
+    /// watermark far ahead (see `docs/semantics.md`).
+    TooFarAhead,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 12] = [
+    pub const ALL: [RejectReason; 13] = [
         RejectReason::Malformed,
         RejectReason::MissingField,
         RejectReason::BadNumber,
@@ -51,6 +55,7 @@ impl RejectReason {
         RejectReason::Encoding,
         RejectReason::TooLong,
         RejectReason::Late,
+        RejectReason::TooFarAhead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +72,7 @@ impl RejectReason {
             RejectReason::Encoding => "encoding",
             RejectReason::TooLong => "too_long",
             RejectReason::Late => "late",
+            RejectReason::TooFarAhead => "too_far_ahead",
         }
     }
 
