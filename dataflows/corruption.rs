@@ -249,7 +249,8 @@ impl DeviceLogic for ValueLogic {
             Some(v) => Obs::Reading(e.ts_ms, v),
             None => Obs::Record(e.ts_ms),
         }));
-        out.extend((0..tick.rejects).map(|_| Obs::Reject));
+        // Records too far ahead are `clock_skew`'s to report.
+        out.extend((0..tick.rejects - tick.ahead).map(|_| Obs::Reject));
     }
 
     fn new_state(&self) -> ValState {

@@ -264,9 +264,9 @@ impl DeviceLogic for NewDestinations {
                 break;
             }
             s.flows.pop_front();
-            s.bytes -= b;
+            s.bytes = s.bytes.saturating_sub(b);
             if let Some(v) = s.by_dst.get_mut(&d) {
-                *v -= b;
+                *v = v.saturating_sub(b);
                 if *v == 0 {
                     s.by_dst.remove(&d);
                 }
@@ -280,7 +280,7 @@ impl DeviceLogic for NewDestinations {
         for e in events {
             if e.dst_ip.0 == 0 || !self.network.is_external(e.dst_ip) || learning {
                 if e.dst_ip.0 == 0 || !s.new.contains_key(&e.dst_ip.0) {
-                    s.usual_out += e.bytes_out;
+                    s.usual_out = s.usual_out.saturating_add(e.bytes_out);
                 }
                 if e.dst_ip.0 != 0 && self.network.is_external(e.dst_ip) {
                     s.known.insert(e.dst_ip.0, tick);
@@ -297,11 +297,12 @@ impl DeviceLogic for NewDestinations {
             }
             if s.new.contains_key(&d) && e.bytes_out > 0 && !learning {
                 s.flows.push_back((tick, d, e.bytes_out));
-                s.bytes += e.bytes_out;
-                *s.by_dst.entry(d).or_insert(0) += e.bytes_out;
+                s.bytes = s.bytes.saturating_add(e.bytes_out);
+                let to_dst = s.by_dst.entry(d).or_insert(0);
+                *to_dst = to_dst.saturating_add(e.bytes_out);
             }
             if !s.new.contains_key(&d) {
-                s.usual_out += e.bytes_out;
+                s.usual_out = s.usual_out.saturating_add(e.bytes_out);
             }
             s.known.insert(d, tick);
         }

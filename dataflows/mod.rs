@@ -22,6 +22,7 @@ registry! {
     corruption::Corruption,
     value_outlier::ValueOutlier,
     port_scan::PortScan,
+    clock_skew::ClockSkew,
     kmeans::KMeansDetector,
 }
 

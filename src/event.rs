@@ -1,6 +1,7 @@
 //! The canonical event, whatever the source format, and the facts derived from it.
 //!
-//! Invariants: an [`Event`] has passed validation (non-empty device, non-negative counters,
+//! Invariants: an [`Event`] has passed validation (non-empty device, non-negative counters
+//! within their plausible ranges [`MAX_BYTES`], [`MAX_PACKETS`], [`MAX_DURATION_MS`],
 //! timestamp inside [`MIN_TS_MS`, `MAX_TS_MS`)); `value` is `None` when the source had no
 //! reading and may be NaN or infinite when the device reported one (the corruption detector
 //! needs to see those). Addresses are stored as 128-bit numbers (IPv4 mapped into IPv6) so the
@@ -18,6 +19,15 @@ pub type DeviceId = CompactString;
 pub const MIN_TS_MS: i64 = 946_684_800_000;
 /// First rejected event time: 2100-01-01T00:00:00Z.
 pub const MAX_TS_MS: i64 = 4_102_444_800_000;
+
+/// Largest accepted `bytes_out` / `bytes_in` of one record: 1 TB (10^12 bytes). A flow record
+/// reports one connection; none carries more, and with this bound a window's byte sum needs
+/// more than 18 million records at the bound (of one device, in one window) to reach 2^64.
+pub const MAX_BYTES: u64 = 1_000_000_000_000;
+/// Largest accepted `packets` of one record: 10^10 (1 TB in 100-byte packets).
+pub const MAX_PACKETS: u64 = 10_000_000_000;
+/// Largest accepted `duration_ms` of one record: 366 days.
+pub const MAX_DURATION_MS: u64 = 366 * 24 * 3_600_000;
 
 /// An IP address as a 128-bit number; IPv4 addresses are stored IPv4-mapped (`::ffff:a.b.c.d`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]

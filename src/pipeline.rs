@@ -45,7 +45,8 @@ use stepping::{completed, retrain_due, step_until};
 pub enum RunError {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("writing outputs: {0}")]
+    /// The error names its file and carries the OS message (shown once, as its source).
+    #[error("writing outputs")]
     Output(#[from] std::io::Error),
     #[error("dataflow: {0}")]
     Dataflow(String),
@@ -242,7 +243,7 @@ fn write_due_snapshots(
 /// The handles of the main dataflow that its driver ([`run_input`]) holds.
 struct MainHandles {
     input: VecInput<(u64, Event)>,
-    reject_input: VecInput<(DeviceId, u64, isize)>,
+    reject_input: VecInput<(DeviceId, u64, u64)>,
     model_input: differential_dataflow::input::InputSession<u64, crate::model::Model, isize>,
     features: crate::feature_store::FeatureTrace,
     query_traces: Option<QueryTraceHandles>,
@@ -275,7 +276,7 @@ fn build_main_dataflow(
     let window_spec = WindowSpec::from_config(config);
     worker.dataflow::<u64, _, _>(|scope| {
         let (input, events) = scope.new_input::<(u64, Event)>();
-        let (reject_input, rejects) = scope.new_input::<(DeviceId, u64, isize)>();
+        let (reject_input, rejects) = scope.new_input::<(DeviceId, u64, u64)>();
         let (model_input, models) = crate::model::driver::model_collection(scope);
         let windows = window_stats(events, rejects, window_spec, gauges.clone());
         let (changes, rows) = (windows.changes, windows.rows);
@@ -419,8 +420,8 @@ fn run_input(
             metrics.reject(r.reason);
             sink.borrow_mut().reject(r);
         }
-        for (t, device) in batch.reject_devices.drain(..) {
-            reject_input.send((device, t, 1));
+        for (t, device, ahead_ms) in batch.reject_devices.drain(..) {
+            reject_input.send((device, t, ahead_ms));
         }
         let sent = batch.events.len();
         if !batch.events.is_empty() {

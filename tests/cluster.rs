@@ -243,5 +243,15 @@ fn a_peer_that_dies_stops_the_others_with_an_error() {
     assert!(!status.success());
     let mut err = String::new();
     std::io::Read::read_to_string(launch.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert!(err.contains("process 1"), "{err}");
+    // The launcher's own verdict (not a line of a process, which are prefixed `[pN]`) names
+    // process 1, killed, as the one that failed first, whatever order it noticed them in.
+    let verdict = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no verdict from vigil launch: {err}"));
+    assert!(
+        verdict.starts_with("error: process 1 (") && verdict.contains("failed first (killed by SIGKILL)"),
+        "{verdict}\n{err}"
+    );
+    assert!(!verdict.contains("process 0 ("), "{verdict}");
 }

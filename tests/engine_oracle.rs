@@ -128,3 +128,50 @@ fn windows_advancing_in_other_steps_match_the_oracle() {
     assert_eq!(config.window_steps_ticks(), vec![1, 1, 1]);
     check(&config, &data, &[2]);
 }
+
+/// Records dated far ahead (the very first record, lone ones in the stream) are rejected as
+/// `too_far_ahead` without moving the watermark, and a real jump of the whole stream is
+/// followed once most of the recent records are past it — exactly as the oracle decides.
+#[test]
+fn records_far_ahead_match_the_oracle() {
+    use vigil::decode::RejectReason;
+    let config = Config::from_toml("").unwrap();
+    let text = String::from_utf8(generated(20_000, 25, 17)).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let ts_of = |l: &str| l.split(',').next().and_then(|t| t.parse::<i64>().ok());
+    let forged = |ts: i64, n: usize| format!("{ts},skewed-{n},10.0.0.1,8.8.8.8,443,tcp,1,1,1,1,");
+    let mut out = vec![lines.remove(0), forged(4_102_444_799_000, 0)];
+    let mut lone = 0;
+    for (i, l) in lines.iter().enumerate() {
+        out.push(l.clone());
+        if i % 997 == 500 {
+            if let Some(ts) = ts_of(l) {
+                lone += 1;
+                out.push(forged(ts + 3 * 3_600_000, lone));
+            }
+        }
+    }
+    // The stream resumes ten hours later: 20 records of the same devices.
+    let last = lines.iter().rev().find_map(|l| ts_of(l)).unwrap();
+    for i in 0..20 {
+        out.push(format!(
+            "{},dev-jump-{i},10.0.0.1,10.0.0.2,443,tcp,1,1,1,1,",
+            last + 10 * 3_600_000 + i
+        ));
+    }
+    let data = (out.join("\n") + "\n").into_bytes();
+    let oracle = Oracle::run(&config, None, &OracleInput::single("input", &data));
+    let ahead: Vec<u64> = oracle
+        .rejects
+        .iter()
+        .filter(|r| r.reason == RejectReason::TooFarAhead)
+        .map(|r| r.line)
+        .collect();
+    // The first forged record, every lone one, and the first 4 of the jump (then the median
+    // of the last 7 times is past it).
+    assert!(lone >= 19, "{lone}");
+    assert_eq!(ahead.len(), 1 + lone + 4, "{ahead:?}");
+    assert_eq!(ahead[0], 2, "the first record is caught");
+    assert!(oracle.accepted.iter().any(|e| e.event.device.starts_with("dev-jump-")));
+    check(&config, &data, &[1, 3]);
+}

@@ -529,3 +529,82 @@ fn clear_errors_for_unreachable_broker_unknown_topic_and_bad_property() {
     assert!(!out.status.success());
     assert!(err.contains("no.such.property"), "{err}");
 }
+
+/// A record dated far ahead, the first of its partition or a lone one in the middle of
+/// another, is rejected as `too_far_ahead` (with its origin), does not move its partition's
+/// watermark (every other record is accepted, none is late) and is reported as a
+/// `clock_skew` anomaly of the device that sent it.
+#[test]
+fn records_far_ahead_are_rejected_and_reported_per_partition() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = unique("vigil-ahead-in");
+    let file = write_events(dir.path(), "empty.csv", b"");
+    produce(&brokers, &file, &input, 2);
+    let base = 1_767_571_200_000i64;
+    let record = |ts: i64, device: &str| format!("{ts},{device},10.0.0.1,10.0.0.2,443,tcp,100,200,3,10,");
+    // Partition 0: the forged record first; partition 1: one 3 hours ahead in the middle.
+    let mut p0 = vec![record(4_102_444_799_000, "attacker-0")];
+    p0.extend((0..30).map(|i| record(base + i * 1_000, &format!("dev-{}", i % 3))));
+    let mut p1: Vec<String> = (0..30)
+        .map(|i| record(base + i * 1_000 + 500, &format!("dev-{}", 3 + i % 3)))
+        .collect();
+    p1.insert(15, record(base + 14_500 + 3 * 3_600_000, "skewed-1"));
+    for (partition, records) in [(0, &p0), (1, &p1)] {
+        let msgs: Vec<(&[u8], &[u8])> = records.iter().map(|r| (&b"k"[..], r.as_bytes())).collect();
+        send_raw(&brokers, &input, partition, &msgs);
+    }
+    let out = dir.path().join("out");
+    let prefix = unique("vigil-ahead");
+    vigil_ok(
+        &[
+            "run",
+            "--input",
+            &format!("kafka://{input}"),
+            "--bounded",
+            "--sink",
+            "files",
+            "--group",
+            &prefix,
+            "-w",
+            "2",
+            "--out",
+            &out.display().to_string(),
+            "--progress",
+            "never",
+        ],
+        &output_env(&brokers, &prefix),
+    );
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["events_read"], Value::from(62u64));
+    assert_eq!(summary["accepted"], Value::from(60u64));
+    assert_eq!(summary["rejected_by_reason"], serde_json::json!({"too_far_ahead": 2}));
+    let rejects: Vec<(String, u64, String)> = lines_json(&out.join("rejects.jsonl"))
+        .iter()
+        .map(|r| {
+            (
+                r["source"].as_str().unwrap().to_string(),
+                r["line"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejects,
+        [
+            (format!("kafka:{input}/0"), 0, "too_far_ahead".to_string()),
+            (format!("kafka:{input}/1"), 15, "too_far_ahead".to_string()),
+        ]
+    );
+    let windows = lines_json(&out.join("windows.jsonl"));
+    assert_eq!(windows.iter().map(|w| w["count"].as_u64().unwrap()).sum::<u64>(), 60);
+    let skewed: BTreeSet<String> = lines_json(&out.join("anomalies.jsonl"))
+        .iter()
+        .filter(|a| a["detector"] == "clock_skew" && a["op"] == "insert")
+        .map(|a| a["device_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        skewed,
+        BTreeSet::from(["attacker-0".to_string(), "skewed-1".to_string()])
+    );
+}

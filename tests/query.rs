@@ -342,11 +342,18 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
     assert_eq!(status, 200);
     assert_eq!(health["as_of_ms"], json!(end_ms - 1), "{health}");
     assert_eq!(health["events_read"], json!(oracle.read));
+    let too_far_ahead = oracle
+        .rejects
+        .iter()
+        .filter(|r| r.reason == vigil::decode::RejectReason::TooFarAhead)
+        .count();
+    assert_eq!(health["events_too_far_ahead"], json!(too_far_ahead), "{health}");
     let metrics = client::get(&addr, "/metrics", TIMEOUT).unwrap();
     assert_eq!(metrics.status, 200);
     for needle in [
         "vigil_events_read_total ",
         "vigil_events_rejected_total{reason=\"late\"}",
+        "vigil_events_rejected_total{reason=\"too_far_ahead\"}",
         "vigil_events_late_total",
         "vigil_frontier_lag_ms",
         "vigil_query_duration_seconds_bucket{le=\"+Inf\"}",
@@ -515,7 +522,9 @@ fn the_binary_serves_and_vigil_query_prints_tables() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    // An explicit --serve keeps serving after the input, until killed.
+    // An explicit --serve keeps serving after the input, until killed (another --out: a
+    // run refuses a folder holding another run's files).
+    let out = dir.path().join("out-serving");
     let mut child = vigil_bin()
         .args(["run", "--progress", "never", "-w", "2", "--serve", &addr, "--input"])
         .arg(&input)

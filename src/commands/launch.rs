@@ -1,11 +1,18 @@
 //! `vigil launch`: starts every process of a hostfile (local ones directly, remote ones
 //! through a command template, ssh by default), prefixes their output by process, forwards
-//! Ctrl-C, and exits non-zero if any process fails — stopping the others, naming it.
+//! Ctrl-C, and exits non-zero if any process fails — stopping the others, naming the one that
+//! failed first.
+//!
+//! Which failed first: one thread per process waits for it and reports its exit in the order
+//! the processes end; a process that stopped only because it lost a peer (exit status
+//! [`PEER_LOST_EXIT`]) is a consequence, so the first failure that is not one is named (the
+//! first one of all when every failure is).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +20,7 @@ use anyhow::Context;
 use clap::Args;
 use vigil::cluster::{parse_hostfile, ClusterSpec};
 
-use super::UsageError;
+use super::{UsageError, PEER_LOST_EXIT};
 
 #[derive(Args, Debug)]
 pub struct LaunchArgs {
@@ -83,7 +90,8 @@ pub fn launch(args: LaunchArgs) -> anyhow::Result<()> {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
     }
-    let mut children: Vec<(usize, String, Child)> = Vec::new();
+    let mut children: Vec<Started> = Vec::new();
+    let (exits, exited) = mpsc::channel::<(usize, std::io::Result<ExitStatus>)>();
     for (i, addr) in spec.addresses.iter().enumerate() {
         let (host, _) = addr.rsplit_once(':').unwrap_or((addr, ""));
         let mut run: Vec<String> = vec!["run".into()];
@@ -116,12 +124,19 @@ pub fn launch(args: LaunchArgs) -> anyhow::Result<()> {
             c.args(["-c", &template]);
             c
         };
-        let mut child = command
+        let spawned = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("starting process {i} ({addr})"))?;
+            .with_context(|| format!("starting process {i} ({addr})"));
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                kill_all(&children);
+                return Err(e);
+            }
+        };
         for (stream, out) in [
             (
                 child
@@ -150,10 +165,20 @@ pub fn launch(args: LaunchArgs) -> anyhow::Result<()> {
                 });
             }
         }
-        children.push((i, addr.clone(), child));
+        children.push(Started {
+            index: i,
+            addr: addr.clone(),
+            pid: child.id(),
+            status: None,
+        });
+        let exits = exits.clone();
+        std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = exits.send((i, status));
+        });
     }
+    drop(exits);
     // Wait: the first failure (or Ctrl-C) stops everyone.
-    let mut failed: Option<(usize, String, ExitStatus)> = None;
     let mut running = children.len();
     while running > 0 {
         if stop.load(Ordering::SeqCst) {
@@ -161,32 +186,112 @@ pub fn launch(args: LaunchArgs) -> anyhow::Result<()> {
                 "vigil launch: interrupted; stopping every process (SIGINT, then SIGKILL after {} s)",
                 STOP_GRACE.as_secs()
             );
-            stop_gracefully(&mut children);
+            stop_gracefully(&mut children, &exited);
             return Err(anyhow::anyhow!("interrupted"));
         }
-        running = 0;
-        for (i, addr, child) in children.iter_mut() {
-            match child.try_wait()? {
-                None => running += 1,
-                Some(status) if !status.success() && failed.is_none() => failed = Some((*i, addr.clone(), status)),
-                Some(_) => {}
+        let (i, status) = match exited.recv_timeout(Duration::from_millis(50)) {
+            Ok(exit) => exit,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        running -= 1;
+        let status = status.with_context(|| format!("waiting for process {i}"))?;
+        children[i].status = Some(status);
+        if status.success() {
+            continue;
+        }
+        // A failure: the others stop too. Those that end within a moment of it are still
+        // weighed, so a process that only lost this peer is not named in its place.
+        let settle = std::time::Instant::now() + FAILURE_SETTLE;
+        while let Some(left) = settle.checked_duration_since(std::time::Instant::now()) {
+            match exited.recv_timeout(left) {
+                Ok((j, Ok(s))) => children[j].status = Some(s),
+                Ok((_, Err(_))) => {}
+                Err(_) => break,
             }
         }
-        if let Some((i, addr, status)) = &failed {
-            for (_, _, c) in children.iter_mut() {
-                let _ = c.kill();
-            }
-            for (_, _, c) in children.iter_mut() {
-                let _ = c.wait();
-            }
-            return Err(anyhow::anyhow!(
-                "process {i} ({addr}) failed ({status}); stopped the others"
-            ));
+        kill_all(&children);
+        let order = failure_order(&children, i, &exited);
+        let first = &children[order[0]];
+        let mut message = format!(
+            "process {} ({}) failed first ({}); stopped the others",
+            first.index,
+            first.addr,
+            first.status.map_or("unknown status".to_string(), describe)
+        );
+        let consequences: Vec<String> = order[1..]
+            .iter()
+            .map(|&j| &children[j])
+            .filter(|c| c.status.is_some_and(|s| s.code() == Some(PEER_LOST_EXIT)))
+            .map(|c| format!("process {}", c.index))
+            .collect();
+        if !consequences.is_empty() {
+            message.push_str(&format!(" ({} then stopped for losing it)", consequences.join(", ")));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        return Err(anyhow::anyhow!(message));
     }
     eprintln!("vigil launch: all {n} processes finished");
     Ok(())
+}
+
+/// A process `vigil launch` started; `status` once it ended.
+struct Started {
+    index: usize,
+    addr: String,
+    pid: u32,
+    status: Option<ExitStatus>,
+}
+
+/// How long after a first failure the processes that end too are still weighed for blame.
+const FAILURE_SETTLE: Duration = Duration::from_millis(500);
+
+/// The failed processes, the one to name first: in the order they ended (`first` ended
+/// first), those that stopped for losing a peer ([`PEER_LOST_EXIT`]) after the others. The
+/// processes still ending (killed now) are collected from `exited` and are not failures.
+fn failure_order(
+    children: &[Started],
+    first: usize,
+    exited: &mpsc::Receiver<(usize, std::io::Result<ExitStatus>)>,
+) -> Vec<usize> {
+    while exited.recv_timeout(Duration::from_millis(10)).is_ok() {}
+    let mut order: Vec<usize> = vec![first];
+    order.extend(
+        children
+            .iter()
+            .filter(|c| c.index != first && c.status.is_some_and(|s| !s.success()))
+            .map(|c| c.index),
+    );
+    // Stable: the arrival order (first, then by index) is kept within each class.
+    order.sort_by_key(|&j| children[j].status.is_some_and(|s| s.code() == Some(PEER_LOST_EXIT)));
+    order
+}
+
+/// An exit status in words: the signal that ended a process, or its exit code.
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (_, Some(9)) => "killed by SIGKILL".to_string(),
+        (_, Some(sig)) => format!("ended by signal {sig}"),
+        (Some(code), _) => format!("exit status {code}"),
+        _ => status.to_string(),
+    }
+}
+
+/// Sends `signal` to a process that has not ended yet.
+fn signal(child: &Started, signal: &str) {
+    if child.status.is_none() {
+        let _ = Command::new("kill")
+            .args([signal, &child.pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// SIGKILL to every process that has not ended yet.
+fn kill_all(children: &[Started]) {
+    for c in children {
+        signal(c, "-KILL");
+    }
 }
 
 /// How long processes get to finish after SIGINT (a Kafka run flushes its outputs and
@@ -195,22 +300,23 @@ const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// SIGINT to every process still running (a local one, or the remote command's local end),
 /// then SIGKILL to those still running after [`STOP_GRACE`].
-fn stop_gracefully(children: &mut [(usize, String, Child)]) {
-    for (_, _, c) in children.iter_mut() {
-        if matches!(c.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-INT", &c.id().to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
+fn stop_gracefully(children: &mut [Started], exited: &mpsc::Receiver<(usize, std::io::Result<ExitStatus>)>) {
+    for c in children.iter() {
+        signal(c, "-INT");
     }
     let deadline = std::time::Instant::now() + STOP_GRACE;
-    while std::time::Instant::now() < deadline && children.iter_mut().any(|(_, _, c)| matches!(c.try_wait(), Ok(None)))
-    {
-        std::thread::sleep(Duration::from_millis(50));
+    while children.iter().any(|c| c.status.is_none()) {
+        let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+            break;
+        };
+        match exited.recv_timeout(left) {
+            Ok((i, status)) => {
+                // An error waiting: the process is gone all the same.
+                children[i].status =
+                    Some(status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(0)));
+            }
+            Err(_) => break,
+        }
     }
-    for (_, _, c) in children.iter_mut() {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    kill_all(children);
 }

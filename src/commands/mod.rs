@@ -118,6 +118,10 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<vigil::conf
     Ok(config)
 }
 
+/// The exit status of a cluster process that stops because it lost a peer (the peer is the
+/// one that failed: `vigil launch` names the process that failed first, not this one).
+pub const PEER_LOST_EXIT: i32 = 3;
+
 /// Makes the loss of a peer process a clear error instead of a cascade of thread panics:
 /// timely's network threads are named `timely:send-N` / `timely:recv-N` after the peer.
 pub fn install_panic_hook(addresses: Vec<String>) {
@@ -141,11 +145,11 @@ pub fn install_panic_hook(addresses: Vec<String>) {
                 .cloned()
                 .unwrap_or_default();
             eprintln!("error: lost the connection to process {peer} ({addr}): {message}; stopping");
-            std::process::exit(1);
+            std::process::exit(PEER_LOST_EXIT);
         }
         if message.contains("poisoned") && name.starts_with("timely:") {
             eprintln!("error: a peer process disconnected; stopping");
-            std::process::exit(1);
+            std::process::exit(PEER_LOST_EXIT);
         }
         default(info);
     }));

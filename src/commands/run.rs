@@ -80,9 +80,14 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
     /// Also write per-event scores (`ts, device_id, detector, score`, JSON lines) of the
-    /// detectors that score every event to this file.
+    /// detectors that score every event to this file (not written otherwise, unless
+    /// [output] scores = true: then to OUT/scores.jsonl).
     #[arg(long)]
     pub scores_out: Option<PathBuf>,
+    /// Write into an --out folder that is not empty: vigil's outputs of an earlier run there
+    /// (windows.jsonl, ..., snapshots/) are removed first; other files are left alone.
+    #[arg(long)]
+    pub force: bool,
     /// Serve live queries (HTTP/JSON) on ADDR, or `off`. Default: 127.0.0.1:7070 while the
     /// input runs. Given explicitly, the run keeps serving after its input is done, until
     /// Ctrl-C (see --exit-when-done). In a cluster, process p serves on ADDR's port + p.
@@ -244,11 +249,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.bounded && !kafka_input {
         tracing::warn!("--bounded only matters for a Kafka input (files are bounded already)");
     }
+    let write_scores = args.scores_out.is_some() || config.output.scores;
     let sinks = match sink_kind {
         SinkKind::Files => {
-            files::prepare(&args.out, leader)
-                .with_context(|| format!("creating output folder {}", args.out.display()))?;
-            FileSink::factory(&args.out, config.tick_ms(), FeatureLayout::new(&config))
+            files::prepare(&args.out, leader, args.force).map_err(|e| match e {
+                e @ files::OutDirError::NotEmpty { .. } => anyhow::Error::new(UsageError(e.to_string())),
+                e => anyhow::Error::new(e),
+            })?;
+            FileSink::factory(
+                &args.out,
+                config.tick_ms(),
+                FeatureLayout::new(&config),
+                write_scores,
+                kafka_input.then(|| shared.clone()),
+            )
         }
         SinkKind::Kafka => {
             std::fs::create_dir_all(&args.out)
@@ -285,9 +299,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         // starting at the same moment), run without a server.
         Err(RunError::Serve(ServerError::Bind { addr, source })) if !explicit_serve && cluster.is_none() => {
             tracing::warn!("not serving queries: cannot listen on {addr} ({source}); pass --serve ADDR or --serve off");
-            run_pipeline(spec(None))?
+            run_pipeline(spec(None))
         }
-        other => other?,
+        other => other,
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // Part files of a failed run are of no use: nothing is left filling the disk.
+            if sink_kind == SinkKind::Files {
+                files::discard_parts(&args.out);
+            }
+            return Err(e.into());
+        }
     };
     if !leader {
         eprintln!("{}", outcome.summary.human());
@@ -295,25 +319,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         return keep_serving(outcome.serving, explicit_serve && !args.exit_when_done);
     }
     let written = match sink_kind {
-        SinkKind::Files => {
-            files::merge(&args.out).with_context(|| format!("merging outputs in {}", args.out.display()))?
-        }
+        SinkKind::Files => files::merge(&args.out, write_scores && args.scores_out.is_none())
+            .with_context(|| format!("merging outputs in {}", args.out.display()))?,
         SinkKind::Kafka => Vec::new(),
     };
     let scores_file = args.out.join(files::SCORES_FILE);
     if let Some(target) = &args.scores_out {
         if scores_file.exists() {
             std::fs::rename(&scores_file, target)
-                .or_else(|_| std::fs::copy(&scores_file, target).map(|_| ()))
+                .or_else(|_| {
+                    files::write_atomically(target, |out| {
+                        std::io::copy(&mut std::fs::File::open(&scores_file)?, out).map(|_| ())
+                    })
+                })
                 .with_context(|| format!("writing {}", target.display()))?;
+            let _ = std::fs::remove_file(&scores_file);
         } else {
-            std::fs::write(target, b"").with_context(|| format!("writing {}", target.display()))?;
+            files::write_atomically(target, |_| Ok(())).context("writing the per-event scores")?;
         }
         eprintln!("wrote {} (per-event scores)", target.display());
     }
     let summary_path = args.out.join(files::SUMMARY_FILE);
-    std::fs::write(&summary_path, serde_json::to_string_pretty(&outcome.summary)? + "\n")
-        .with_context(|| format!("writing {}", summary_path.display()))?;
+    let summary_text = serde_json::to_string_pretty(&outcome.summary)? + "\n";
+    files::write_atomically(&summary_path, |out| {
+        std::io::Write::write_all(out, summary_text.as_bytes())
+    })
+    .context("writing the run summary")?;
     eprintln!("{}", outcome.summary.human());
     for (path, lines) in written {
         eprintln!("wrote {path} ({lines} lines)");

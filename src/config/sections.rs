@@ -28,6 +28,10 @@ pub struct TimeConfig {
     pub late_policy: LatePolicy,
     /// A source partition with no data for this long (wall clock) stops holding the frontier.
     pub idle_timeout: DurationMs,
+    /// How far a record may run ahead of its partition's recent progress (and, following
+    /// live Kafka, of the wall clock); records beyond are rejected as `too_far_ahead`
+    /// (`source::ahead`). 0: no bound.
+    pub max_ahead: DurationMs,
 }
 
 impl Default for TimeConfig {
@@ -37,6 +41,7 @@ impl Default for TimeConfig {
             lateness: DurationMs(5_000),
             late_policy: LatePolicy::Reject,
             idle_timeout: DurationMs(30_000),
+            max_ahead: DurationMs(3_600_000),
         }
     }
 }
@@ -123,6 +128,9 @@ pub struct OutputConfig {
     pub reject_raw_bytes: usize,
     /// `files` or `kafka` (`--sink` wins).
     pub sink: SinkKind,
+    /// Write per-event scores to `OUT/scores.jsonl` (as large as the input: off unless asked;
+    /// `--scores-out FILE` writes them to FILE).
+    pub scores: bool,
 }
 
 impl Default for OutputConfig {
@@ -131,6 +139,7 @@ impl Default for OutputConfig {
             snapshot_every: DurationMs(0),
             reject_raw_bytes: 512,
             sink: SinkKind::Files,
+            scores: false,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use super::fields::*;
 use super::reject::{DecodeError, RejectReason};
-use crate::event::{Event, Protocol, CSV_HEADER};
+use crate::event::{Event, Protocol, CSV_HEADER, MAX_BYTES, MAX_DURATION_MS, MAX_PACKETS};
 
 /// Column positions of one CSV source.
 #[derive(Clone, Debug)]
@@ -133,10 +133,10 @@ impl CsvDecoder {
             dst_ip: parse_ip(self.field(fields, 3), "dst_ip")?,
             dst_port: parse_port(self.field(fields, 4), "dst_port")?,
             protocol: Protocol::parse(self.field(fields, 5)),
-            bytes_out: parse_counter(self.field(fields, 6), "bytes_out")?,
-            bytes_in: parse_counter(self.field(fields, 7), "bytes_in")?,
-            packets: parse_counter(self.field(fields, 8), "packets")?,
-            duration_ms: parse_counter(self.field(fields, 9), "duration_ms")?,
+            bytes_out: parse_counter(self.field(fields, 6), "bytes_out", MAX_BYTES)?,
+            bytes_in: parse_counter(self.field(fields, 7), "bytes_in", MAX_BYTES)?,
+            packets: parse_counter(self.field(fields, 8), "packets", MAX_PACKETS)?,
+            duration_ms: parse_counter(self.field(fields, 9), "duration_ms", MAX_DURATION_MS)?,
             value: parse_value(self.field(fields, 10), "value")?,
         })
     }

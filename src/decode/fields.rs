@@ -6,6 +6,18 @@
 use super::reject::{DecodeError, RejectReason};
 use crate::event::{Ip, MAX_TS_MS, MIN_TS_MS};
 
+/// A counter's largest plausible value, or the `too_large` reject naming the field.
+fn check_max(value: u64, max: u64, field: &str, text: &str) -> Result<u64, DecodeError> {
+    if value <= max {
+        Ok(value)
+    } else {
+        Err(DecodeError::new(
+            RejectReason::TooLarge,
+            format!("{field} {} is above its largest plausible value {max}", quote(text)),
+        ))
+    }
+}
+
 /// A bounded part of `text`, quoted, for a reject detail.
 pub(crate) fn quote(text: &str) -> String {
     let mut t: String = text.chars().take(40).collect();
@@ -57,21 +69,22 @@ pub fn parse_ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
     check_ts_range(ms, field)
 }
 
-/// A non-negative integer counter; empty means 0.
-pub fn parse_counter(text: &str, field: &str) -> Result<u64, DecodeError> {
+/// A non-negative integer counter of at most `max`; empty means 0.
+pub fn parse_counter(text: &str, field: &str, max: u64) -> Result<u64, DecodeError> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(0);
     }
     if let Ok(v) = t.parse::<u64>() {
-        return Ok(v);
+        return check_max(v, max, field, t);
     }
     match t.parse::<f64>() {
         Ok(f) if f < 0.0 => Err(DecodeError::new(
             RejectReason::NegativeValue,
             format!("{field} {} is negative", quote(t)),
         )),
-        Ok(f) if f.is_finite() && f.fract() == 0.0 && f < 1.8e19 => Ok(f as u64),
+        Ok(f) if f.is_finite() && f.fract() == 0.0 && f <= max as f64 => Ok(f as u64),
+        Ok(f) if f.is_finite() && f.fract() == 0.0 => check_max(u64::MAX, max, field, t),
         _ => Err(DecodeError::new(
             RejectReason::BadNumber,
             format!("{field} {} is not a whole number", quote(t)),
@@ -79,7 +92,8 @@ pub fn parse_counter(text: &str, field: &str) -> Result<u64, DecodeError> {
     }
 }
 
-/// A float counter such as Zeek's duration in seconds, returned in milliseconds.
+/// A float counter such as Zeek's duration in seconds, returned in milliseconds (at most
+/// `MAX_DURATION_MS`).
 pub fn parse_seconds_as_ms(value: f64, field: &str) -> Result<u64, DecodeError> {
     if !value.is_finite() {
         return Err(DecodeError::new(
@@ -93,7 +107,18 @@ pub fn parse_seconds_as_ms(value: f64, field: &str) -> Result<u64, DecodeError> 
             format!("{field} {value} is negative"),
         ));
     }
-    Ok((value * 1000.0).round() as u64)
+    let ms = (value * 1000.0).round();
+    let max = crate::event::MAX_DURATION_MS;
+    if ms > max as f64 {
+        return Err(DecodeError::new(
+            RejectReason::TooLarge,
+            format!(
+                "{field} {value} s is above its largest plausible value {} s",
+                max / 1000
+            ),
+        ));
+    }
+    Ok(ms as u64)
 }
 
 /// A destination port; empty means 0.
@@ -186,15 +211,52 @@ mod tests {
     }
 
     #[test]
-    fn counters_and_ports() {
-        assert_eq!(parse_counter("", "b").unwrap(), 0);
-        assert_eq!(parse_counter("12", "b").unwrap(), 12);
-        assert_eq!(parse_counter("12.0", "b").unwrap(), 12);
+    fn counters_are_bounded_at_their_plausible_range() {
+        use crate::event::{MAX_BYTES, MAX_DURATION_MS};
         assert_eq!(
-            parse_counter("-3", "b").unwrap_err().reason,
+            parse_counter("1000000000000", "bytes_out", MAX_BYTES).unwrap(),
+            MAX_BYTES
+        );
+        assert_eq!(parse_counter("1e12", "bytes_out", MAX_BYTES).unwrap(), MAX_BYTES);
+        for beyond in [
+            "1000000000001",
+            "1.000000000001e12",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "1e30",
+        ] {
+            let e = parse_counter(beyond, "bytes_out", MAX_BYTES).unwrap_err();
+            assert_eq!(e.reason, RejectReason::TooLarge, "{beyond}");
+            assert!(
+                e.detail.starts_with("bytes_out `") && e.detail.ends_with("1000000000000"),
+                "{}",
+                e.detail
+            );
+        }
+        let max_s = (MAX_DURATION_MS / 1000) as f64;
+        assert_eq!(parse_seconds_as_ms(max_s, "duration").unwrap(), MAX_DURATION_MS);
+        let e = parse_seconds_as_ms(max_s + 0.001, "duration").unwrap_err();
+        assert_eq!(e.reason, RejectReason::TooLarge);
+        assert!(e.detail.starts_with("duration "), "{}", e.detail);
+        assert_eq!(
+            parse_seconds_as_ms(1e300, "duration").unwrap_err().reason,
+            RejectReason::TooLarge
+        );
+    }
+
+    #[test]
+    fn counters_and_ports() {
+        assert_eq!(parse_counter("", "b", 100).unwrap(), 0);
+        assert_eq!(parse_counter("12", "b", 100).unwrap(), 12);
+        assert_eq!(parse_counter("12.0", "b", 100).unwrap(), 12);
+        assert_eq!(
+            parse_counter("-3", "b", 100).unwrap_err().reason,
             RejectReason::NegativeValue
         );
-        assert_eq!(parse_counter("x", "b").unwrap_err().reason, RejectReason::BadNumber);
+        assert_eq!(
+            parse_counter("x", "b", 100).unwrap_err().reason,
+            RejectReason::BadNumber
+        );
         assert_eq!(parse_port("70000", "p").unwrap_err().reason, RejectReason::BadPort);
         assert_eq!(parse_port("http", "p").unwrap_err().reason, RejectReason::BadNumber);
         assert_eq!(parse_ip("300.1.1.1", "ip").unwrap_err().reason, RejectReason::BadIp);

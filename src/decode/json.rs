@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::fields::*;
 use super::reject::{DecodeError, RejectReason};
-use crate::event::{Event, Protocol};
+use crate::event::{Event, Protocol, MAX_BYTES, MAX_DURATION_MS, MAX_PACKETS};
 
 fn parse_object(line: &str) -> Result<Map<String, Value>, DecodeError> {
     match serde_json::from_str::<Value>(line) {
@@ -42,10 +42,10 @@ pub fn decode_jsonl(line: &str) -> Result<Event, DecodeError> {
         dst_ip: parse_ip(&text(&map, "dst_ip"), "dst_ip")?,
         dst_port: parse_port(&text(&map, "dst_port"), "dst_port")?,
         protocol: Protocol::parse(&text(&map, "protocol")),
-        bytes_out: parse_counter(&text(&map, "bytes_out"), "bytes_out")?,
-        bytes_in: parse_counter(&text(&map, "bytes_in"), "bytes_in")?,
-        packets: parse_counter(&text(&map, "packets"), "packets")?,
-        duration_ms: parse_counter(&text(&map, "duration_ms"), "duration_ms")?,
+        bytes_out: parse_counter(&text(&map, "bytes_out"), "bytes_out", MAX_BYTES)?,
+        bytes_in: parse_counter(&text(&map, "bytes_in"), "bytes_in", MAX_BYTES)?,
+        packets: parse_counter(&text(&map, "packets"), "packets", MAX_PACKETS)?,
+        duration_ms: parse_counter(&text(&map, "duration_ms"), "duration_ms", MAX_DURATION_MS)?,
         value: parse_value(&text(&map, "value"), "value")?,
     })
 }
@@ -96,8 +96,15 @@ pub fn decode_zeek(line: &str) -> Result<Event, DecodeError> {
         return Err(DecodeError::new(RejectReason::MissingField, "id.orig_h is missing"));
     }
     let src_ip = parse_ip(&orig, "id.orig_h")?;
-    let packets = parse_counter(&text(&map, "orig_pkts"), "orig_pkts")?
-        .saturating_add(parse_counter(&text(&map, "resp_pkts"), "resp_pkts")?);
+    let orig_pkts = parse_counter(&text(&map, "orig_pkts"), "orig_pkts", MAX_PACKETS)?;
+    let resp_pkts = parse_counter(&text(&map, "resp_pkts"), "resp_pkts", MAX_PACKETS)?;
+    let packets = orig_pkts + resp_pkts;
+    if packets > MAX_PACKETS {
+        return Err(DecodeError::new(
+            RejectReason::TooLarge,
+            format!("orig_pkts + resp_pkts {packets} is above its largest plausible value {MAX_PACKETS}"),
+        ));
+    }
     let duration_ms = match map.get("duration") {
         None | Some(Value::Null) => 0,
         Some(Value::Number(n)) => parse_seconds_as_ms(n.as_f64().unwrap_or(f64::NAN), "duration")?,
@@ -122,8 +129,8 @@ pub fn decode_zeek(line: &str) -> Result<Event, DecodeError> {
         dst_ip: parse_ip(&text(&map, "id.resp_h"), "id.resp_h")?,
         dst_port: parse_port(&text(&map, "id.resp_p"), "id.resp_p")?,
         protocol: Protocol::parse(&text(&map, "proto")),
-        bytes_out: parse_counter(&text(&map, "orig_bytes"), "orig_bytes")?,
-        bytes_in: parse_counter(&text(&map, "resp_bytes"), "resp_bytes")?,
+        bytes_out: parse_counter(&text(&map, "orig_bytes"), "orig_bytes", MAX_BYTES)?,
+        bytes_in: parse_counter(&text(&map, "resp_bytes"), "resp_bytes", MAX_BYTES)?,
         packets,
         duration_ms,
         value: None,

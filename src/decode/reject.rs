@@ -22,6 +22,9 @@ pub enum RejectReason {
     BadTimestamp,
     /// A counter (bytes, packets, duration) is negative.
     NegativeValue,
+    /// A counter is beyond its plausible range (`event::MAX_BYTES`, ...); the detail names
+    /// the field and the bound.
+    TooLarge,
     /// The timestamp lies before 2000-01-01 or from 2100-01-01 on.
     TimeOutOfRange,
     /// The destination port is not in 0..=65535.
@@ -32,21 +35,27 @@ pub enum RejectReason {
     TooLong,
     /// The record is older than the watermark (highest time seen minus the allowed lateness).
     Late,
+    /// The record is dated further ahead of its partition's recent progress than
+    /// `time.max_ahead` (or, following live Kafka, of the wall clock): it would have moved the
+    /// watermark far ahead (see `docs/semantics.md`).
+    TooFarAhead,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 13] = [
         RejectReason::Malformed,
         RejectReason::MissingField,
         RejectReason::BadNumber,
         RejectReason::BadIp,
         RejectReason::BadTimestamp,
         RejectReason::NegativeValue,
+        RejectReason::TooLarge,
         RejectReason::TimeOutOfRange,
         RejectReason::BadPort,
         RejectReason::Encoding,
         RejectReason::TooLong,
         RejectReason::Late,
+        RejectReason::TooFarAhead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,11 +66,13 @@ impl RejectReason {
             RejectReason::BadIp => "bad_ip",
             RejectReason::BadTimestamp => "bad_timestamp",
             RejectReason::NegativeValue => "negative_value",
+            RejectReason::TooLarge => "too_large",
             RejectReason::TimeOutOfRange => "time_out_of_range",
             RejectReason::BadPort => "bad_port",
             RejectReason::Encoding => "encoding",
             RejectReason::TooLong => "too_long",
             RejectReason::Late => "late",
+            RejectReason::TooFarAhead => "too_far_ahead",
         }
     }
 

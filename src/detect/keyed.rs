@@ -49,6 +49,10 @@ pub struct DeviceTick<'a> {
     pub state: Option<&'a DeviceState>,
     /// Its rejected records at this tick (those whose device could be read).
     pub rejects: u32,
+    /// Of those, the records rejected as too far ahead of their partition's progress (or of
+    /// the wall clock), and the most any of them ran ahead, in ms.
+    pub ahead: u32,
+    pub ahead_ms: u64,
 }
 
 /// Per-device detection logic, hosted by the window operator.

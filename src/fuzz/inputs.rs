@@ -1,8 +1,8 @@
 //! Valid records of every format, drawn at random: the seeds the mutations start from.
 //!
 //! Invariant: an unmutated [`Sample`] decodes to exactly its [`Sample::event`] (that is
-//! checked for every valid case of a campaign). Values stay in plausible ranges (counters up
-//! to 10^12, durations up to a day, readings of any magnitude); the hostile ones come from
+//! checked for every valid case of a campaign). Values stay in the accepted ranges (counters
+//! up to and at their plausible bounds, readings of any magnitude); the hostile ones come from
 //! [`super::mutate`]. Device names may hold commas, quotes, spaces and any Unicode, so that
 //! quoting is exercised, but are never blank at either end (decoders trim them).
 
@@ -10,7 +10,7 @@ use chrono::{DateTime, FixedOffset, SecondsFormat};
 use serde_json::{json, Value};
 
 use crate::decode::Format;
-use crate::event::{Event, Ip, Protocol, CSV_HEADER, MAX_TS_MS, MIN_TS_MS};
+use crate::event::{Event, Ip, Protocol, CSV_HEADER, MAX_BYTES, MAX_DURATION_MS, MAX_PACKETS, MAX_TS_MS, MIN_TS_MS};
 use crate::generate::rng::Rng64;
 
 /// One valid record and what it must decode to.
@@ -119,11 +119,13 @@ fn rfc3339(rng: &mut Rng64, ts_ms: i64) -> String {
     utc.with_timezone(&offset).to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
-fn counter(rng: &mut Rng64) -> u64 {
-    match rng.below(6) {
+/// A counter up to `max` (inclusive; the decoders' plausible bound), now and then at it.
+fn counter(rng: &mut Rng64, max: u64) -> u64 {
+    match rng.below(8) {
         0 => 0,
         1 => rng.below(100),
-        _ => rng.log_range(1.0, 1e12) as u64,
+        2 => max,
+        _ => (rng.log_range(1.0, max as f64) as u64).min(max),
     }
 }
 
@@ -193,10 +195,10 @@ fn draw(rng: &mut Rng64) -> Drawn {
             dst_ip: ip(dst),
             dst_port: rng.below(65_536) as u16,
             protocol,
-            bytes_out: counter(rng),
-            bytes_in: counter(rng),
-            packets: counter(rng),
-            duration_ms: rng.below(86_400_001),
+            bytes_out: counter(rng, MAX_BYTES),
+            bytes_in: counter(rng, MAX_BYTES),
+            packets: counter(rng, MAX_PACKETS),
+            duration_ms: counter(rng, MAX_DURATION_MS),
             value: reading(rng),
         },
         ts_text,

@@ -40,7 +40,7 @@ pub(super) fn step_until(
 /// The event and reject inputs of the main dataflow.
 pub(super) type RunInputs<'a> = (
     &'a mut InputHandleVec<u64, (u64, Event)>,
-    &'a mut InputHandleVec<u64, (DeviceId, u64, isize)>,
+    &'a mut InputHandleVec<u64, (DeviceId, u64, u64)>,
 );
 
 /// Models: retrains at each schedule boundary `s < upto` as of `s` (the inputs go to `s + 1`

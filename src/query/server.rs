@@ -212,6 +212,10 @@ fn health(hub: &Hub, started: Instant) -> Answer {
         "events_read": read,
         "events_accepted": m.accepted.load(Relaxed),
         "events_rejected": m.rejected_total(),
+        // Records dated too far ahead of their partition's progress: a skewed clock or an
+        // attempt to move event time (the clock_skew detector names the devices).
+        "events_too_far_ahead": m.rejected[RejectReason::TooFarAhead.index()].load(Relaxed),
+        "rejected_by_reason": m.rejected_by_reason(),
         "events_per_s": if elapsed > 0.0 { read as f64 / elapsed } else { 0.0 },
         "uptime_s": elapsed,
         "addr": hub.addr.to_string(),

@@ -15,6 +15,9 @@ pub(super) struct DeviceInputs {
     /// Its events, a range of [`DetectWork::events`].
     pub events: std::ops::Range<usize>,
     pub rejects: u32,
+    /// Of those, the records too far ahead, and the most any ran ahead (ms).
+    pub ahead: u32,
+    pub ahead_ms: u64,
     /// The `(slot, logic)` pairs that wake it now, a range of the stage's wake-ups.
     woken: std::ops::Range<usize>,
 }
@@ -29,7 +32,8 @@ pub(super) struct DetectWork {
     /// Once prepared: the slots and the events, sorted, side by side.
     event_slots: Vec<u32>,
     events: Vec<Event>,
-    rejected: Vec<u32>,
+    /// `(slot, ms ahead)` of the tick's rejected records, sorted.
+    rejected: Vec<(u32, u64)>,
     woken: Vec<(u32, u32)>,
     devices: Vec<u32>,
     pos: usize,
@@ -55,9 +59,15 @@ impl DetectWork {
     }
 
     /// Lists the devices to step: `touched` (their state changed), those of `rejected`
-    /// (slots of the tick's rejected records), those of `woken` (`(slot, logic)` pairs).
-    /// `poll` is called around the longest sort.
-    pub fn prepare(&mut self, touched: &[u32], mut rejected: Vec<u32>, mut woken: Vec<(u32, u32)>, poll: impl Fn()) {
+    /// (`(slot, ms ahead)` of the tick's rejected records), those of `woken` (`(slot, logic)`
+    /// pairs). `poll` is called around the longest sort.
+    pub fn prepare(
+        &mut self,
+        touched: &[u32],
+        mut rejected: Vec<(u32, u64)>,
+        mut woken: Vec<(u32, u32)>,
+        poll: impl Fn(),
+    ) {
         rejected.sort_unstable();
         woken.sort_unstable();
         woken.dedup();
@@ -67,7 +77,7 @@ impl DetectWork {
         poll();
         (self.event_slots, self.events) = std::mem::take(&mut self.inserted).into_iter().unzip();
         let mut devices: Vec<u32> = touched.to_vec();
-        devices.extend_from_slice(&rejected);
+        devices.extend(rejected.iter().map(|&(slot, _)| slot));
         devices.extend(woken.iter().map(|&(i, _)| i));
         devices.sort_unstable();
         devices.dedup();
@@ -94,10 +104,14 @@ impl DetectWork {
         while self.event_slots.get(self.event_pos) == Some(&slot) {
             self.event_pos += 1;
         }
-        let mut rejects = 0u32;
-        while self.rejected.get(self.reject_pos) == Some(&slot) {
+        let (mut rejects, mut ahead, mut ahead_ms) = (0u32, 0u32, 0u64);
+        while let Some(&(_, by)) = self.rejected.get(self.reject_pos).filter(|(s, _)| *s == slot) {
             self.reject_pos += 1;
             rejects += 1;
+            if by > 0 {
+                ahead += 1;
+                ahead_ms = ahead_ms.max(by);
+            }
         }
         let woken_from = self.woken_pos;
         while self.woken.get(self.woken_pos).is_some_and(|(s, _)| *s == slot) {
@@ -107,6 +121,8 @@ impl DetectWork {
             slot,
             events: from..self.event_pos,
             rejects,
+            ahead,
+            ahead_ms,
             woken: woken_from..self.woken_pos,
         }
     }

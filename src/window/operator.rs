@@ -152,7 +152,8 @@ struct WindowState {
     /// The hosted per-device logics, their rejected-record inputs by tick, and the
     /// `(slot, logic)` pairs woken at a tick.
     logics: HostedLogics,
-    pending_rejects: BTreeMap<u64, Vec<DeviceId>>,
+    /// `(device, ms ahead)` of the rejected records of a tick (0: not too far ahead).
+    pending_rejects: BTreeMap<u64, Vec<(DeviceId, u64)>>,
     logic_wakeups: BTreeMap<u64, Vec<(u32, u32)>>,
     host_out: HostOutput,
 }
@@ -441,7 +442,7 @@ impl WindowState {
         if !work.detect.hosting {
             return;
         }
-        let rejected: Vec<u32> = rejects.iter().map(|d| self.slot_for(d)).collect();
+        let rejected: Vec<(u32, u64)> = rejects.iter().map(|(d, ahead)| (self.slot_for(d), *ahead)).collect();
         let woken = self.logic_wakeups.remove(&work.now).unwrap_or_default();
         work.detect.prepare(&self.touched, rejected, woken, crate::query::poll);
     }
@@ -463,6 +464,8 @@ impl WindowState {
                 None
             },
             rejects: inputs.rejects,
+            ahead: inputs.ahead,
+            ahead_ms: inputs.ahead_ms,
         };
         let mut logics = self.logics.borrow_mut();
         for (k, logic) in logics.iter_mut().enumerate() {
@@ -549,10 +552,11 @@ pub struct WindowOutputs<'s> {
 }
 
 /// Builds the operator over a stream of `(tick, event)` and the devices of rejected records
-/// (`(device, tick, count)`, as the reject input sends them).
+/// (`(device, tick, ms ahead)`, one per record as the reject input sends them; the ms by
+/// which a record rejected as too far ahead ran ahead, 0 for any other).
 pub fn window_stats<'s>(
     events: StreamVec<'s, u64, (u64, Event)>,
-    rejects: StreamVec<'s, u64, (DeviceId, u64, isize)>,
+    rejects: StreamVec<'s, u64, (DeviceId, u64, u64)>,
     spec: WindowSpec,
     gauges: std::rc::Rc<WindowGauges>,
 ) -> WindowOutputs<'s> {
@@ -560,7 +564,7 @@ pub fn window_stats<'s>(
     let mut builder = OperatorBuilder::new("WindowStats".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
     let mut input = builder.new_input(events, Exchange::new(|(_, e): &(u64, Event)| e.device.hashed()));
-    let mut reject_input = builder.new_input(rejects, Exchange::new(|(d, _, _): &(DeviceId, u64, isize)| d.hashed()));
+    let mut reject_input = builder.new_input(rejects, Exchange::new(|(d, _, _): &(DeviceId, u64, u64)| d.hashed()));
     let (mut changes_out, changes) = builder.new_output::<Vec<WindowChange>>();
     let (mut rows_out, rows) = builder.new_output::<Vec<WindowRow>>();
     let (mut reports_out, reports) = builder.new_output::<Vec<((u32, Anomaly), u64, isize)>>();
@@ -581,11 +585,8 @@ pub fn window_stats<'s>(
                 }
             });
             reject_input.for_each(|_time, data| {
-                for (device, tick, count) in data.drain(..) {
-                    let at = state.pending_rejects.entry(tick).or_default();
-                    for _ in 0..count.max(0) {
-                        at.push(device.clone());
-                    }
+                for (device, tick, ahead) in data.drain(..) {
+                    state.pending_rejects.entry(tick).or_default().push((device, ahead));
                 }
             });
             let Some(held) = caps.as_mut() else { return };

@@ -13,6 +13,14 @@
 //! window sliding every tick; a bucket counts the destinations whose latest event it holds,
 //! and they leave a stepped window with it. Min/max use monotonic queues of (sequence number,
 //! reading) in windows sliding every tick, and the buckets' min/max in stepped ones.
+//!
+//! Sums never wrap: byte and packet sums (u64) and the sum of squared readings (i128) add and
+//! subtract saturating (at `u64::MAX`, `i128::MAX`; an add-and-compare, no branch to
+//! mispredict, no wider accumulator). They are exact while they fit, which with the decoder's
+//! field bounds (`event::MAX_BYTES`, ...) takes more than 18 million records at the bound of
+//! one device in one window; once a sum has saturated it reads low (never above the true sum,
+//! never wrapped) until the events it held then have left the window. The sum of readings
+//! (i128, at most 10^15 per reading) and the counts (one per event) cannot reach their limits.
 
 use std::collections::VecDeque;
 
@@ -148,11 +156,11 @@ struct BucketValues {
 impl Bucket {
     fn add(&mut self, o: &Obs) {
         self.count += 1;
-        self.bytes_out += o.bytes_out;
-        self.bytes_in += o.bytes_in;
-        self.packets += o.packets;
+        self.bytes_out = self.bytes_out.saturating_add(o.bytes_out);
+        self.bytes_in = self.bytes_in.saturating_add(o.bytes_in);
+        self.packets = self.packets.saturating_add(o.packets);
         if o.external {
-            self.bytes_out_external += o.bytes_out;
+            self.bytes_out_external = self.bytes_out_external.saturating_add(o.bytes_out);
         }
         let Some(reading) = o.value() else { return };
         let v = self.values.get_or_insert_with(Default::default);
@@ -160,7 +168,7 @@ impl Bucket {
             Some(q) => {
                 v.count += 1;
                 v.sum += q as i128;
-                v.sumsq += (q as i128) * (q as i128);
+                v.sumsq = v.sumsq.saturating_add((q as i128) * (q as i128));
                 v.min = Some(v.min.map_or(q, |m| m.min(q)));
                 v.max = Some(v.max.map_or(q, |m| m.max(q)));
             }
@@ -171,15 +179,15 @@ impl Bucket {
     /// Takes the step's sums out of a window's (not its distincts, min or max).
     fn subtract_from(&self, s: &mut WindowStats) {
         s.count -= self.count;
-        s.bytes_out -= self.bytes_out;
-        s.bytes_in -= self.bytes_in;
-        s.packets -= self.packets;
-        s.bytes_out_external -= self.bytes_out_external;
+        s.bytes_out = s.bytes_out.saturating_sub(self.bytes_out);
+        s.bytes_in = s.bytes_in.saturating_sub(self.bytes_in);
+        s.packets = s.packets.saturating_sub(self.packets);
+        s.bytes_out_external = s.bytes_out_external.saturating_sub(self.bytes_out_external);
         if let Some(v) = &self.values {
             s.value_count -= v.count;
             s.value_invalid -= v.invalid;
             s.value_sum -= v.sum;
-            s.value_sumsq -= v.sumsq;
+            s.value_sumsq = s.value_sumsq.saturating_sub(v.sumsq).max(0);
         }
     }
 
@@ -469,38 +477,42 @@ impl DeviceSlide {
     }
 }
 
+/// Adds an event's sums to a window's, saturating (see the module header).
+#[inline]
 fn add(s: &mut WindowStats, o: &Obs) {
     s.count += 1;
-    s.bytes_out += o.bytes_out;
-    s.bytes_in += o.bytes_in;
-    s.packets += o.packets;
+    s.bytes_out = s.bytes_out.saturating_add(o.bytes_out);
+    s.bytes_in = s.bytes_in.saturating_add(o.bytes_in);
+    s.packets = s.packets.saturating_add(o.packets);
     if o.external {
-        s.bytes_out_external += o.bytes_out;
+        s.bytes_out_external = s.bytes_out_external.saturating_add(o.bytes_out);
     }
     match o.value() {
         Some(Some(q)) => {
             s.value_count += 1;
             s.value_sum += q as i128;
-            s.value_sumsq += (q as i128) * (q as i128);
+            s.value_sumsq = s.value_sumsq.saturating_add((q as i128) * (q as i128));
         }
         Some(None) => s.value_invalid += 1,
         None => {}
     }
 }
 
+/// Takes an event's sums out of a window's, saturating at 0 (see the module header).
+#[inline]
 fn remove(s: &mut WindowStats, o: &Obs) {
     s.count -= 1;
-    s.bytes_out -= o.bytes_out;
-    s.bytes_in -= o.bytes_in;
-    s.packets -= o.packets;
+    s.bytes_out = s.bytes_out.saturating_sub(o.bytes_out);
+    s.bytes_in = s.bytes_in.saturating_sub(o.bytes_in);
+    s.packets = s.packets.saturating_sub(o.packets);
     if o.external {
-        s.bytes_out_external -= o.bytes_out;
+        s.bytes_out_external = s.bytes_out_external.saturating_sub(o.bytes_out);
     }
     match o.value() {
         Some(Some(q)) => {
             s.value_count -= 1;
             s.value_sum -= q as i128;
-            s.value_sumsq -= (q as i128) * (q as i128);
+            s.value_sumsq = s.value_sumsq.saturating_sub((q as i128) * (q as i128)).max(0);
         }
         Some(None) => s.value_invalid -= 1,
         None => {}
@@ -574,6 +586,60 @@ mod tests {
         s.distinct_dst = dsts.len() as u32;
         s.distinct_ports = ports.len() as u32;
         s
+    }
+
+    #[test]
+    fn sums_saturate_instead_of_wrapping_and_recover_when_the_events_leave() {
+        // Windows of 2 and 4 ticks sliding every tick, and of 8 advancing in steps of 4.
+        let mut d = DeviceSlide::new(&[2, 4, 8], &[1, 1, 4]);
+        let huge = u64::MAX / 3 + 1;
+        let big = |tick| Obs::new(tick, huge, huge, huge, true, 200, 443, Some(1e9));
+        d.advance_to(0);
+        for _ in 0..2 {
+            d.insert(big(0));
+        }
+        for i in 0..3 {
+            assert_eq!(d.stats(i).bytes_out, 2 * huge, "window {i}: exact while it fits");
+        }
+        d.insert(big(0));
+        d.insert(big(0));
+        for i in 0..3 {
+            let s = d.stats(i);
+            assert_eq!(s.count, 4);
+            assert_eq!(
+                (s.bytes_out, s.bytes_in, s.packets, s.bytes_out_external),
+                (u64::MAX, u64::MAX, u64::MAX, u64::MAX),
+                "window {i} saturates, never wraps"
+            );
+            assert_eq!(s.value_sum, 4 * 1_000_000_000_000_000);
+        }
+        // Many readings at the limit: the sum of squares saturates too, never negative.
+        let mut s = WindowStats {
+            value_sumsq: i128::MAX - 5,
+            ..Default::default()
+        };
+        add(&mut s, &Obs::new(0, 0, 0, 0, false, 0, 0, Some(-1e9)));
+        assert_eq!(s.value_sumsq, i128::MAX);
+        remove(&mut s, &Obs::new(0, 0, 0, 0, false, 0, 0, Some(-1e9)));
+        assert!(s.value_sumsq >= 0);
+        // Once every event has left, every window is back at zero.
+        d.advance_to(8);
+        for i in 0..3 {
+            assert_eq!(d.stats(i), &WindowStats::default(), "window {i}");
+        }
+        // Below saturation adding and removing is exact: many events at the decoder's bound.
+        let max = crate::event::MAX_BYTES;
+        let mut e = DeviceSlide::new(&[2, 4, 8], &[1, 1, 4]);
+        for t in 0..6 {
+            e.advance_to(t);
+            for _ in 0..1000 {
+                e.insert(Obs::new(t, max, max, crate::event::MAX_PACKETS, true, 200, 443, None));
+            }
+        }
+        assert_eq!(e.stats(0).bytes_out, 2 * 1000 * max);
+        assert_eq!(e.stats(1).bytes_out, 4 * 1000 * max);
+        assert_eq!(e.stats(2).bytes_out, 6 * 1000 * max, "steps 0 and 1: ticks 0 to 5");
+        assert_eq!(e.stats(2).packets, 6 * 1000 * crate::event::MAX_PACKETS);
     }
 
     #[test]

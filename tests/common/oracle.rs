@@ -86,8 +86,57 @@ pub fn tick_of(config: &Config, ts_ms: i64) -> u64 {
 
 /// State of one source partition while it is read.
 struct Partition {
-    /// Highest valid timestamp of the records read so far.
+    /// Highest valid timestamp of the records read so far (not counting those too far ahead).
     max_ts: Option<i64>,
+    /// Every valid timestamp read so far, in record order (the last `RECENT` are the recent
+    /// progress the `max_ahead` bound measures against).
+    times: Vec<i64>,
+}
+
+/// One record of a partition, before it is decided.
+struct Item<'a> {
+    name: String,
+    number: u64,
+    line: &'a [u8],
+    decoder: RecordDecoder,
+    /// Rejected whatever the watermark (an unusable header line).
+    error: Option<DecodeError>,
+}
+
+/// How many recent timestamps measure a partition's progress, how many records with one a
+/// partition holds before deciding any, and how many usual gaps a sparse partition may jump.
+const RECENT: usize = 7;
+const WARM_UP: usize = 5;
+const GAPS: i64 = 4;
+
+/// The lower median of a list.
+fn lower_median(mut v: Vec<i64>) -> Option<i64> {
+    v.sort();
+    v.get(v.len().saturating_sub(1) / 2).copied()
+}
+
+impl Partition {
+    /// Whether `ts` is more than the bound ahead of the partition's progress (docs/semantics.md):
+    /// progress `max(M, median of the last RECENT times)`, bound `max(max_ahead, GAPS × the
+    /// median gap between those times, sorted)`.
+    fn too_far_ahead(&self, config: &Config, ts: i64) -> bool {
+        let max_ahead = config.time.max_ahead.0 as i64;
+        if max_ahead == 0 {
+            return false;
+        }
+        let recent: Vec<i64> = self.times[self.times.len().saturating_sub(RECENT)..].to_vec();
+        let progress = match (self.max_ts, lower_median(recent.clone())) {
+            (Some(m), Some(r)) => m.max(r),
+            (Some(m), None) => m,
+            (None, Some(r)) => r,
+            (None, None) => return false,
+        };
+        let mut sorted = recent;
+        sorted.sort();
+        let gaps: Vec<i64> = sorted.windows(2).map(|w| w[1] - w[0]).collect();
+        let bound = max_ahead.max(GAPS * lower_median(gaps).unwrap_or(0));
+        ts > progress + bound
+    }
 }
 
 impl Oracle {
@@ -101,81 +150,90 @@ impl Oracle {
     pub fn run_partitions(config: &Config, format: Option<Format>, partitions: &[OracleInput]) -> Oracle {
         let mut oracle = Oracle::default();
         for input in partitions {
-            let mut partition = Partition { max_ts: None };
+            let mut items = Vec::new();
             for (name, bytes) in &input.sources {
-                oracle.read_file(config, format, &mut partition, name, bytes);
+                items.extend(file_items(config, format, name, bytes));
             }
+            oracle.decide_partition(config, &items);
         }
         oracle.t_last = oracle.accepted.iter().map(|e| e.tick).max();
         oracle
     }
 
-    fn read_file(
-        &mut self,
-        config: &Config,
-        format: Option<Format>,
-        partition: &mut Partition,
-        name: &str,
-        bytes: &[u8],
-    ) {
-        let max_bytes = config.input.max_record_bytes;
-        let records: Vec<(u64, &[u8])> = lines(bytes).into_iter().filter(|(_, l)| !is_blank(l)).collect();
-        let Some(&(first_number, first_line)) = records.first() else {
-            return;
+    /// Decides a partition's records in order. With a `max_ahead` bound, the records up to
+    /// the WARM_UP-th with a timestamp are decided once all of them are read, their times
+    /// being the recent progress (they are not added to it a second time).
+    fn decide_partition(&mut self, config: &Config, items: &[Item]) {
+        let mut partition = Partition {
+            max_ts: None,
+            times: Vec::new(),
         };
-        let format = format.unwrap_or_else(|| Format::detect(Some(Path::new(name)), first_line));
-        let (decoder, rest) = match RecordDecoder::for_file(format, first_line, max_bytes) {
-            // The first line is a header: not a record.
-            Ok((decoder, true)) => (decoder, &records[1..]),
-            Ok((decoder, false)) => (decoder, &records[..]),
-            // The first line looks like a header but is not a usable one (or is not UTF-8):
-            // it is a record, rejected for that reason; the file is read in canonical order.
-            Err(error) => {
-                let decoder = RecordDecoder::new(format, max_bytes);
-                self.read += 1;
-                self.reject(config, name, first_number, error, first_line);
-                if let Some(ts) = decoder.peek_ts(first_line) {
-                    partition.max_ts = Some(partition.max_ts.map_or(ts, |m| m.max(ts)));
-                }
-                (decoder, &records[1..])
-            }
-        };
-        for &(number, line) in rest {
-            self.read += 1;
-            let peeked = decoder.peek_ts(line);
-            match decoder.decode(line) {
-                Err(error) => self.reject(config, name, number, error, line),
-                Ok(event) => {
-                    let lateness = config.time.lateness.0 as i64;
-                    match partition.max_ts {
-                        Some(m) if event.ts_ms < m - lateness => match config.time.late_policy {
-                            LatePolicy::Reject => {
-                                let error = DecodeError::new(
-                                    RejectReason::Late,
-                                    format!(
-                                        "ts {} ms is before the watermark {} ms (highest ts {} ms minus lateness {} ms)",
-                                        event.ts_ms,
-                                        m - lateness,
-                                        m,
-                                        lateness
-                                    ),
-                                );
-                                self.reject(config, name, number, error, line);
-                            }
-                            LatePolicy::Correct => {
-                                let tick = tick_of(config, m - lateness);
-                                self.late_corrected += 1;
-                                self.accepted.push(OracleEvent { event, tick });
-                            }
-                        },
-                        _ => {
-                            let tick = tick_of(config, event.ts_ms);
-                            self.accepted.push(OracleEvent { event, tick });
-                        }
+        let mut held = 0;
+        if config.time.max_ahead.0 > 0 {
+            let mut with_ts = 0;
+            for item in items {
+                held += 1;
+                if let Some(ts) = item.decoder.peek_ts(item.line) {
+                    partition.times.push(ts);
+                    with_ts += 1;
+                    if with_ts == WARM_UP {
+                        break;
                     }
                 }
             }
-            if let Some(ts) = peeked {
+        }
+        for (i, item) in items.iter().enumerate() {
+            self.decide(config, &mut partition, item, i >= held);
+        }
+    }
+
+    fn decide(&mut self, config: &Config, partition: &mut Partition, item: &Item, note: bool) {
+        let (name, number, line) = (item.name.as_str(), item.number, item.line);
+        self.read += 1;
+        let peeked = item.decoder.peek_ts(line);
+        let ahead = peeked.is_some_and(|ts| partition.too_far_ahead(config, ts));
+        match item.error.clone().map_or_else(|| item.decoder.decode(line), Err) {
+            Err(error) => self.reject(config, name, number, error, line),
+            Ok(event) if ahead => {
+                let error = DecodeError::new(RejectReason::TooFarAhead, "too far ahead".to_string());
+                self.reject(config, name, number, error, line);
+                let _ = event;
+            }
+            Ok(event) => {
+                let lateness = config.time.lateness.0 as i64;
+                match partition.max_ts {
+                    Some(m) if event.ts_ms < m - lateness => match config.time.late_policy {
+                        LatePolicy::Reject => {
+                            let error = DecodeError::new(
+                                RejectReason::Late,
+                                format!(
+                                    "ts {} ms is before the watermark {} ms (highest ts {} ms minus lateness {} ms)",
+                                    event.ts_ms,
+                                    m - lateness,
+                                    m,
+                                    lateness
+                                ),
+                            );
+                            self.reject(config, name, number, error, line);
+                        }
+                        LatePolicy::Correct => {
+                            let tick = tick_of(config, m - lateness);
+                            self.late_corrected += 1;
+                            self.accepted.push(OracleEvent { event, tick });
+                        }
+                    },
+                    _ => {
+                        let tick = tick_of(config, event.ts_ms);
+                        self.accepted.push(OracleEvent { event, tick });
+                    }
+                }
+            }
+        }
+        if let Some(ts) = peeked {
+            if note {
+                partition.times.push(ts);
+            }
+            if !ahead {
                 partition.max_ts = Some(partition.max_ts.map_or(ts, |m| m.max(ts)));
             }
         }
@@ -315,20 +373,21 @@ fn state_from(
     out
 }
 
-/// `WindowStats` of a set of events, computed field by field from the definition. Sums wrap
-/// on overflow (unreachable with realistic inputs).
+/// `WindowStats` of a set of events, computed field by field from the definition. Sums
+/// saturate at their type's limit (the engine's sums equal these while they have never
+/// saturated: `src/window/sliding.rs`).
 pub fn stats_of<'e>(config: &Config, events: impl IntoIterator<Item = &'e Event>) -> WindowStats {
     let events: Vec<&Event> = events.into_iter().collect();
     let absent = Ip(0);
 
     let count = events.len() as u64;
-    let bytes_out = events.iter().fold(0u64, |s, e| s.wrapping_add(e.bytes_out));
-    let bytes_in = events.iter().fold(0u64, |s, e| s.wrapping_add(e.bytes_in));
-    let packets = events.iter().fold(0u64, |s, e| s.wrapping_add(e.packets));
+    let bytes_out = events.iter().fold(0u64, |s, e| s.saturating_add(e.bytes_out));
+    let bytes_in = events.iter().fold(0u64, |s, e| s.saturating_add(e.bytes_in));
+    let packets = events.iter().fold(0u64, |s, e| s.saturating_add(e.packets));
     let bytes_out_external = events
         .iter()
         .filter(|e| e.dst_ip != absent && config.network.is_external(e.dst_ip))
-        .fold(0u64, |s, e| s.wrapping_add(e.bytes_out));
+        .fold(0u64, |s, e| s.saturating_add(e.bytes_out));
 
     let destinations: HashSet<Ip> = events.iter().map(|e| e.dst_ip).filter(|ip| *ip != absent).collect();
     let ports: HashSet<u16> = events.iter().map(|e| e.dst_port).filter(|p| *p != 0).collect();
@@ -361,8 +420,37 @@ pub fn stats_of<'e>(config: &Config, events: impl IntoIterator<Item = &'e Event>
         value_sum: valid.iter().fold(0i128, |s, q| s.wrapping_add(*q as i128)),
         value_sumsq: valid
             .iter()
-            .fold(0i128, |s, q| s.wrapping_add((*q as i128).wrapping_mul(*q as i128))),
+            .fold(0i128, |s, q| s.saturating_add((*q as i128) * (*q as i128))),
         value_min,
         value_max,
+    }
+}
+
+/// The records of one file, in order: blank lines are not records; a first line that is a
+/// header is not one either; a first line that looks like a header but is not usable is a
+/// record rejected for that reason, and the file is then read in canonical column order.
+fn file_items<'a>(config: &Config, format: Option<Format>, name: &str, bytes: &'a [u8]) -> Vec<Item<'a>> {
+    let max_bytes = config.input.max_record_bytes;
+    let records: Vec<(u64, &[u8])> = lines(bytes).into_iter().filter(|(_, l)| !is_blank(l)).collect();
+    let Some(&(first_number, first_line)) = records.first() else {
+        return Vec::new();
+    };
+    let format = format.unwrap_or_else(|| Format::detect(Some(Path::new(name)), first_line));
+    let item = |decoder: &RecordDecoder, (number, line): (u64, &'a [u8]), error| Item {
+        name: name.to_string(),
+        number,
+        line,
+        decoder: decoder.clone(),
+        error,
+    };
+    match RecordDecoder::for_file(format, first_line, max_bytes) {
+        Ok((decoder, true)) => records[1..].iter().map(|&r| item(&decoder, r, None)).collect(),
+        Ok((decoder, false)) => records.iter().map(|&r| item(&decoder, r, None)).collect(),
+        Err(error) => {
+            let decoder = RecordDecoder::new(format, max_bytes);
+            let mut out = vec![item(&decoder, (first_number, first_line), Some(error))];
+            out.extend(records[1..].iter().map(|&r| item(&decoder, r, None)));
+            out
+        }
     }
 }

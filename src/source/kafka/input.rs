@@ -296,7 +296,8 @@ impl KafkaInput {
         let meta_complete = complete;
         let mut tpl = TopicPartitionList::new();
         for p in self.parts.iter_mut() {
-            let offset = p.marks.commit_offset(complete, self.horizon, p.next);
+            let needed = p.marks.commit_offset(complete, self.horizon, p.next);
+            let offset = p.commit_limit(needed);
             let meta = CommitMeta {
                 complete: meta_complete,
                 read: p.next,
@@ -409,6 +410,13 @@ impl WorkerInput for KafkaInput {
             }
         } else {
             std::thread::sleep(Duration::from_millis(1));
+        }
+        // Partitions still warming up decide what they hold once they end, idle or stop.
+        let (floor, idle) = (self.floor.unwrap_or(0), self.config.time.idle_timeout.as_duration());
+        for p in self.parts.iter_mut() {
+            if self.done || p.exhausted() || p.last_activity.elapsed() >= idle {
+                p.flush(floor, batch);
+            }
         }
         // The watermark to report, and what others see of it.
         let live = if self.done { None } else { self.live_watermark() };

@@ -6,14 +6,16 @@
 //! leaves a partition below `floor` (the tick the worker's input has already reached): a
 //! record that would (possible only after an idle partition resumed, or for a partition
 //! picked up late) is treated as late — rejected with reason `late`, or with
-//! `late_policy = "correct"` applied at `floor` and counted as corrected.
+//! `late_policy = "correct"` applied at `floor` and counted as corrected. The records a
+//! warming-up partition holds ([`Decider`]) are not committed past, and are decided when the
+//! partition ends or idles if not before.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::resume::Marks;
-use crate::config::{Config, LatePolicy};
-use crate::decode::{DecodeError, Format, RecordDecoder, Reject, RejectReason};
+use crate::config::Config;
+use crate::decode::{Format, RecordDecoder};
 use crate::source::{Decider, InputBatch};
 
 /// Decoders for message payloads: one format, or detected per message (`auto`).
@@ -65,25 +67,37 @@ pub struct PartitionState {
     pub last_activity: Instant,
     /// The offset last committed (None: not yet this run).
     pub committed: Option<i64>,
-    policy: LatePolicy,
-    raw_limit: usize,
 }
 
 impl PartitionState {
+    /// A partition read from `start` (to `end`, bounded); a live one (`end` None) also bounds
+    /// records by the wall clock (`time.max_ahead`).
     pub fn new(config: &Config, topic: Arc<str>, partition: i32, start: i64, end: Option<i64>) -> Self {
         PartitionState {
             source: format!("kafka:{topic}/{partition}"),
             topic,
             partition,
-            decider: Decider::new(config),
+            decider: Decider::with_wall_clock(config, end.is_none()),
             next: start,
             end,
             marks: Marks::default(),
             last_activity: Instant::now(),
             committed: None,
-            policy: config.time.late_policy,
-            raw_limit: config.output.reject_raw_bytes,
         }
+    }
+
+    /// Decides the records held while the partition warms up (it ended, idles or stops).
+    pub fn flush(&mut self, floor: u64, batch: &mut InputBatch) {
+        if let Some(first) = self.decider.first_held() {
+            self.decider.set_floor(floor);
+            self.decider.flush(batch);
+            self.marks.note(first as i64, self.end_tick().unwrap_or(0));
+        }
+    }
+
+    /// The offset to commit at most: the first record still held undecided, else `offset`.
+    pub fn commit_limit(&self, offset: i64) -> i64 {
+        self.decider.first_held().map_or(offset, |held| offset.min(held as i64))
     }
 
     /// Whether a bounded partition has been read to its end.
@@ -109,39 +123,18 @@ impl PartitionState {
     /// Decides the record at `offset` into `batch`, never below `floor`.
     pub fn record(&mut self, offset: i64, payload: &[u8], decoders: &Decoders, floor: u64, batch: &mut InputBatch) {
         let decoder = decoders.for_payload(payload);
-        let first_event = batch.events.len();
+        self.decider.set_floor(floor);
+        let held_from = self.decider.first_held();
         self.decider
             .decide(&self.source, offset as u64, payload, decoder, true, batch);
-        // Only the record just decided can be below the floor (at most one event).
-        if batch.events.len() > first_event {
-            if let Some((tick, _)) = batch.events.last_mut() {
-                if *tick < floor {
-                    match self.policy {
-                        LatePolicy::Correct => {
-                            *tick = floor;
-                            batch.corrected += 1;
-                        }
-                        LatePolicy::Reject => {
-                            let (tick, event) = batch.events.pop().expect("just checked");
-                            batch.accepted -= 1;
-                            let e = DecodeError::new(
-                                RejectReason::Late,
-                                format!(
-                                    "ts {} (tick {tick}) is below the frontier already reached (tick {floor}): its partition was idle or picked up late",
-                                    event.ts_ms
-                                ),
-                            );
-                            batch
-                                .rejects
-                                .push(Reject::new(&self.source, offset as u64, e, payload, self.raw_limit));
-                        }
-                    }
-                }
-            }
-        }
         self.next = offset + 1;
         self.last_activity = Instant::now();
-        self.marks.note(offset, self.end_tick().unwrap_or(0));
+        // Records held while warming up are retained from the first of them, with the tick
+        // the partition reached once they were decided.
+        if self.decider.first_held().is_none() {
+            let from = held_from.map_or(offset, |first| first as i64);
+            self.marks.note(from, self.end_tick().unwrap_or(0));
+        }
     }
 }
 
@@ -149,9 +142,58 @@ impl PartitionState {
 mod tests {
     use super::*;
 
+    use crate::decode::RejectReason;
+
+    fn line(ts: i64) -> Vec<u8> {
+        format!("{ts},dev-1,10.0.0.1,8.8.8.8,443,tcp,1,2,3,4,").into_bytes()
+    }
+
+    #[test]
+    fn a_warming_up_partition_holds_its_first_records_and_is_not_committed_past() {
+        let config = Config::from_toml("").unwrap();
+        let decoders = Decoders::new(None, 1024);
+        let mut p = PartitionState::new(&config, "t".into(), 0, 10, None);
+        let mut batch = InputBatch::default();
+        let ts = crate::source::ahead::wall_clock_ms() - 600_000;
+        // A live partition: a record far ahead of the wall clock is rejected at once...
+        p.record(
+            10,
+            &line(crate::source::ahead::wall_clock_ms() + 7_200_000),
+            &decoders,
+            0,
+            &mut batch,
+        );
+        assert_eq!(p.commit_limit(100), 10, "held records are not committed past");
+        for (i, offset) in (11..14).enumerate() {
+            p.record(offset, &line(ts + i as i64), &decoders, 0, &mut batch);
+        }
+        assert!(batch.events.is_empty() && batch.rejects.is_empty());
+        p.record(14, &line(ts + 3), &decoders, 0, &mut batch);
+        // ...once five are in, all are decided: four accepted, the one far ahead rejected.
+        assert_eq!((batch.read, batch.accepted), (5, 4));
+        assert_eq!(batch.rejects.len(), 1);
+        assert_eq!(batch.rejects[0].reason, RejectReason::TooFarAhead);
+        assert_eq!(batch.rejects[0].line, 10);
+        assert!(
+            batch.rejects[0].detail.contains("ahead of the wall clock"),
+            "{}",
+            batch.rejects[0].detail
+        );
+        assert_eq!(p.commit_limit(100), 100);
+        // Retained from the first held record.
+        assert_eq!(p.marks.commit_offset(0, 0, 15), 10);
+        // A partition that ends (or idles) before five records decides what it holds.
+        let mut q = PartitionState::new(&config, "t".into(), 1, 0, Some(2));
+        q.record(0, &line(ts), &decoders, 0, &mut batch);
+        assert_eq!(batch.read, 5);
+        q.flush(0, &mut batch);
+        assert_eq!((batch.read, batch.accepted), (6, 5));
+        assert_eq!(q.commit_limit(7), 7);
+    }
+
     #[test]
     fn floor_turns_records_late() {
-        let config = Config::from_toml("").unwrap();
+        let config = Config::from_toml("[time]\nmax_ahead = \"0s\"\n").unwrap();
         let decoders = Decoders::new(None, 1024);
         let mut p = PartitionState::new(&config, "t".into(), 0, 0, Some(3));
         let mut batch = InputBatch::default();
