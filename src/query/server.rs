@@ -58,11 +58,12 @@ impl Server {
         let started = Instant::now();
         let for_handler = hub.clone();
         let handler = move |method: &str, url: &str| answer(method, url, &for_handler, &catalog, timeout, started);
-        let http =
-            HttpServer::start(listener, config.server.threads, Box::new(handler)).map_err(|e| ServerError::Start {
+        let http = HttpServer::start(listener, config.server.threads, Box::new(handler), hub.metrics.clone()).map_err(
+            |e| ServerError::Start {
                 addr,
                 message: format!("starting the connection threads: {e}"),
-            })?;
+            },
+        )?;
         tracing::info!(addr = %bound, "serving queries on http://{bound}");
         Ok(Server { hub, http })
     }
@@ -333,6 +334,13 @@ pub fn prometheus(hub: &Hub) -> String {
             ));
         }
     }
+    let c = &m.connections;
+    metric(
+        "vigil_http_connections_total",
+        "counter",
+        "Connections the query server accepted.",
+        &one(c.accepted.load(Relaxed)),
+    );
     metric(
         "vigil_queries_total",
         "counter",

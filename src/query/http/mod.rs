@@ -49,6 +49,7 @@ pub type Handler = dyn Fn(&str, &str) -> HttpReply + Send + Sync;
 
 struct Shared {
     listener: TcpListener,
+    metrics: Arc<crate::output::metrics::Metrics>,
     addr: SocketAddr,
     handler: Box<Handler>,
     stop: AtomicBool,
@@ -67,10 +68,16 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Serves `listener` with `handler`, keeping `min_idle` threads ready to accept.
-    pub fn start(listener: TcpListener, min_idle: usize, handler: Box<Handler>) -> std::io::Result<HttpServer> {
+    pub fn start(
+        listener: TcpListener,
+        min_idle: usize,
+        handler: Box<Handler>,
+        metrics: Arc<crate::output::metrics::Metrics>,
+    ) -> std::io::Result<HttpServer> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             listener,
+            metrics,
             addr,
             handler,
             stop: AtomicBool::new(false),
@@ -144,6 +151,7 @@ fn acceptor(shared: Arc<Shared>) {
         }
         match accepted {
             Ok((stream, _)) => {
+                shared.metrics.connections.accepted.fetch_add(1, SeqCst);
                 // Someone must go on accepting while this thread serves.
                 if idle_left < shared.min_idle && shared.live.load(SeqCst) < MAX_CONNECTIONS {
                     if let Err(e) = spawn_acceptor(&shared) {
@@ -366,6 +374,7 @@ mod tests {
                 content_type: "text/plain",
                 body: format!("{method} {target}"),
             }),
+            Default::default(),
         )
         .unwrap()
     }
