@@ -1,5 +1,6 @@
 //! Subcommands of the `vigil` binary and what they share (logging, usage errors).
 
+mod access;
 mod bench;
 mod bench_query;
 mod bench_train;

@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// Stop when the input is done, even when serving queries.
     #[arg(long)]
     pub exit_when_done: bool,
+    /// Serve a non-loopback --serve address without a token (`[server] token`): anyone who
+    /// reaches the port may query and retrain.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// `--sink`: where outputs go.
@@ -236,6 +240,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let explicit_serve = args.serve.is_some();
     let cluster = cluster_spec(&args)?;
     let serve = serve_for(args.serve.as_deref(), cluster.as_ref().map(|c| c.process))?;
+    config.server.insecure |= args.insecure;
+    if let Some(addr) = serve {
+        // Before any input is read: no token beyond loopback, or TLS files that do not load.
+        vigil::query::server::guard(addr, &config.server).map_err(|e| UsageError(e.to_string()))?;
+    }
     let leader = cluster.as_ref().is_none_or(|c| c.process == 0);
     if let Some(c) = &cluster {
         super::install_panic_hook(c.addresses.clone());

@@ -5,7 +5,8 @@
 //! duplicates, and every internal range is a well-formed CIDR. Unknown keys are errors
 //! (naming the key), never silently ignored; a key that moved to another section
 //! ([`MOVED_KEYS`]) is refused with where it went. Environment variables named
-//! `VIGIL__SECTION__KEY=value` override the file (value parsed as TOML, else taken as a string).
+//! `VIGIL__SECTION__KEY=value` override the file (value parsed as TOML, else taken as a string;
+//! a secret such as `VIGIL__SERVER__TOKEN` is always taken as the string it is).
 
 mod sections;
 mod values;
@@ -14,7 +15,7 @@ pub use sections::{
     InputConfig, KafkaConfig, KafkaRole, LatePolicy, NetworkConfig, OutputConfig, PinotConfig, ServerConfig, SinkKind,
     StartPosition, TimeConfig, WindowConfig,
 };
-pub use values::{Cidr, DurationMs};
+pub use values::{Cidr, DurationMs, Secret};
 
 use std::path::{Path, PathBuf};
 
@@ -111,7 +112,11 @@ impl Config {
                 .split("__")
                 .map(|s| s.to_ascii_lowercase())
                 .collect();
-            let value = parse_override(raw);
+            let value = if TEXT_KEYS.contains(&path.join(".").as_str()) {
+                toml::Value::String(raw.clone())
+            } else {
+                parse_override(raw)
+            };
             set_path(&mut table, &path, value).map_err(|message| ConfigError::Invalid {
                 key: path.join("."),
                 message: format!("from environment variable {name}: {message}"),
@@ -234,12 +239,7 @@ impl Config {
         if let Err((key, message)) = self.model.check(tick) {
             return Err(invalid(&key, &message));
         }
-        if self.server.threads == 0 {
-            return Err(invalid("server.threads", "must be at least 1"));
-        }
-        if self.server.timeout.0 == 0 {
-            return Err(invalid("server.timeout", "must be positive, e.g. \"5s\""));
-        }
+        self.server.validate()?;
         match self.input.format.as_str() {
             "auto" | "csv" | "jsonl" | "zeek" => {}
             other => {
@@ -290,6 +290,9 @@ pub(crate) fn invalid(key: &str, message: &str) -> ConfigError {
         message: message.to_string(),
     }
 }
+
+/// Keys whose environment override is taken as text as it is (a token of digits stays text).
+const TEXT_KEYS: [&str; 1] = ["server.token"];
 
 fn parse_override(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");

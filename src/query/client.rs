@@ -18,7 +18,11 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach the vigil query server at {addr} ({message}); is `vigil run --serve {host}` running?")]
-    Connect { addr: String, host: String, message: String },
+    Connect {
+        addr: String,
+        host: String,
+        message: String,
+    },
     #[error("no answer from {addr} within {seconds} s ({message})")]
     Timeout {
         addr: String,
