@@ -15,6 +15,7 @@ pub mod eval;
 pub mod event;
 pub mod feature_store;
 pub mod features;
+pub mod fuzz;
 pub mod generate;
 pub mod model;
 pub mod output;

@@ -6,6 +6,7 @@ mod bench_query;
 mod bench_train;
 mod detectors;
 mod eval;
+mod fuzz;
 mod generate;
 mod launch;
 mod models;
@@ -62,6 +63,8 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Measure query latency (p50/p99) at a fixed query rate while ingesting at full speed.
     BenchQuery(bench_query::BenchQueryArgs),
+    /// Fuzzing campaigns: `vigil fuzz http --cases N` (random requests to the query server).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -79,6 +82,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::BenchTrain(args) => bench_train::bench_train(args),
         Command::Query(args) => query::query(args),
         Command::BenchQuery(args) => bench_query::bench_query(args),
+        Command::Fuzz(args) => fuzz::fuzz(args),
     }
 }
 
