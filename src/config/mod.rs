@@ -372,6 +372,23 @@ mod tests {
     }
 
     #[test]
+    fn the_server_token_from_the_environment_stays_text_and_is_not_shown() {
+        let c = Config::from_toml_with(
+            "",
+            "t",
+            &[("VIGIL__SERVER__TOKEN".into(), "12345678901234567890".into())],
+        )
+        .unwrap();
+        let token = c.server.token.as_ref().unwrap();
+        assert_eq!(token.expose(), "12345678901234567890");
+        assert!(!format!("{c:?}").contains("1234567890"), "Debug hides the token");
+        let e = Config::from_toml_with("", "t", &[("VIGIL__SERVER__TOKEN".into(), "short".into())]).unwrap_err();
+        assert!(e.to_string().contains("server.token"), "{e}");
+        let e = Config::from_toml("[server]\ntls_cert = \"c.pem\"\n").unwrap_err();
+        assert!(e.to_string().contains("tls_key"), "{e}");
+    }
+
+    #[test]
     fn the_documented_file_is_the_defaults() {
         let documented = Config::from_toml(include_str!("../../vigil.toml")).unwrap();
         assert_eq!(documented, Config::from_toml("").unwrap());

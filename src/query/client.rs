@@ -170,6 +170,10 @@ impl Client {
                 seconds: self.timeout.as_secs().max(1),
                 message: e.to_string(),
             },
+            ureq::Error::Io(io) if is_tls(&io) => ClientError::Tls {
+                addr,
+                message: io.to_string(),
+            },
             ureq::Error::Io(io) if is_connect(&io) => ClientError::Connect {
                 host: self.host(),
                 addr,
@@ -190,6 +194,11 @@ impl Client {
             },
         }
     }
+}
+
+/// A TLS failure that ureq hands on as an I/O error (e.g. an untrusted certificate).
+fn is_tls(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
 }
 
 fn is_connect(e: &std::io::Error) -> bool {
