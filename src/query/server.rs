@@ -451,30 +451,34 @@ pub fn prometheus(hub: &Hub) -> String {
         }
     }
     let c = &m.connections;
-    metric(
-        "vigil_http_connections_total",
-        "counter",
-        "Connections the query server accepted.",
-        &one(c.accepted.load(Relaxed)),
-    );
-    metric(
-        "vigil_http_connections_open",
-        "gauge",
-        "Connections the query server holds now.",
-        &one(c.open.load(Relaxed)),
-    );
-    metric(
-        "vigil_http_connections_evicted_total",
-        "counter",
-        "Connections closed to make room for a new one at the connection limit.",
-        &one(c.evicted.load(Relaxed)),
-    );
-    metric(
-        "vigil_http_connections_timed_out_total",
-        "counter",
-        "Connections closed because a request head came too slowly (408) or they idled.",
-        &one(c.timed_out.load(Relaxed)),
-    );
+    for (name, kind, help, value) in [
+        (
+            "vigil_http_connections_total",
+            "counter",
+            "Connections the query server accepted.",
+            &c.accepted,
+        ),
+        (
+            "vigil_http_connections_open",
+            "gauge",
+            "Connections the query server holds now.",
+            &c.open,
+        ),
+        (
+            "vigil_http_connections_evicted_total",
+            "counter",
+            "Connections closed to make room for a new one at the connection limit.",
+            &c.evicted,
+        ),
+        (
+            "vigil_http_connections_timed_out_total",
+            "counter",
+            "Connections closed because a request head came too slowly (408) or they idled.",
+            &c.timed_out,
+        ),
+    ] {
+        metric(name, kind, help, &one(value.load(Relaxed)));
+    }
     metric(
         "vigil_queries_total",
         "counter",
