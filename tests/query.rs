@@ -363,7 +363,14 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
     }
     // One kept-alive connection (as a dashboard keeps one): the same answers as a connection
     // per request, over a single TCP connection, large bodies included.
-    let mut kept = client::Connection::new(&addr, TIMEOUT).unwrap();
+    let connections = |body: &str| -> u64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix("vigil_http_connections_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .expect("vigil_http_connections_total in /metrics") as u64
+    };
+    let before = connections(&client::get(&addr, "/metrics", TIMEOUT).unwrap().body);
+    let kept = client::Client::new(&addr, &client::ClientOptions::with_timeout(TIMEOUT)).unwrap();
     let mut paths: Vec<String> = devices
         .iter()
         .take(20)
@@ -378,7 +385,12 @@ fn answers_equal_the_oracle_during_and_after_ingestion() {
     }
     let metrics = kept.get("/metrics").unwrap();
     assert!(metrics.body.contains("vigil_query_duration_seconds_count"));
-    assert_eq!(kept.connects(), 1, "every request went over the first connection");
+    // One connection per one-shot request, and one for every kept-alive request.
+    assert_eq!(
+        connections(&metrics.body) - before,
+        paths.len() as u64 + 1,
+        "every kept-alive request went over the first connection"
+    );
     outcome.serving.expect("serving").stop().unwrap();
     assert!(
         client::get(&addr, "/health", Duration::from_secs(1)).is_err(),

@@ -239,7 +239,8 @@ pub fn bench_query(args: BenchQueryArgs) -> anyhow::Result<()> {
             let per_request = args.connection_per_request;
             std::thread::spawn(move || {
                 let mut local = Vec::new();
-                let mut kept = client::Connection::new(&addr, Duration::from_secs(10)).ok();
+                let kept =
+                    client::Client::new(&addr, &client::ClientOptions::with_timeout(Duration::from_secs(10))).ok();
                 let mut next = Instant::now() + per_client.mul_f64(c as f64 / 4.0);
                 let mut i = c as usize;
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -262,7 +263,7 @@ pub fn bench_query(args: BenchQueryArgs) -> anyhow::Result<()> {
                     i += 1;
                     let was_ingesting = ingesting.load(Ordering::Relaxed);
                     let t0 = Instant::now();
-                    let answer = match kept.as_mut() {
+                    let answer = match kept.as_ref() {
                         Some(c) if !per_request => c.get(&path),
                         _ => client::get(&addr, &path, Duration::from_secs(10)),
                     };

@@ -1,19 +1,32 @@
-//! `vigil fuzz decode`: a structure-aware fuzzing campaign over the record decoders (see
-//! `vigil::fuzz`), or one case of it reproduced.
+//! `vigil fuzz`: fuzzing campaigns on stable Rust.
 //!
-//! Exit status: 0 when every case held, 1 when a case panicked or decoded wrongly (the
-//! findings are printed, and written to `--findings` as JSON lines), 3 when a case hung.
+//! `vigil fuzz decode`: a structure-aware campaign over the record decoders (see
+//! `vigil::fuzz`), or one case of it reproduced. Exit status: 0 when every case held, 1 when
+//! a case panicked or decoded wrongly (the findings are printed, and written to
+//! `--findings` as JSON lines), 3 when a case hung.
+//!
+//! `vigil fuzz http`: random HTTP requests against the query server — its own (an engine on
+//! the embedded sample, served on a free loopback port) or a running one (`--addr`) — then
+//! `/health` must still answer. Prints the figures; fails on any panic, hang or malformed
+//! answer.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use vigil::decode::Format;
+use vigil::fuzz::http::{count_panics, run_campaign, HttpCampaign, HttpReport};
 use vigil::fuzz::{self, Campaign, Report};
+use vigil::output::{NullSink, WorkerSink};
+use vigil::pipeline::{run as run_pipeline, RunSpec};
+use vigil::query::client::{self, Client, ClientOptions};
+use vigil::source::file::InputSpec;
 
-use super::UsageError;
+use super::run::EMBEDDED_SAMPLE;
+use super::{load_config, UsageError};
 
 #[derive(Args, Debug)]
 pub struct FuzzArgs {
@@ -26,6 +39,9 @@ pub enum FuzzTarget {
     /// Mutated CSV, JSON-lines and Zeek records through the decoders: no panic, no hang,
     /// valid records decoded exactly, accepted ones consistent and round-tripping.
     Decode(DecodeArgs),
+    /// Random HTTP requests (valid ones mutated, and raw bytes) against the query server:
+    /// no panic, no hang, no malformed answer, and `/health` answers after.
+    Http(FuzzHttpArgs),
 }
 
 /// Which decoders.
@@ -66,9 +82,38 @@ pub struct DecodeArgs {
     pub findings: Option<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+pub struct FuzzHttpArgs {
+    /// Requests to send.
+    #[arg(long, default_value_t = 100_000)]
+    pub cases: u64,
+    /// Seed of the random requests (a campaign is the same for the same seed and clients).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Client threads.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// A running query server on this machine (host:port) instead of one of its own.
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Its bearer token, sent with most requests.
+    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds to wait for an answer or a close before a request counts as a hang.
+    #[arg(long, default_value_t = 15)]
+    pub hang_after: u64,
+    /// Config file (TOML) of the engine it starts.
+    #[arg(short, long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn fuzz(args: FuzzArgs) -> anyhow::Result<()> {
     match args.target {
         FuzzTarget::Decode(args) => decode(args),
+        FuzzTarget::Http(args) => fuzz_http(args),
     }
 }
 
@@ -194,4 +239,124 @@ fn reproduce(format: Format, seed: u64, index: u64, max_record_bytes: usize) -> 
             Ok(())
         }
     }
+}
+
+fn fuzz_http(args: FuzzHttpArgs) -> anyhow::Result<()> {
+    if args.clients == 0 || args.hang_after == 0 {
+        return Err(UsageError("--clients and --hang-after must be at least 1".into()).into());
+    }
+    let panics = args.addr.is_none().then(count_panics);
+    let registry = std::env::temp_dir().join(format!("vigil-fuzz-{}", std::process::id()));
+    let (addr, serving) = match &args.addr {
+        Some(a) => (a.clone(), None),
+        None => {
+            let mut config = load_config(args.config.as_deref())?;
+            // Retraining requests register models: in a folder of the campaign's own.
+            config.model.registry = registry.clone();
+            let addr = client::free_loopback_addr()?;
+            let outcome = run_pipeline(RunSpec {
+                config,
+                input: InputSpec::Memory {
+                    name: "embedded:fixtures/events.csv".into(),
+                    data: Arc::new(EMBEDDED_SAMPLE.to_vec()),
+                },
+                format: None,
+                workers: 2,
+                sinks: Arc::new(|_| Box::new(NullSink) as Box<dyn WorkerSink>),
+                progress: false,
+                serve: Some(addr),
+                cluster: None,
+            })
+            .context("starting the engine to fuzz")?;
+            (addr.to_string(), outcome.serving)
+        }
+    };
+    let target: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| UsageError(format!("--addr {addr}: write host:port, e.g. 127.0.0.1:7070")))?;
+    let options = ClientOptions {
+        token: args.token.clone(),
+        ..ClientOptions::with_timeout(Duration::from_secs(10))
+    };
+    let server = Client::new(&addr, &options)?;
+    let features = server
+        .get("/features")
+        .context("asking the server what it knows")?
+        .json();
+    let names = |key: &str, field: Option<&str>| -> Vec<String> {
+        features[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| field.map_or(v.as_str(), |f| v[f].as_str()).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let devices: Vec<String> = String::from_utf8_lossy(EMBEDDED_SAMPLE)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1).map(str::to_string))
+        .take(500)
+        .collect();
+    let campaign = HttpCampaign {
+        addr: target,
+        cases: args.cases,
+        seed: args.seed,
+        clients: args.clients,
+        hang_after: Duration::from_secs(args.hang_after),
+        devices,
+        features: names("features", Some("name")),
+        detectors: names("detectors", None),
+        token: args.token.clone(),
+    };
+    eprintln!(
+        "fuzz http: {} random requests from {} clients to {addr} (seed {})…",
+        args.cases, args.clients, args.seed
+    );
+    let started = Instant::now();
+    let mut report = run_campaign(&campaign, &|n| eprintln!("  {n} requests sent"));
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Some(p) = &panics {
+        report.panics = report.panics.max(p.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    let health = server.get("/health").map(|r| r.status).unwrap_or(0);
+    if let Some(s) = serving {
+        s.stop()?;
+    }
+    let _ = std::fs::remove_dir_all(&registry);
+    print_report(&report, elapsed, health, args.json)?;
+    if report.panics > 0 || report.hangs > 0 || report.malformed_answers > 0 || health != 200 {
+        anyhow::bail!(
+            "the server did not hold: {} panics, {} hangs, {} malformed answers, /health after: {health}",
+            report.panics,
+            report.hangs,
+            report.malformed_answers
+        );
+    }
+    Ok(())
+}
+
+fn print_report(r: &HttpReport, elapsed: f64, health: u16, json: bool) -> anyhow::Result<()> {
+    if json {
+        let mut v = serde_json::to_value(r)?;
+        v["seconds"] = elapsed.into();
+        v["health_after"] = health.into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "fuzz http: {} requests in {elapsed:.1} s ({:.0}/s): answered 2xx {}, 4xx {}, 5xx {}; closed without an answer {}",
+        r.cases,
+        r.cases as f64 / elapsed.max(1e-9),
+        r.answered_2xx,
+        r.answered_4xx,
+        r.answered_5xx,
+        r.closed_silently
+    );
+    println!(
+        "  panics {}, hangs {}, malformed answers {}, connect retries {}; /health after: {health}",
+        r.panics, r.hangs, r.malformed_answers, r.connect_failures
+    );
+    Ok(())
 }

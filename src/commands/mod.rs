@@ -1,5 +1,6 @@
 //! Subcommands of the `vigil` binary and what they share (logging, usage errors).
 
+mod access;
 mod bench;
 mod bench_query;
 mod bench_train;
@@ -62,7 +63,8 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Measure query latency (p50/p99) at a fixed query rate while ingesting at full speed.
     BenchQuery(bench_query::BenchQueryArgs),
-    /// Fuzzing campaigns on stable Rust: mutated records through the decoders.
+    /// Fuzzing campaigns on stable Rust: mutated records through the decoders (`decode`),
+    /// random requests to the query server (`http`).
     Fuzz(fuzz::FuzzArgs),
 }
 

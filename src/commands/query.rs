@@ -6,16 +6,18 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use vigil::query::client;
 use vigil::query::request::percent_encode;
 
+use super::access::AccessArgs;
 use super::UsageError;
 
 #[derive(Args, Debug)]
 pub struct QueryArgs {
-    /// The query server (`vigil run --serve ADDR`).
+    /// The query server (`vigil run --serve ADDR`): host:port, or https://host:port.
     #[arg(long, global = true, default_value = "127.0.0.1:7070")]
     pub addr: String,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Print the JSON answer as it came.
     #[arg(long, global = true)]
     pub json: bool,
@@ -116,7 +118,10 @@ pub fn query(args: QueryArgs) -> anyhow::Result<()> {
         What::Health => "/health".to_string(),
         What::Features => "/features".to_string(),
     };
-    let response = client::get(&args.addr, &path, Duration::from_secs(args.timeout.max(1)))
+    let response = args
+        .access
+        .client(&args.addr, Duration::from_secs(args.timeout.max(1)))?
+        .get(&path)
         .with_context(|| format!("GET {path}"))?;
     let body = response.json();
     if response.status != 200 {

@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// Stop when the input is done, even when serving queries.
     #[arg(long)]
     pub exit_when_done: bool,
+    /// Serve a non-loopback --serve address without a token (`[server] token`): anyone who
+    /// reaches the port may query and retrain.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// `--sink`: where outputs go.
@@ -241,6 +245,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let explicit_serve = args.serve.is_some();
     let cluster = cluster_spec(&args)?;
     let serve = serve_for(args.serve.as_deref(), cluster.as_ref().map(|c| c.process))?;
+    config.server.insecure |= args.insecure;
+    if let Some(addr) = serve {
+        // Before any input is read: no token beyond loopback, or TLS files that do not load.
+        vigil::query::server::guard(addr, &config.server).map_err(|e| UsageError(e.to_string()))?;
+    }
     let leader = cluster.as_ref().is_none_or(|c| c.process == 0);
     if let Some(c) = &cluster {
         super::install_panic_hook(c.addresses.clone());
@@ -357,8 +366,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// After the input: serves until Ctrl-C when asked to (`forever`), else stops the server.
+/// Serves on after the outputs are written (its callers write them first: `/health` says
+/// "input done" only now).
 fn keep_serving(serving: Option<vigil::query::Serving>, forever: bool) -> anyhow::Result<()> {
     if let Some(serving) = serving {
+        serving.outputs_written();
         if forever {
             eprintln!(
                 "input done; serving queries on http://{} until Ctrl-C (try `vigil query health --addr {}`)",

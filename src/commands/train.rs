@@ -12,6 +12,7 @@ use vigil::model::mlflow::Mlflow;
 use vigil::model::snapshot::read_snapshot;
 use vigil::model::{train, KChoice, Registry};
 
+use super::access::AccessArgs;
 use super::{load_config, UsageError};
 
 #[derive(Args, Debug)]
@@ -43,11 +44,14 @@ pub struct TrainArgs {
     /// Print the model as JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// With --server: its token and CA file.
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(addr) = &args.server {
-        return train_on_server(addr, args.no_promote, args.json);
+        return train_on_server(addr, &args.access, args.no_promote, args.json);
     }
     let mut config = load_config(args.config.as_deref())?;
     if let Some(k) = &args.k {
@@ -118,10 +122,12 @@ pub fn train_cmd(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 /// `vigil train --server ADDR`: `POST /models/retrain` and print what the engine trained.
-fn train_on_server(addr: &str, no_promote: bool, json: bool) -> anyhow::Result<()> {
+fn train_on_server(addr: &str, access: &AccessArgs, no_promote: bool, json: bool) -> anyhow::Result<()> {
     let path = format!("/models/retrain?promote={}", !no_promote);
     eprintln!("asking the engine at {addr} to retrain from its live feature store");
-    let response = vigil::query::client::post(addr, &path, vigil::query::server::RETRAIN_TIMEOUT)?;
+    let response = access
+        .client(addr, vigil::query::server::RETRAIN_TIMEOUT)?
+        .post(&path)?;
     let body = response.json();
     if response.status != 201 {
         let message = body["error"].as_str().map_or(response.body.clone(), str::to_string);

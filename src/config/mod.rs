@@ -5,7 +5,8 @@
 //! duplicates, and every internal range is a well-formed CIDR. Unknown keys are errors
 //! (naming the key), never silently ignored; a key that moved to another section
 //! ([`MOVED_KEYS`]) is refused with where it went. Environment variables named
-//! `VIGIL__SECTION__KEY=value` override the file (value parsed as TOML, else taken as a string).
+//! `VIGIL__SECTION__KEY=value` override the file (value parsed as TOML, else taken as a string;
+//! a secret such as `VIGIL__SERVER__TOKEN` is always taken as the string it is).
 
 mod sections;
 mod values;
@@ -14,7 +15,7 @@ pub use sections::{
     InputConfig, KafkaConfig, KafkaRole, LatePolicy, NetworkConfig, OutputConfig, PinotConfig, ServerConfig, SinkKind,
     StartPosition, TimeConfig, WindowConfig,
 };
-pub use values::{Cidr, DurationMs};
+pub use values::{Cidr, DurationMs, Secret};
 
 use std::path::{Path, PathBuf};
 
@@ -111,7 +112,11 @@ impl Config {
                 .split("__")
                 .map(|s| s.to_ascii_lowercase())
                 .collect();
-            let value = parse_override(raw);
+            let value = if TEXT_KEYS.contains(&path.join(".").as_str()) {
+                toml::Value::String(raw.clone())
+            } else {
+                parse_override(raw)
+            };
             set_path(&mut table, &path, value).map_err(|message| ConfigError::Invalid {
                 key: path.join("."),
                 message: format!("from environment variable {name}: {message}"),
@@ -235,12 +240,7 @@ impl Config {
         if let Err((key, message)) = self.model.check(tick) {
             return Err(invalid(&key, &message));
         }
-        if self.server.threads == 0 {
-            return Err(invalid("server.threads", "must be at least 1"));
-        }
-        if self.server.timeout.0 == 0 {
-            return Err(invalid("server.timeout", "must be positive, e.g. \"5s\""));
-        }
+        self.server.validate()?;
         match self.input.format.as_str() {
             "auto" | "csv" | "jsonl" | "zeek" => {}
             other => {
@@ -291,6 +291,9 @@ pub(crate) fn invalid(key: &str, message: &str) -> ConfigError {
         message: message.to_string(),
     }
 }
+
+/// Keys whose environment override is taken as text as it is (a token of digits stays text).
+const TEXT_KEYS: [&str; 1] = ["server.token"];
 
 fn parse_override(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
@@ -367,6 +370,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.tick_ms(), 2000);
+    }
+
+    #[test]
+    fn the_server_token_from_the_environment_stays_text_and_is_not_shown() {
+        let c = Config::from_toml_with(
+            "",
+            "t",
+            &[("VIGIL__SERVER__TOKEN".into(), "12345678901234567890".into())],
+        )
+        .unwrap();
+        let token = c.server.token.as_ref().unwrap();
+        assert_eq!(token.expose(), "12345678901234567890");
+        assert!(!format!("{c:?}").contains("1234567890"), "Debug hides the token");
+        let e = Config::from_toml_with("", "t", &[("VIGIL__SERVER__TOKEN".into(), "short".into())]).unwrap_err();
+        assert!(e.to_string().contains("server.token"), "{e}");
+        let e = Config::from_toml("[server]\ntls_cert = \"c.pem\"\n").unwrap_err();
+        assert!(e.to_string().contains("tls_key"), "{e}");
     }
 
     #[test]

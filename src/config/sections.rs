@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, Cidr, ConfigError, DurationMs};
+use super::{invalid, Cidr, ConfigError, DurationMs, Secret};
 use crate::event::Ip;
 
 /// What to do with a record later than the allowed lateness.
@@ -326,9 +326,9 @@ impl PinotConfig {
 pub struct ServerConfig {
     /// How much event time of closed tumbling windows `/devices/{id}/history` keeps.
     pub history_retention: DurationMs,
-    /// Threads waiting for connections. A connection is served by the thread that took it
-    /// (request read, asked and answered on that thread); more threads start while
-    /// connections are open, up to 256.
+    /// Handler threads kept ready for the requests that wait for the engine (queries,
+    /// retraining, the model registry); more start while all are busy, up to 64. Connections
+    /// themselves are held by one event-loop thread, whatever their number.
     pub threads: usize,
     /// A query not answered within this (wall clock) gets a 503.
     pub timeout: DurationMs,
@@ -340,6 +340,24 @@ pub struct ServerConfig {
     /// the worker's other operators run and answer queries (0: no bound). Applies whether
     /// or not the run serves.
     pub work_slice_us: u64,
+    /// Connections held at once; at the limit the least recently active connection (of the
+    /// address holding the most) is closed to make room for a new one. Lowered to fit the
+    /// process's open-files limit.
+    pub max_connections: usize,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout: DurationMs,
+    /// A request head must arrive whole within this of its first byte (else 408 and the
+    /// connection closed).
+    pub request_timeout: DurationMs,
+    /// Bearer token every request but `GET /health` must carry (`Authorization: Bearer
+    /// <token>`), else 401. Required to serve beyond loopback (unless `--insecure`).
+    pub token: Option<Secret>,
+    /// TLS certificate chain (PEM); with `tls_key`, the server speaks only https.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM) of `tls_cert`.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve a non-loopback address without a token (`vigil run --insecure`).
+    pub insecure: bool,
 }
 
 impl Default for ServerConfig {
@@ -350,6 +368,49 @@ impl Default for ServerConfig {
             timeout: DurationMs(5_000),
             step_events: 64,
             work_slice_us: 1000,
+            max_connections: 10_000,
+            idle_timeout: DurationMs(30_000),
+            request_timeout: DurationMs(10_000),
+            token: None,
+            tls_cert: None,
+            tls_key: None,
+            insecure: false,
         }
+    }
+}
+
+impl ServerConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.threads == 0 {
+            return Err(invalid("server.threads", "must be at least 1"));
+        }
+        for (key, d) in [
+            ("server.timeout", self.timeout),
+            ("server.idle_timeout", self.idle_timeout),
+            ("server.request_timeout", self.request_timeout),
+        ] {
+            if d.0 == 0 {
+                return Err(invalid(key, "must be positive, e.g. \"5s\""));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if let Some(token) = &self.token {
+            let t = token.expose();
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(invalid(
+                    "server.token",
+                    "must be at least 16 printable characters without spaces, e.g. from `openssl rand -hex 32`",
+                ));
+            }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid(
+                "server.tls_cert",
+                "TLS needs both tls_cert and tls_key (PEM files), or neither",
+            ));
+        }
+        Ok(())
     }
 }

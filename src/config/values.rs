@@ -1,4 +1,5 @@
-//! Configuration value types written as text: durations ("1s", "5m") and CIDR ranges.
+//! Configuration value types written as text: durations ("1s", "5m"), CIDR ranges and
+//! secrets (shown as `***` by `Debug`).
 
 use std::time::Duration;
 
@@ -115,5 +116,22 @@ impl<'de> Deserialize<'de> for Cidr {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let text = String::deserialize(de)?;
         Cidr::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A secret (the query server's token): its `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
     }
 }

@@ -1,4 +1,6 @@
-//! Structure-aware fuzzing of the record decoders, on stable Rust.
+//! Fuzzing on a stable toolchain: structure-aware random inputs with campaigns of N cases
+//! (`vigil fuzz`). [`http`]: random requests against the query server. This module: the
+//! record decoders.
 //!
 //! Coverage-guided fuzzers need a nightly toolchain; this one draws valid records of every
 //! format ([`inputs`]), mutates most of them field by field and byte by byte ([`mutate`]), and
@@ -14,6 +16,7 @@
 //! stuck in a loop cannot be interrupted): exit status 3.
 
 pub mod check;
+pub mod http;
 pub mod inputs;
 pub mod mutate;
 

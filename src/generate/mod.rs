@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use incident::{IncidentKind, IncidentPlan, Label};
 pub use profile::Profile;
+pub(crate) use rng::Rng64;
 
 use crate::event::{MAX_TS_MS, MIN_TS_MS};
 

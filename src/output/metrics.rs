@@ -40,6 +40,22 @@ pub struct Metrics {
     pub query_latency: LatencyHistogram,
     /// Answers by endpoint and status class: `[endpoint][0: 2xx, 1: 4xx, 2: 5xx]`.
     pub queries: [[AtomicU64; 3]; ENDPOINTS.len()],
+    /// The query server's connections.
+    pub connections: ConnectionCounters,
+}
+
+/// What the query server's transport counts about its connections.
+#[derive(Debug, Default)]
+pub struct ConnectionCounters {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Connections closed to make room for a new one (the server at its connection limit).
+    pub evicted: AtomicU64,
+    /// Connections closed because a request head did not arrive whole in time (408) or the
+    /// connection stayed idle too long.
+    pub timed_out: AtomicU64,
 }
 
 /// The query server's endpoints, as labelled in metrics.

@@ -1,25 +1,40 @@
-//! A minimal HTTP/1.1 GET/POST client for the query server (`vigil query`, tests, the load
-//! benchmark): one request per connection ([`get`], [`post`]) or a kept-alive connection
-//! for many ([`Connection`]), no dependencies beyond std.
+//! The client of the query server (`vigil query`, `vigil train --server`, tests, the load
+//! benchmark), on `ureq`: plain HTTP or https, a bearer token when the server asks for one,
+//! and a CA file for a server whose certificate no public authority signed.
 //!
 //! Invariants: never panics on what a server sends; every failure is a [`ClientError`]
-//! naming the address; reads are bounded by a timeout.
+//! naming the address and saying what to try; every request is bounded by the timeout.
+//! A [`Client`] keeps its connection alive between requests (ureq's pool, one idle
+//! connection) and reconnects when the server has closed it; [`get`], [`post`] and
+//! [`request`] open a connection for one request.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot resolve {addr}: {message}")]
-    Resolve { addr: String, message: String },
-    #[error("cannot reach the vigil query server at {addr} ({source}); is `vigil run --serve {addr}` running?")]
-    Connect { addr: String, source: std::io::Error },
-    #[error("talking to {addr}: {source}")]
-    Io { addr: String, source: std::io::Error },
-    #[error("{addr} sent a response that is not HTTP")]
-    Malformed { addr: String },
+    #[error("cannot reach the vigil query server at {addr} ({message}); is `vigil run --serve {host}` running?")]
+    Connect {
+        addr: String,
+        host: String,
+        message: String,
+    },
+    #[error("no answer from {addr} within {seconds} s ({message})")]
+    Timeout {
+        addr: String,
+        seconds: u64,
+        message: String,
+    },
+    #[error("TLS with {addr} failed ({message}); a self-signed server certificate needs --ca-file (or VIGIL_CA_FILE) naming it or its CA")]
+    Tls { addr: String, message: String },
+    #[error("cannot read the CA file {}: {message}", path.display())]
+    CaFile { path: PathBuf, message: String },
+    #[error("talking to {addr}: {message}")]
+    Http { addr: String, message: String },
 }
 
 /// A response: status and body.
@@ -36,7 +51,186 @@ impl Response {
     }
 }
 
-/// `GET path` (with its query string) from `addr` ("host:port").
+/// How to reach a server: the wait, its token, the CA that signed its certificate.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Longest wait for one whole request (connect, send, answer).
+    pub timeout: Duration,
+    /// Sent as `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// PEM file of the certificate(s) to trust for https instead of the public roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ClientOptions {
+    /// Plain options: this timeout, no token, the public roots.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        ClientOptions {
+            timeout,
+            token: None,
+            ca_file: None,
+        }
+    }
+}
+
+/// A client of one server, its connection kept alive between requests.
+pub struct Client {
+    agent: ureq::Agent,
+    /// `http://host:port` or `https://host:port`, no trailing slash.
+    base: String,
+    /// What the user gave, for messages.
+    addr: String,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client of `addr`: `host:port` (plain HTTP), or a URL `http://…` / `https://…`.
+    pub fn new(addr: &str, options: &ClientOptions) -> Result<Client, ClientError> {
+        let base = if addr.starts_with("http://") || addr.starts_with("https://") {
+            addr.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(options.timeout))
+            .max_redirects(0)
+            .max_idle_connections(1)
+            .max_idle_connections_per_host(1)
+            .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &options.ca_file {
+            config = config.tls_config(TlsConfig::builder().root_certs(roots_from(path)?).build());
+        }
+        Ok(Client {
+            agent: config.build().new_agent(),
+            base,
+            addr: addr.to_string(),
+            token: options.token.clone(),
+            timeout: options.timeout,
+        })
+    }
+
+    /// `GET path` (with its query string).
+    pub fn get(&self, path: &str) -> Result<Response, ClientError> {
+        self.request("GET", path)
+    }
+
+    /// `POST path` with an empty body.
+    pub fn post(&self, path: &str) -> Result<Response, ClientError> {
+        self.request("POST", path)
+    }
+
+    /// One request with an empty body.
+    pub fn request(&self, method: &str, path: &str) -> Result<Response, ClientError> {
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("Accept", "application/json");
+        if let Some(token) = &self.token {
+            builder = builder.header("Authorization", format!("Bearer {token}"));
+        }
+        // No body for GET and HEAD; an empty one, with its length, for the others (without a
+        // length ureq would send them chunked, which the server refuses).
+        let sent = if matches!(method, "GET" | "HEAD") {
+            builder.body(()).map(|r| self.agent.run(r))
+        } else {
+            builder.body("").map(|r| self.agent.run(r))
+        };
+        let response = sent.map_err(|e| self.http(e.to_string()))?.map_err(|e| self.error(e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .lossy_utf8(true)
+            .read_to_string()
+            .map_err(|e| self.error(e))?;
+        Ok(Response { status, body })
+    }
+
+    /// host:port, without the scheme.
+    fn host(&self) -> String {
+        let rest = self.base.split_once("://").map_or(self.base.as_str(), |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest).to_string()
+    }
+
+    fn http(&self, message: String) -> ClientError {
+        ClientError::Http {
+            addr: self.addr.clone(),
+            message,
+        }
+    }
+
+    fn error(&self, e: ureq::Error) -> ClientError {
+        let addr = self.addr.clone();
+        match e {
+            ureq::Error::Timeout(_) => ClientError::Timeout {
+                addr,
+                seconds: self.timeout.as_secs().max(1),
+                message: e.to_string(),
+            },
+            ureq::Error::Io(io) if is_tls(&io) => ClientError::Tls {
+                addr,
+                message: io.to_string(),
+            },
+            ureq::Error::Io(io) if is_connect(&io) => ClientError::Connect {
+                host: self.host(),
+                addr,
+                message: io.to_string(),
+            },
+            ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => ClientError::Connect {
+                host: self.host(),
+                addr,
+                message: e.to_string(),
+            },
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => ClientError::Tls {
+                addr,
+                message: e.to_string(),
+            },
+            other => ClientError::Http {
+                addr,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// A TLS failure that ureq hands on as an I/O error (e.g. an untrusted certificate).
+fn is_tls(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+}
+
+fn is_connect(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable
+    )
+}
+
+/// The certificates of a PEM file, as the only roots to trust.
+fn roots_from(path: &Path) -> Result<RootCerts, ClientError> {
+    let fail = |message: String| ClientError::CaFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(fail("no PEM certificate in it".into()));
+    }
+    Ok(RootCerts::new_with_certs(&certs))
+}
+
+/// `GET path` (with its query string) from `addr`, on a connection of its own.
 pub fn get(addr: &str, path: &str, timeout: Duration) -> Result<Response, ClientError> {
     request(addr, "GET", path, timeout)
 }
@@ -46,259 +240,13 @@ pub fn post(addr: &str, path: &str, timeout: Duration) -> Result<Response, Clien
     request(addr, "POST", path, timeout)
 }
 
-/// One request with an empty body.
+/// One request with an empty body, on a connection of its own.
 pub fn request(addr: &str, method: &str, path: &str, timeout: Duration) -> Result<Response, ClientError> {
-    let target = resolve(addr)?;
-    let io = |source| ClientError::Io {
-        addr: addr.to_string(),
-        source,
-    };
-    let mut stream = connect(addr, target, timeout)?;
-    let request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: 0\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(io)?;
-    read_response(&mut BufReader::new(stream), addr).map(|(response, _)| response)
-}
-
-/// A kept-alive connection (`Connection: keep-alive`): many requests over one TCP stream,
-/// as a dashboard or a load generator sends them. It reconnects once when the server has
-/// closed the stream between two requests.
-pub struct Connection {
-    addr: String,
-    target: SocketAddr,
-    timeout: Duration,
-    stream: Option<BufReader<TcpStream>>,
-    connects: usize,
-}
-
-impl Connection {
-    /// Resolves `addr`; connects at the first request.
-    pub fn new(addr: &str, timeout: Duration) -> Result<Connection, ClientError> {
-        Ok(Connection {
-            addr: addr.to_string(),
-            target: resolve(addr)?,
-            timeout,
-            stream: None,
-            connects: 0,
-        })
-    }
-
-    /// How many TCP connections it has opened so far.
-    pub fn connects(&self) -> usize {
-        self.connects
-    }
-
-    /// `GET path` over the kept-alive stream.
-    pub fn get(&mut self, path: &str) -> Result<Response, ClientError> {
-        let reused = self.stream.is_some();
-        match self.exchange(path) {
-            Ok(r) => Ok(r),
-            // A stream the server closed while idle: one fresh try.
-            Err(ClientError::Io { .. } | ClientError::Malformed { .. }) if reused => {
-                self.stream = None;
-                self.exchange(path)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn exchange(&mut self, path: &str) -> Result<Response, ClientError> {
-        let addr = self.addr.clone();
-        let io = |source| ClientError::Io {
-            addr: addr.clone(),
-            source,
-        };
-        if self.stream.is_none() {
-            self.stream = Some(BufReader::new(connect(&self.addr, self.target, self.timeout)?));
-            self.connects += 1;
-        }
-        let reader = self.stream.as_mut().expect("connected above");
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nContent-Length: 0\r\n\r\n",
-            self.addr
-        );
-        let outcome = (|| {
-            reader.get_mut().write_all(request.as_bytes()).map_err(io)?;
-            read_response(reader, &addr)
-        })();
-        match outcome {
-            Ok((response, keep)) => {
-                if !keep {
-                    self.stream = None;
-                }
-                Ok(response)
-            }
-            Err(e) => {
-                self.stream = None;
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Reads one response off a stream (kept alive or not): (response, whether the stream stays
-/// open).
-fn read_response(reader: &mut impl BufRead, addr: &str) -> Result<(Response, bool), ClientError> {
-    let io = |source| ClientError::Io {
-        addr: addr.to_string(),
-        source,
-    };
-    let malformed = || ClientError::Malformed { addr: addr.to_string() };
-    let mut line = String::new();
-    let mut head = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).map_err(io)? == 0 {
-            return Err(malformed());
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        head.push(l.to_string());
-        if head.len() > 100 {
-            return Err(malformed());
-        }
-    }
-    let status: u16 = head
-        .first()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(malformed)?;
-    let header = |name: &str| {
-        head.iter().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_ascii_lowercase())
-        })
-    };
-    let keep = header("connection").is_none_or(|v| v != "close");
-    let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        let mut body = Vec::new();
-        loop {
-            line.clear();
-            reader.read_line(&mut line).map_err(io)?;
-            let size =
-                usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| malformed())?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).map_err(io)?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-        body
-    } else if let Some(length) = header("content-length") {
-        let length: usize = length.parse().map_err(|_| malformed())?;
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).map_err(io)?;
-        body
-    } else {
-        // No length: the body runs to the end of the stream.
-        let mut body = Vec::new();
-        reader.read_to_end(&mut body).map_err(io)?;
-        return Ok((
-            Response {
-                status,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            },
-            false,
-        ));
-    };
-    Ok((
-        Response {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        },
-        keep,
-    ))
-}
-
-fn resolve(addr: &str) -> Result<SocketAddr, ClientError> {
-    addr.to_socket_addrs()
-        .map_err(|e| ClientError::Resolve {
-            addr: addr.to_string(),
-            message: e.to_string(),
-        })?
-        .next()
-        .ok_or_else(|| ClientError::Resolve {
-            addr: addr.to_string(),
-            message: "no address".into(),
-        })
-}
-
-fn connect(addr: &str, target: SocketAddr, timeout: Duration) -> Result<TcpStream, ClientError> {
-    let stream = TcpStream::connect_timeout(&target, timeout).map_err(|source| ClientError::Connect {
-        addr: addr.to_string(),
-        source,
-    })?;
-    let io = |source| ClientError::Io {
-        addr: addr.to_string(),
-        source,
-    };
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+    Client::new(addr, &ClientOptions::with_timeout(timeout))?.request(method, path)
 }
 
 /// A loopback address with a port that was free a moment ago (tests, benchmarks).
 pub fn free_loopback_addr() -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.local_addr()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A whole response as one buffer (what a one-shot request reads).
-    fn parse_response(raw: &[u8]) -> Option<Response> {
-        read_response(&mut std::io::Cursor::new(raw.to_vec()), "test")
-            .ok()
-            .map(|(r, _)| r)
-    }
-
-    #[test]
-    fn parses_plain_and_chunked() {
-        let r = parse_response(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}").unwrap();
-        assert_eq!((r.status, r.body.as_str()), (404, "{}"));
-        let r =
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
-                .unwrap();
-        assert_eq!(r.body, "abcde");
-        assert!(parse_response(b"garbage").is_none());
-    }
-
-    fn read_kept(raw: &[u8]) -> Result<(Response, bool), ClientError> {
-        read_response(&mut std::io::Cursor::new(raw.to_vec()), "test")
-    }
-
-    #[test]
-    fn reads_one_response_of_a_kept_alive_stream_and_no_more() {
-        // Two responses back to back: the first is read to its length, the rest left.
-        let mut stream = std::io::Cursor::new(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nabc"
-                .to_vec(),
-        );
-        let (r, keep) = read_response(&mut stream, "test").unwrap();
-        assert_eq!((r.status, r.body.as_str(), keep), (200, "{}", true));
-        let (r, keep) = read_response(&mut stream, "test").unwrap();
-        assert_eq!((r.status, r.body.as_str(), keep), (404, "abc", true));
-        // Chunked, and a server that closes after this response.
-        let (r, keep) = read_kept(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!((r.body.as_str(), keep), ("abcde", false));
-        // No length: the body runs to the end and the stream is not reused.
-        let (r, keep) = read_kept(b"HTTP/1.0 200 OK\r\n\r\nall of it").unwrap();
-        assert_eq!((r.body.as_str(), keep), ("all of it", false));
-        // Cut short or not HTTP: an error, not a panic.
-        assert!(read_kept(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc").is_err());
-        assert!(read_kept(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
-        assert!(read_kept(b"garbage\r\n\r\n").is_err());
-        assert!(read_kept(b"").is_err());
-    }
 }

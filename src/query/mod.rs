@@ -258,6 +258,8 @@ pub struct Hub {
     stop: AtomicBool,
     /// Set once the input is exhausted and the run serves what it found.
     input_done: AtomicBool,
+    /// The caller wrote the run's outputs (files merged, summary written).
+    outputs_written: AtomicBool,
     /// Set while a `POST /models/retrain` of this process trains.
     pub retraining: AtomicBool,
     /// When the last query arrived (ms since `born`; 0: never).
@@ -287,6 +289,7 @@ impl Hub {
             next_listing: std::sync::atomic::AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             input_done: AtomicBool::new(false),
+            outputs_written: AtomicBool::new(false),
             retraining: AtomicBool::new(false),
             last_query_ms: std::sync::atomic::AtomicU64::new(0),
             born: std::time::Instant::now(),
@@ -368,6 +371,20 @@ impl Hub {
 
     pub fn input_done(&self) -> bool {
         self.input_done.load(Ordering::SeqCst)
+    }
+
+    /// The run's outputs are written: `/health` says "input done" only from then on.
+    pub fn set_outputs_written(&self) {
+        self.outputs_written.store(true, Ordering::SeqCst);
+    }
+
+    /// What `/health` reports as the run's phase.
+    pub fn phase(&self) -> &'static str {
+        match (self.input_done(), self.outputs_written.load(Ordering::SeqCst)) {
+            (false, _) => "ingesting",
+            (true, false) => "writing outputs",
+            (true, true) => "input done, serving",
+        }
     }
 
     /// Event time (ms, inclusive) that everything through tick `tick` covers.

@@ -1,12 +1,18 @@
-//! The HTTP side: routes, answers and metrics over the [`super::http`] transport.
+//! The HTTP side: routes, answers, the bearer token and metrics over the [`super::http`]
+//! transport.
 //!
 //! Invariants: a handler never touches dataflow state — it parses, validates, hands a
 //! [`Query`](super::Query) to the [`Hub`] and waits on its own reply channel with a timeout
-//! (503 with a JSON error when it runs out); `/health` and `/metrics` read only the
-//! process's atomics. Every response is JSON (or Prometheus text for `/metrics`); every
-//! error has a 4xx/5xx status and a JSON body; a panic in a handler is caught and answered
-//! with a 500, so no client input takes the server down. Latency is measured from the
-//! moment a handler holds the request to the moment its answer is ready.
+//! (503 with a JSON error when it runs out); `/health`, `/metrics`, `/features` and every
+//! refusal read only the process's atomics and configuration, so they are answered on the
+//! transport's event loop at once, whatever the engine or other clients do; queries and
+//! the model registry are answered on a handler thread. Every response is JSON (or
+//! Prometheus text for `/metrics`); every error has a 4xx/5xx status and a JSON body
+//! `{"error", "status"}`; a panic in a handler is caught and answered with a 500, so no
+//! client input takes the server down. With a token configured, every request but
+//! `/health` without `Authorization: Bearer <token>` gets a 401 (the token compared in
+//! constant time); a non-loopback address is not served without a token unless
+//! `[server] insecure` says so. Latency is measured from the parsed request to its answer.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -16,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::http::{HttpReply, HttpServer};
+use super::http::{self, Dispatch, Head, HttpReply, HttpServer, Limits};
 use super::request::{self, Catalog, Route};
 use super::{Answer, Hub, PendingQuery, WorkerPlacement};
-use crate::config::Config;
+use crate::config::{Config, Secret, ServerConfig};
 use crate::decode::RejectReason;
 use crate::model::Registry;
 use crate::output::metrics::{Metrics, ENDPOINTS, LATENCY_BUCKETS_S};
@@ -31,12 +37,41 @@ pub enum ServerError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot serve on {addr}: {message}")]
     Start { addr: SocketAddr, message: String },
+    #[error(
+        "refusing to serve queries on {addr} without a token: beyond loopback the query port needs \
+         [server] token (or the environment variable VIGIL__SERVER__TOKEN), best with TLS \
+         ([server] tls_cert and tls_key); serve on 127.0.0.1, or pass --insecure to serve it open anyway"
+    )]
+    Unguarded { addr: SocketAddr },
+    #[error(transparent)]
+    Tls(#[from] http::tls::TlsError),
 }
 
-/// A running server: its hub and connection threads. [`Server::shutdown`] stops them.
+/// Whether `addr` may be served with this configuration: a non-loopback address needs a
+/// token (or `insecure`); the TLS files, when given, must load. Returns the TLS settings.
+pub fn guard(addr: SocketAddr, server: &ServerConfig) -> Result<Option<Arc<rustls::ServerConfig>>, ServerError> {
+    if !addr.ip().is_loopback() && server.token.is_none() && !server.insecure {
+        return Err(ServerError::Unguarded { addr });
+    }
+    match (&server.tls_cert, &server.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(http::tls::server_config(cert, key)?)),
+        _ => Ok(None),
+    }
+}
+
+/// A running server: its hub and transport. [`Server::shutdown`] stops them.
 pub struct Server {
     pub hub: Arc<Hub>,
     http: HttpServer,
+}
+
+/// What the handler needs, shared by the event loop and the handler threads.
+struct Context {
+    hub: Arc<Hub>,
+    catalog: Catalog,
+    timeout: Duration,
+    started: Instant,
+    token: Option<Secret>,
 }
 
 impl Server {
@@ -48,22 +83,43 @@ impl Server {
         metrics: Arc<Metrics>,
         placement: WorkerPlacement,
     ) -> Result<Server, ServerError> {
+        let tls = guard(addr, &config.server)?;
+        if !addr.ip().is_loopback() && config.server.token.is_none() {
+            tracing::warn!(%addr, "serving queries beyond loopback with no token (--insecure): anyone who reaches the port may query and retrain");
+        }
         let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
         let bound = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
         let hub = Hub::new(metrics, config.tick_ms(), bound, placement);
-        let catalog = Catalog::new(config);
-        let timeout = config.server.timeout.as_duration();
-        let started = Instant::now();
-        let for_handler = hub.clone();
-        let handler = move |method: &str, url: &str| answer(method, url, &for_handler, &catalog, timeout, started);
-        let http =
-            HttpServer::start(listener, config.server.threads, Box::new(handler)).map_err(|e| ServerError::Start {
+        let s = &config.server;
+        let context = Arc::new(Context {
+            hub: hub.clone(),
+            catalog: Catalog::new(config),
+            timeout: s.timeout.as_duration(),
+            started: Instant::now(),
+            token: s.token.clone(),
+        });
+        let limits = Limits {
+            max_connections: s.max_connections,
+            idle_timeout: s.idle_timeout.as_duration(),
+            request_timeout: s.request_timeout.as_duration(),
+            handler_threads: s.threads,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let handler = move |head: &Head| route(head, &context);
+        let http = HttpServer::start(listener, limits, tls, Arc::new(handler), hub.metrics.clone()).map_err(|e| {
+            ServerError::Start {
                 addr,
-                message: format!("starting the connection threads: {e}"),
-            })?;
-        tracing::info!(addr = %bound, "serving queries on http://{bound}");
+                message: format!("starting the event loop: {e}"),
+            }
+        })?;
+        tracing::info!(
+            addr = %bound,
+            token = s.token.is_some(),
+            max_connections = http.limits().max_connections,
+            "serving queries on {scheme}://{bound}"
+        );
         Ok(Server { hub, http })
     }
 
@@ -72,91 +128,152 @@ impl Server {
         self.hub.addr
     }
 
-    /// Stops taking requests and joins the connection threads.
+    /// Stops taking requests and joins the transport's threads.
     pub fn shutdown(self) {
         self.hub.stop();
         self.http.stop();
     }
 }
 
-/// Answers one request and counts it in the metrics; a panic while answering is a 500 (the
-/// engine goes on). Latency runs from the parsed request to the answer ready to write.
-fn answer(method: &str, url: &str, hub: &Hub, catalog: &Catalog, timeout: Duration, started: Instant) -> HttpReply {
+const JSON: &str = "application/json";
+/// Index of "other" in [`ENDPOINTS`].
+const OTHER: usize = 6;
+
+/// Decides how a request is answered; a panic while deciding or answering is a 500 (the
+/// engine goes on). Every answer is counted in the metrics.
+fn route(head: &Head, ctx: &Arc<Context>) -> Dispatch {
     let at = Instant::now();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        handle(method, url, hub, catalog, timeout, started)
-    }));
-    let (endpoint, answer, content_type) = outcome.unwrap_or_else(|_| {
-        (
-            6,
-            Answer::error(500, "internal error while answering; the engine goes on", &[]),
-            "application/json",
-        )
-    });
-    hub.metrics.query_answered(endpoint, answer.status, at.elapsed());
-    HttpReply {
-        status: answer.status,
-        content_type,
-        body: answer.body,
+    let reply = |(endpoint, answer, content_type): (usize, Answer, &'static str)| {
+        ctx.hub.metrics.query_answered(endpoint, answer.status, at.elapsed());
+        HttpReply {
+            status: answer.status,
+            content_type,
+            body: answer.body,
+        }
+    };
+    let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan(head, ctx)));
+    match decided {
+        Ok(Plan::Now(answered)) => Dispatch::Now(reply(answered)),
+        Ok(Plan::Later(work)) => {
+            let ctx = ctx.clone();
+            Dispatch::Later(Box::new(move || {
+                let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&ctx)))
+                    .unwrap_or_else(|_| internal_error());
+                ctx.hub
+                    .metrics
+                    .query_answered(answered.0, answered.1.status, at.elapsed());
+                HttpReply {
+                    status: answered.1.status,
+                    content_type: answered.2,
+                    body: answered.1.body,
+                }
+            }))
+        }
+        Err(_) => Dispatch::Now(reply(internal_error())),
     }
 }
 
-/// Answers one request: (endpoint index for metrics, answer, content type).
-fn handle(
-    method: &str,
-    url: &str,
-    hub: &Hub,
-    catalog: &Catalog,
-    timeout: Duration,
-    started: Instant,
-) -> (usize, Answer, &'static str) {
-    const JSON: &str = "application/json";
-    let route = match request::parse(method, url, catalog) {
+/// (endpoint index for metrics, answer, content type).
+type Answered = (usize, Answer, &'static str);
+
+enum Plan {
+    Now(Answered),
+    Later(Box<dyn FnOnce(&Context) -> Answered + Send>),
+}
+
+fn internal_error() -> Answered {
+    (
+        OTHER,
+        Answer::error(500, "internal error while answering; the engine goes on", &[]),
+        JSON,
+    )
+}
+
+/// Whether the request carries the token: `Authorization: Bearer <token>`, compared in
+/// constant time.
+fn authorized(authorization: Option<&str>, token: &Secret) -> bool {
+    let Some(value) = authorization else { return false };
+    let Some((scheme, given)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    let (given, want) = (given.trim().as_bytes(), token.expose().as_bytes());
+    scheme.eq_ignore_ascii_case("bearer")
+        && given.len() == want.len()
+        && given.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// How a request is answered: at once (counters, refusals) or on a handler thread.
+fn plan(head: &Head, ctx: &Context) -> Plan {
+    let (method, url, hub) = (head.method.as_str(), head.target.as_str(), &ctx.hub);
+    let path = url.split('?').next().unwrap_or_default();
+    if let Some(token) = &ctx.token {
+        if path != "/health" && !authorized(head.authorization.as_deref(), token) {
+            return Plan::Now((
+                OTHER,
+                Answer::error(
+                    401,
+                    "this server needs its token: send Authorization: Bearer <token> (vigil query --token, or VIGIL_TOKEN)",
+                    &[],
+                ),
+                JSON,
+            ));
+        }
+    }
+    let route = match request::parse(method, url, &ctx.catalog) {
         Ok(r) => r,
-        Err(e) => return (6, Answer::error(e.status, &e.message, &[]), JSON),
+        Err(e) => return Plan::Now((OTHER, Answer::error(e.status, &e.message, &[]), JSON)),
     };
     match route {
-        Route::Health => (4, health(hub, started), JSON),
-        Route::Metrics => (
+        Route::Health => Plan::Now((4, health(hub, ctx.started), JSON)),
+        Route::Metrics => Plan::Now((
             5,
             Answer {
                 status: 200,
                 body: prometheus(hub),
             },
             "text/plain; version=0.0.4",
-        ),
+        )),
         Route::Features => {
+            let catalog = &ctx.catalog;
             let body = json!({
                 "as_of_ms": frontier_ms(hub),
                 "features": catalog.features.describe().iter().map(|(n, d)| json!({"name": n, "description": d})).collect::<Vec<_>>(),
                 "tumbling_windows": catalog.tumbling.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
                 "detectors": catalog.detectors,
             });
-            (7, Answer::json(200, &body), JSON)
+            Plan::Now((7, Answer::json(200, &body), JSON))
         }
-        Route::Models => (8, super::models::list(&Registry::new(&catalog.registry)), JSON),
-        Route::Model(v) => (8, super::models::show(&Registry::new(&catalog.registry), v), JSON),
-        Route::Query(query) => {
-            let endpoint = query.endpoint();
-            let retrain = matches!(query, super::Query::Retrain { .. });
-            if retrain && hub.retraining.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                return (
-                    endpoint,
-                    Answer::error(
-                        409,
-                        "a retraining is already running on this process; try again when it is done",
-                        &[],
-                    ),
-                    JSON,
-                );
-            }
-            let (endpoint, answer) = ask(hub, query, if retrain { RETRAIN_TIMEOUT } else { timeout });
-            if retrain {
-                hub.retraining.store(false, std::sync::atomic::Ordering::SeqCst);
-            }
-            (endpoint, answer, JSON)
-        }
+        Route::Models => Plan::Later(Box::new(|ctx: &Context| {
+            (8, super::models::list(&Registry::new(&ctx.catalog.registry)), JSON)
+        })),
+        Route::Model(v) => Plan::Later(Box::new(move |ctx: &Context| {
+            (8, super::models::show(&Registry::new(&ctx.catalog.registry), v), JSON)
+        })),
+        Route::Query(query) => Plan::Later(Box::new(move |ctx: &Context| answer_query(query, ctx))),
     }
+}
+
+/// Asks the engine (on a handler thread).
+fn answer_query(query: super::Query, ctx: &Context) -> Answered {
+    let hub = &ctx.hub;
+    let endpoint = query.endpoint();
+    let retrain = matches!(query, super::Query::Retrain { .. });
+    if retrain && hub.retraining.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return (
+            endpoint,
+            Answer::error(
+                409,
+                "a retraining is already running on this process; try again when it is done",
+                &[],
+            ),
+            JSON,
+        );
+    }
+    let (endpoint, answer) = ask(hub, query, if retrain { RETRAIN_TIMEOUT } else { ctx.timeout });
+    if retrain {
+        hub.retraining.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+    (endpoint, answer, JSON)
 }
 
 /// How long `POST /models/retrain` waits for training before answering 503.
@@ -204,7 +321,7 @@ fn health(hub: &Hub, started: Instant) -> Answer {
     let read = m.read.load(Relaxed);
     let body = json!({
         "status": "ok",
-        "phase": if hub.input_done() { "input done, serving" } else { "ingesting" },
+        "phase": hub.phase(),
         "as_of_ms": frontier,
         "frontier_tick": m.frontier_tick.load(Relaxed),
         "max_event_time_ms": max_event,
@@ -336,6 +453,35 @@ pub fn prometheus(hub: &Hub) -> String {
                 m.queries[i][j].load(Relaxed) as f64,
             ));
         }
+    }
+    let c = &m.connections;
+    for (name, kind, help, value) in [
+        (
+            "vigil_http_connections_total",
+            "counter",
+            "Connections the query server accepted.",
+            &c.accepted,
+        ),
+        (
+            "vigil_http_connections_open",
+            "gauge",
+            "Connections the query server holds now.",
+            &c.open,
+        ),
+        (
+            "vigil_http_connections_evicted_total",
+            "counter",
+            "Connections closed to make room for a new one at the connection limit.",
+            &c.evicted,
+        ),
+        (
+            "vigil_http_connections_timed_out_total",
+            "counter",
+            "Connections closed because a request head came too slowly (408) or they idled.",
+            &c.timed_out,
+        ),
+    ] {
+        metric(name, kind, help, &one(value.load(Relaxed)));
     }
     metric(
         "vigil_queries_total",

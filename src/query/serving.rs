@@ -45,6 +45,13 @@ impl Serving {
         }
     }
 
+    /// Tells clients (`/health`'s phase) that the run's outputs are written.
+    pub fn outputs_written(&self) {
+        if let Some(server) = &self.server {
+            server.hub.set_outputs_written();
+        }
+    }
+
     /// The address the server answers on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
