@@ -150,43 +150,153 @@ impl Metrics {
     }
 }
 
-/// The counters as plain numbers, in a fixed order (summed over processes at the end).
+/// How a plain number of [`Metrics`] reads in Prometheus text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+}
+
+impl MetricKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+        }
+    }
+}
+
+/// One plain number of [`Metrics`], defined once: its Prometheus name, kind and help, and
+/// where it lives. [`COUNTERS`] is what the end-of-run totals (summed over the processes of
+/// a cluster) and `/metrics` both read, so neither keeps a list of its own.
+pub struct CounterDef {
+    pub name: &'static str,
+    pub kind: MetricKind,
+    pub help: &'static str,
+    pub field: fn(&Metrics) -> &AtomicU64,
+    /// In `/metrics` (the anomaly totals are not: the per-detector families hold them).
+    pub exported: bool,
+}
+
+/// Every plain number of [`Metrics`] (the rejects by reason, the per-detector anomaly counts,
+/// the query counters and the latency histogram are labelled families, written apart; the
+/// frontier and lag are read from the hub).
+pub const COUNTERS: &[CounterDef] = &[
+    CounterDef {
+        name: "vigil_events_read_total",
+        kind: MetricKind::Counter,
+        help: "Records read.",
+        field: |m| &m.read,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_events_accepted_total",
+        kind: MetricKind::Counter,
+        help: "Records accepted as events.",
+        field: |m| &m.accepted,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_events_late_corrected_total",
+        kind: MetricKind::Counter,
+        help: "Late records applied at the watermark.",
+        field: |m| &m.late_corrected,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_window_rows_total",
+        kind: MetricKind::Counter,
+        help: "Closed tumbling-window rows written.",
+        field: |m| &m.window_rows,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_devices",
+        kind: MetricKind::Gauge,
+        help: "Devices with state in the windows.",
+        field: |m| &m.devices,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_feature_rows_total",
+        kind: MetricKind::Counter,
+        help: "Feature rows written (snapshots and the end of the input).",
+        field: |m| &m.features_written,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_anomalies_opened_all_total",
+        kind: MetricKind::Counter,
+        help: "Anomaly episodes opened, all detectors.",
+        field: |m| &m.anomalies_opened,
+        exported: false,
+    },
+    CounterDef {
+        name: "vigil_anomalies_closed_all_total",
+        kind: MetricKind::Counter,
+        help: "Anomaly episodes closed, all detectors.",
+        field: |m| &m.anomalies_closed,
+        exported: false,
+    },
+    CounterDef {
+        name: "vigil_peak_arrangement_updates",
+        kind: MetricKind::Gauge,
+        help: "Largest number of updates the feature arrangement held (its memory, in records).",
+        field: |m| &m.peak_arrangement_updates,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_peak_window_events",
+        kind: MetricKind::Gauge,
+        help: "Largest number of events held in sliding windows and pending ticks.",
+        field: |m| &m.peak_window_events,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_http_connections_total",
+        kind: MetricKind::Counter,
+        help: "Connections the query server accepted.",
+        field: |m| &m.connections.accepted,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_http_connections_open",
+        kind: MetricKind::Gauge,
+        help: "Connections the query server holds now.",
+        field: |m| &m.connections.open,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_http_connections_evicted_total",
+        kind: MetricKind::Counter,
+        help: "Connections closed to make room for a new one at the connection limit.",
+        field: |m| &m.connections.evicted,
+        exported: true,
+    },
+    CounterDef {
+        name: "vigil_http_connections_timed_out_total",
+        kind: MetricKind::Counter,
+        help: "Connections closed because a request head came too slowly (408) or they idled.",
+        field: |m| &m.connections.timed_out,
+        exported: true,
+    },
+];
+
+/// The counters as plain numbers: [`COUNTERS`] in order, then the rejects by reason (summed
+/// over processes at the end).
 pub fn snapshot(m: &Metrics) -> Vec<u64> {
-    let mut v = vec![
-        m.read.load(Relaxed),
-        m.accepted.load(Relaxed),
-        m.late_corrected.load(Relaxed),
-        m.window_rows.load(Relaxed),
-        m.devices.load(Relaxed),
-        m.features_written.load(Relaxed),
-        m.anomalies_opened.load(Relaxed),
-        m.anomalies_closed.load(Relaxed),
-        m.peak_arrangement_updates.load(Relaxed),
-        m.peak_window_events.load(Relaxed),
-    ];
-    v.extend(m.rejected.iter().map(|c| c.load(Relaxed)));
-    v
+    COUNTERS
+        .iter()
+        .map(|c| (c.field)(m))
+        .chain(m.rejected.iter())
+        .map(|c| c.load(Relaxed))
+        .collect()
 }
 
 /// Metrics holding the given snapshot (the inverse of [`snapshot`]).
 pub fn from_snapshot(v: &[u64]) -> Metrics {
     let m = Metrics::default();
-    for (counter, value) in [
-        &m.read,
-        &m.accepted,
-        &m.late_corrected,
-        &m.window_rows,
-        &m.devices,
-        &m.features_written,
-        &m.anomalies_opened,
-        &m.anomalies_closed,
-        &m.peak_arrangement_updates,
-        &m.peak_window_events,
-    ]
-    .into_iter()
-    .chain(m.rejected.iter())
-    .zip(v)
-    {
+    for (counter, value) in COUNTERS.iter().map(|c| (c.field)(&m)).chain(m.rejected.iter()).zip(v) {
         counter.store(*value, Relaxed);
     }
     m
@@ -311,4 +421,48 @@ pub fn current_rss_bytes() -> u64 {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_round_trips_every_counter_and_reject_reason() {
+        let m = Metrics::default();
+        for (i, c) in COUNTERS.iter().enumerate() {
+            (c.field)(&m).store(1_000 + i as u64, Relaxed);
+        }
+        for (i, r) in m.rejected.iter().enumerate() {
+            r.store(7 + i as u64, Relaxed);
+        }
+        let v = snapshot(&m);
+        assert_eq!(v.len(), COUNTERS.len() + RejectReason::ALL.len());
+        assert_eq!(snapshot(&from_snapshot(&v)), v);
+    }
+
+    #[test]
+    fn counter_names_are_unique_and_point_at_distinct_fields() {
+        let m = Metrics::default();
+        let mut names: Vec<&str> = COUNTERS.iter().map(|c| c.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), COUNTERS.len(), "a name defined twice");
+        let mut fields: Vec<usize> = COUNTERS
+            .iter()
+            .map(|c| (c.field)(&m) as *const AtomicU64 as usize)
+            .collect();
+        fields.sort_unstable();
+        fields.dedup();
+        assert_eq!(fields.len(), COUNTERS.len(), "a field listed twice");
+        for c in COUNTERS {
+            let ends_total = c.name.ends_with("_total");
+            assert_eq!(
+                ends_total,
+                c.kind == MetricKind::Counter,
+                "{}: counters and only counters end in _total",
+                c.name
+            );
+        }
+    }
 }

@@ -28,7 +28,7 @@ use super::{Answer, Hub, PendingQuery, WorkerPlacement};
 use crate::config::{Config, Secret, ServerConfig};
 use crate::decode::RejectReason;
 use crate::model::Registry;
-use crate::output::metrics::{Metrics, ENDPOINTS, LATENCY_BUCKETS_S};
+use crate::output::metrics::{Metrics, COUNTERS, ENDPOINTS, LATENCY_BUCKETS_S};
 
 /// The server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -355,18 +355,9 @@ pub fn prometheus(hub: &Hub) -> String {
         }
     };
     let one = |v: u64| vec![(String::new(), v as f64)];
-    metric(
-        "vigil_events_read_total",
-        "counter",
-        "Records read.",
-        &one(m.read.load(Relaxed)),
-    );
-    metric(
-        "vigil_events_accepted_total",
-        "counter",
-        "Records accepted as events.",
-        &one(m.accepted.load(Relaxed)),
-    );
+    for c in COUNTERS.iter().filter(|c| c.exported) {
+        metric(c.name, c.kind.as_str(), c.help, &one((c.field)(m).load(Relaxed)));
+    }
     let rejects: Vec<(String, f64)> = RejectReason::ALL
         .iter()
         .map(|r| {
@@ -389,12 +380,6 @@ pub fn prometheus(hub: &Hub) -> String {
         "counter",
         "Late records (rejected as late or applied as corrections).",
         &one(late_rejected + corrected),
-    );
-    metric(
-        "vigil_events_late_corrected_total",
-        "counter",
-        "Late records applied at the watermark.",
-        &one(corrected),
     );
     let frontier = frontier_ms(hub).unwrap_or(0);
     let max_event = m.max_event_ms.load(Relaxed) as i64;
@@ -453,35 +438,6 @@ pub fn prometheus(hub: &Hub) -> String {
                 m.queries[i][j].load(Relaxed) as f64,
             ));
         }
-    }
-    let c = &m.connections;
-    for (name, kind, help, value) in [
-        (
-            "vigil_http_connections_total",
-            "counter",
-            "Connections the query server accepted.",
-            &c.accepted,
-        ),
-        (
-            "vigil_http_connections_open",
-            "gauge",
-            "Connections the query server holds now.",
-            &c.open,
-        ),
-        (
-            "vigil_http_connections_evicted_total",
-            "counter",
-            "Connections closed to make room for a new one at the connection limit.",
-            &c.evicted,
-        ),
-        (
-            "vigil_http_connections_timed_out_total",
-            "counter",
-            "Connections closed because a request head came too slowly (408) or they idled.",
-            &c.timed_out,
-        ),
-    ] {
-        metric(name, kind, help, &one(value.load(Relaxed)));
     }
     metric(
         "vigil_queries_total",
