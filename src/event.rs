@@ -149,7 +149,7 @@ impl Event {
 
 /// A CSV field as RFC 4180 writes it: quoted (quotes doubled) when it holds a separator,
 /// a quote or a line break.
-struct CsvField<'a>(&'a str);
+pub struct CsvField<'a>(pub &'a str);
 
 impl std::fmt::Display for CsvField<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

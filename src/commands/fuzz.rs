@@ -147,7 +147,7 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
     };
     let mut failures = 0;
     for format in formats(args.format) {
-        let name = fuzz::format_name(format);
+        let name = format.name();
         let campaign = Campaign {
             format,
             seed: args.seed,

@@ -37,6 +37,15 @@ impl Format {
         }
     }
 
+    /// The format's name, as [`Format::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Zeek => "zeek",
+        }
+    }
+
     /// Guesses the format from a file name and its first non-empty line.
     pub fn detect(path: Option<&Path>, first_line: &[u8]) -> Format {
         let trimmed = first_line.trim_ascii_start();

@@ -59,15 +59,6 @@ impl Sample {
     }
 }
 
-/// A CSV field as RFC 4180 writes it: quoted when it holds a comma, quote or line break.
-pub fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
 /// Characters device names are drawn from: plain, separators, quotes and non-ASCII.
 const NAME_CHARS: &[char] = &[
     'a', 'b', 'c', 'x', 'z', '0', '1', '9', '-', '_', '.', ':', '/', ',', '"', '\'', ' ', '{', '}', '\\', 'é', 'ß',

@@ -22,7 +22,6 @@ pub mod mutate;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::decode::Format;
@@ -170,14 +169,14 @@ pub fn run(campaign: &Campaign, progress: &(dyn Fn(u64) + Sync)) -> Report {
         .collect();
     let done = AtomicU64::new(0);
     let finished = AtomicBool::new(false);
-    let reports = Mutex::new(Vec::new());
     let hook = std::panic::take_hook();
     // Panics are findings, reported with their case; the default hook would print each.
     std::panic::set_hook(Box::new(|_| {}));
-    std::thread::scope(|scope| {
+    let reports: Vec<Report> = std::thread::scope(|scope| {
+        let mut workers = Vec::with_capacity(threads);
         for (t, lane) in lanes.iter().enumerate() {
-            let (done, reports) = (&done, &reports);
-            scope.spawn(move || {
+            let done = &done;
+            workers.push(scope.spawn(move || {
                 let mut report = Report::default();
                 let mut checker = check::Checker::new(campaign.format, campaign.max_record_bytes);
                 let mut i = campaign.first + t as u64;
@@ -215,8 +214,8 @@ pub fn run(campaign: &Campaign, progress: &(dyn Fn(u64) + Sync)) -> Report {
                     i += threads as u64;
                 }
                 lane.case.store(0, Relaxed);
-                reports.lock().unwrap_or_else(|e| e.into_inner()).push(report);
-            });
+                report
+            }));
         }
         // The watchdog.
         scope.spawn(|| {
@@ -240,7 +239,7 @@ pub fn run(campaign: &Campaign, progress: &(dyn Fn(u64) + Sync)) -> Report {
                                 campaign.hang_after,
                                 c.header.as_deref().map(check::escape).unwrap_or_else(|| "-".into()),
                                 check::escape(&c.record),
-                                format_name(campaign.format),
+                                campaign.format.name(),
                                 campaign.seed,
                                 case - 1
                             );
@@ -254,28 +253,19 @@ pub fn run(campaign: &Campaign, progress: &(dyn Fn(u64) + Sync)) -> Report {
                 }
             }
         });
-        // The workers are joined when their handles drop; wait for them, then stop the watchdog.
-        while reports.lock().unwrap_or_else(|e| e.into_inner()).len() < threads {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // The workers first, then the watchdog is told to stop (a panic is caught per case, so
+        // a worker thread always returns its report).
+        let reports = workers.into_iter().map(|w| w.join().unwrap_or_default()).collect();
         finished.store(true, Relaxed);
+        reports
     });
     std::panic::set_hook(hook);
     let mut total = Report::default();
-    for r in reports.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    for r in reports {
         total.add(r);
     }
     total.findings.sort_by_key(|f| f.case);
     total.findings.truncate(campaign.keep_findings);
     total.elapsed = started.elapsed();
     total
-}
-
-/// The format's name on the command line.
-pub fn format_name(format: Format) -> &'static str {
-    match format {
-        Format::Csv => "csv",
-        Format::Jsonl => "jsonl",
-        Format::Zeek => "zeek",
-    }
 }

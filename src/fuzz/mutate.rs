@@ -9,7 +9,8 @@
 
 use serde_json::{json, Value};
 
-use super::inputs::{csv_field, Fields, Sample};
+use super::inputs::{Fields, Sample};
+use crate::event::CsvField;
 use crate::generate::rng::Rng64;
 
 /// Texts at the edges of what the field parsers accept.
@@ -178,7 +179,7 @@ fn mutate_field(fields: &mut Fields, rng: &mut Rng64) {
                     texts.swap(i, j);
                 }
                 // A field written raw, quotes and separators unescaped.
-                3 => texts[i] = format!("\u{1}RAW{}", pick(rng, EDGE_TEXTS)),
+                3 => texts[i] = format!("{RAW}{}", pick(rng, EDGE_TEXTS)),
                 4 => texts[i] = format!("{}{}", texts[i], pick(rng, EDGE_TEXTS)),
                 _ => texts[i] = pick(rng, EDGE_TEXTS).to_string(),
             }
@@ -265,11 +266,13 @@ fn mutate_bytes(bytes: &mut Vec<u8>, rng: &mut Rng64) {
     }
 }
 
-/// Renders `text` as a CSV field, except for the raw marker [`mutate_field`] sets, which
-/// writes the text unquoted whatever it holds.
+/// Marks a field [`mutate_field`] wants written as it is, unquoted whatever it holds.
+const RAW: char = '\u{1}';
+
+/// Renders `text` as a CSV field, quoted as RFC 4180 says, unless it carries the [`RAW`] mark.
 pub(super) fn csv_text(text: &str) -> String {
-    match text.strip_prefix('\u{1}') {
-        Some(raw) => raw.strip_prefix("RAW").unwrap_or(raw).to_string(),
-        None => csv_field(text),
+    match text.strip_prefix(RAW) {
+        Some(raw) => raw.to_string(),
+        None => CsvField(text).to_string(),
     }
 }
