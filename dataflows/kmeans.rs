@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::{Anomaly, Detected, DetectorContext, Real, Severity, TypedDetector};
 use crate::model::rescore::score_devices;
-use crate::query::poll::polling;
+use crate::pause::pausing;
 use crate::event::DeviceId;
 use crate::model::rescore::DeviceScore;
 
@@ -50,7 +50,7 @@ impl TypedDetector for KMeansDetector {
     fn build<'s>(ctx: &DetectorContext<'s>, params: &Params) -> Detected<'s> {
         let threshold = params.threshold;
         let scores = score_devices(ctx.arranged.clone(), ctx.models.clone(), ctx.features.clone(), threshold);
-        let anomalies = scores.clone().flat_map(polling(move |(device, s): (DeviceId, DeviceScore)| {
+        let anomalies = scores.clone().flat_map(pausing(move |(device, s): (DeviceId, DeviceScore)| {
             (s.score.0 >= threshold).then(|| {
                 let ratio = s.distance.0 / s.spread.0;
                 let why: Vec<&str> = s.top.iter().map(|(k, _)| k.trim_start_matches("z:")).collect();

@@ -19,6 +19,7 @@ pub mod fuzz;
 pub mod generate;
 pub mod model;
 pub mod output;
+pub mod pause;
 pub mod pinot;
 pub mod pipeline;
 pub mod query;

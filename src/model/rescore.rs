@@ -33,7 +33,7 @@ use crate::detect::Real;
 use crate::event::DeviceId;
 use crate::feature_store::FeatureTrace;
 use crate::features::FeatureLayout;
-use crate::query::poll::{every, poll_every};
+use crate::pause;
 use crate::window::DeviceState;
 
 /// A device's score under one model version.
@@ -188,7 +188,7 @@ pub fn score_devices<'s>(
                         // Every device again: its state at `t` from the trace (which holds
                         // every batch through `t`: the frontier of its batches passed `t`).
                         if current.is_some() {
-                            crate::query::scan::for_each_live(&mut trace, t, |device, state| {
+                            crate::feature_store::scan::for_each_live(&mut trace, t, |device, state| {
                                 touched.insert(device.clone(), Some(state.clone()));
                             });
                         }
@@ -221,7 +221,7 @@ pub fn score_devices<'s>(
                     touched.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                     for (n, (device, state)) in touched.into_iter().enumerate() {
                         // Waiting point queries are answered between devices.
-                        poll_every(n, every::DEVICES);
+                        pause::every(n, pause::every::DEVICES);
                         let new = match (&current, state) {
                             (Some(c), Some(state)) => Some(c.score(&layout, &state, detail_above)),
                             _ => None,
@@ -279,13 +279,12 @@ mod tests {
 
     type Output = Vec<((DeviceId, DeviceScore), u64, isize)>;
 
-    /// Per tick: state changes `(device, old, new)` and the model entering (Some) or
-    /// leaving (None).
+    /// A state change: `(device, old, new)`.
+    type Change = (DeviceId, Option<DeviceState>, Option<DeviceState>);
+
+    /// Per tick: state changes and the model entering (Some) or leaving (None).
     struct Script {
-        ticks: Vec<(
-            Vec<(DeviceId, Option<DeviceState>, Option<DeviceState>)>,
-            Option<Option<Model>>,
-        )>,
+        ticks: Vec<(Vec<Change>, Option<Option<Model>>)>,
     }
 
     fn model(states: &[(DeviceId, DeviceState)], layout: &FeatureLayout, version: u64) -> Model {

@@ -32,7 +32,6 @@ pub mod poll;
 pub mod reader;
 pub mod render;
 pub mod request;
-pub mod scan;
 pub mod server;
 pub mod serving;
 

@@ -1,8 +1,9 @@
 //! A worker answers the point queries about devices it owns itself, from its own shard, and
 //! does so not only between steps but also from inside long operator activations: the
 //! window operator, the per-device detectors, the detectors' maps over every state change
-//! and the model scoring call [`poll`] between items, so such a query waits for the next
-//! item, not for the end of the step. The parts of listings gathered in-process
+//! and the model scoring pause between items ([`crate::pause`]), and [`Local::install`] makes
+//! [`poll`] what their pauses run, so such a query waits for the next item, not for the end
+//! of the step; the domain does not know the server. The parts of listings gathered in-process
 //! ([`super::gather`]) are read in the same polls, with a reader of their own, and a long
 //! listing polls in turn, so point queries do not wait for it either.
 //!
@@ -53,35 +54,6 @@ pub fn poll() {
             Ok(mut local) => local.lister = Some(lister),
             Err(_) => return,
         }
-    }
-}
-
-/// How many items of each kind a long loop handles between two calls of [`poll`]: a few
-/// microseconds of work each.
-pub mod every {
-    /// Devices (a detector's or the scoring's step for one device).
-    pub const DEVICES: usize = 8;
-    /// Input records decoded.
-    pub const RECORDS: usize = 64;
-    /// Trace entries read (listings, snapshots).
-    pub const ENTRIES: usize = 512;
-}
-
-/// Calls [`poll`] once every `every` items; `done` counts the items done so far.
-pub fn poll_every(done: usize, every: usize) {
-    if done % every == every - 1 {
-        poll();
-    }
-}
-
-/// `logic` calling [`poll`] once every [`every::DEVICES`] records: for a detector's map over
-/// every state change, which differential runs as one long activation per batch.
-pub fn polling<A, B>(mut logic: impl FnMut(A) -> B) -> impl FnMut(A) -> B {
-    let mut done = 0usize;
-    move |record| {
-        poll_every(done, every::DEVICES);
-        done = done.wrapping_add(1);
-        logic(record)
     }
 }
 
@@ -161,8 +133,10 @@ impl Local {
     }
 
     /// Makes `local` the one [`poll`] answers on this thread, until [`Local::uninstall`].
+    /// The domain's pauses ([`crate::pause`]) run [`poll`] on this thread meanwhile.
     pub fn install(local: &Rc<RefCell<Local>>) {
         LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
+        crate::pause::install(Some(poll));
     }
 
     /// Undoes [`Local::install`] of `local` (not of another one installed since).
@@ -171,6 +145,7 @@ impl Local {
             if let Ok(mut l) = l.try_borrow_mut() {
                 if l.as_ref().is_some_and(|installed| Rc::ptr_eq(installed, local)) {
                     *l = None;
+                    crate::pause::install(None);
                 }
             }
         });

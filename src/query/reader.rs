@@ -60,7 +60,7 @@ macro_rules! scan {
                 }
                 while let Some($v) = cursor.get_val(&storage) {
                     // A long listing: the worker's waiting point queries are answered meanwhile.
-                    super::poll::poll_every(seen, super::poll::every::ENTRIES);
+                    crate::pause::every(seen, crate::pause::every::ENTRIES);
                     seen += 1;
                     let mut count = 0isize;
                     cursor.map_times(&storage, |t, d| {
@@ -180,9 +180,9 @@ impl Reader {
             Query::Top { feature, k } => {
                 let mut heap: BinaryHeap<std::cmp::Reverse<Ranked>> = BinaryHeap::new();
                 let layout = &self.layout;
-                super::scan::live_states(&mut self.features, at, |live| {
+                crate::feature_store::scan::live_states(&mut self.features, at, |live| {
                     let mut values = Vec::with_capacity(live.len());
-                    for chunk in live.chunks(super::poll::every::ENTRIES) {
+                    for chunk in live.chunks(crate::pause::every::ENTRIES) {
                         let states: Vec<&crate::window::DeviceWindows> = chunk.iter().map(|(_, s)| &***s).collect();
                         values.extend(layout.values(&states, *feature));
                         super::poll::poll();
@@ -210,7 +210,7 @@ impl Reader {
             Query::Retrain { .. } => {
                 let mut shard = Vec::new();
                 let layout = &self.layout;
-                super::scan::for_each_live(&mut self.features, at, |device, state| {
+                crate::feature_store::scan::for_each_live(&mut self.features, at, |device, state| {
                     shard.push((device.clone(), layout.vector(state)));
                 });
                 shard.sort_by(|a, b| a.0.cmp(&b.0));

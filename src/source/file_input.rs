@@ -12,7 +12,7 @@ use super::file::{InputSpec, RecordReader};
 use super::{Decider, InputBatch, Poll, SourceError, WorkerInput};
 use crate::config::Config;
 use crate::decode::Format;
-use crate::query::poll::{every, poll_every};
+use crate::pause;
 
 /// One worker's view of a file input.
 pub struct FileInput {
@@ -71,7 +71,7 @@ impl WorkerInput for FileInput {
             let owned = *record_index % readers == me;
             *record_index += 1;
             // Waiting point queries are answered between records.
-            poll_every(*record_index as usize, every::RECORDS);
+            pause::every(*record_index as usize, pause::every::RECORDS);
             decider.decide(record.source, record.line, record.bytes, record.decoder, owned, batch);
         })?;
         if more {

@@ -301,7 +301,7 @@ impl WindowState {
         const CHECK_EVERY: usize = 32;
         let past = |done: usize| {
             done % CHECK_EVERY == CHECK_EVERY - 1 && {
-                crate::query::poll();
+                crate::pause::now();
                 deadline.is_some_and(|d| Instant::now() >= d)
             }
         };
@@ -363,9 +363,9 @@ impl WindowState {
                             let mut devices = self.periods[work.period].remove(&now).unwrap_or_default();
                             // Every device of a closing period at once: one pass over the
                             // slots for the names, not one per comparison, and polls around.
-                            crate::query::poll();
+                            crate::pause::now();
                             devices.sort_by_cached_key(|&i| self.slots[i as usize].name.clone());
-                            crate::query::poll();
+                            crate::pause::now();
                             work.devices = devices;
                         }
                         while work.pos < work.devices.len() {
@@ -444,7 +444,7 @@ impl WindowState {
         }
         let rejected: Vec<(u32, u64)> = rejects.iter().map(|(d, ahead)| (self.slot_for(d), *ahead)).collect();
         let woken = self.logic_wakeups.remove(&work.now).unwrap_or_default();
-        work.detect.prepare(&self.touched, rejected, woken, crate::query::poll);
+        work.detect.prepare(&self.touched, rejected, woken, crate::pause::now);
     }
 
     /// Steps the next device of the detection stage with every hosted logic.

@@ -14,8 +14,10 @@ use differential_dataflow::trace::TraceReader;
 use timely::progress::frontier::{Antichain, AntichainRef};
 
 use crate::event::DeviceId;
-use crate::query::poll::{every, poll_every};
+use crate::pause;
 use crate::window::DeviceState;
+
+pub mod scan;
 
 /// The arranged window statistics (the feature store's storage).
 pub type FeatureTrace = TraceAgent<ValSpine<DeviceId, DeviceState, u64, isize>>;
@@ -67,7 +69,7 @@ impl FeatureStore {
         let mut read = 0usize;
         while let Some(key) = cursor.get_key(&storage) {
             // A long read: the worker's waiting point queries are answered meanwhile.
-            poll_every(read, every::ENTRIES);
+            pause::every(read, pause::every::ENTRIES);
             read += 1;
             while let Some(val) = cursor.get_val(&storage) {
                 let mut count = 0isize;

@@ -17,9 +17,9 @@ use differential_dataflow::trace::cursor::{Cursor, Navigable};
 use differential_dataflow::trace::TraceReader;
 use timely::progress::frontier::Antichain;
 
-use super::poll::{every, poll_every};
+use super::FeatureTrace;
 use crate::event::DeviceId;
-use crate::feature_store::FeatureTrace;
+use crate::pause;
 use crate::window::DeviceState;
 
 /// Calls `visit` with every device's state at `at` in `trace`, in no particular order.
@@ -53,7 +53,7 @@ pub fn live_states(trace: &mut FeatureTrace, at: u64, read: impl FnOnce(&[(&Devi
                     entries.push((val.address(), key, val, count));
                 }
                 // A long read: the worker's waiting point queries are answered meanwhile.
-                poll_every(seen, every::ENTRIES);
+                pause::every(seen, pause::every::ENTRIES);
                 seen += 1;
                 cursor.step_val(batch);
             }
