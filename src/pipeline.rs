@@ -14,6 +14,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use differential_dataflow::operators::arrange::arrangement::arrange_core;
+use differential_dataflow::trace::implementations::ValBatcher;
 use differential_dataflow::AsCollection;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -33,6 +35,7 @@ use crate::output::{SinkFactory, WorkerSink};
 use crate::source::file::InputSpec;
 use crate::source::{open_input, InputBatch, Poll, SourceError, WorkerInput};
 use crate::window::operator::{window_stats, WindowGauges, WindowSpec};
+use crate::window::DeviceState;
 
 mod progress;
 mod stepping;
@@ -298,7 +301,15 @@ fn build_main_dataflow(
         } else {
             changes
         };
-        let arranged = changes.arrange_by_key_named("features");
+        // The window operator emits each change on the worker that owns its device (it was
+        // exchanged by the same key hash the arrangement uses): arranged in place, without a
+        // second exchange.
+        let arranged = arrange_core::<_, _, ValBatcher<DeviceId, DeviceState, u64, isize>, _>(
+            changes.inner,
+            Pipeline,
+            "features",
+            ValBatcher::new,
+        );
         arranged.stream.clone().probe_with(probe);
 
         let ctx = DetectorContext {
