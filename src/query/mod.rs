@@ -22,6 +22,7 @@
 //! the engine (parse errors are 4xx answers; a query nobody answers in time is a 503).
 
 pub mod client;
+pub mod dashboard;
 pub mod dataflow;
 pub mod gather;
 pub mod history;
@@ -66,10 +67,13 @@ pub enum Query {
         to_ms: Option<i64>,
         limit: usize,
     },
-    /// Open anomalies, most recent first.
+    /// Open anomalies, most recent first: of `detector`, at `min_severity` or above, from
+    /// `since_ms`; the page of `limit` after skipping `offset`.
     Anomalies {
         detector: Option<String>,
         since_ms: Option<i64>,
+        min_severity: Option<crate::detect::Severity>,
+        offset: usize,
         limit: usize,
     },
     /// The `k` devices with the highest value of feature number `feature`.
