@@ -139,6 +139,118 @@ fn serve(dir: &Path) -> (Serving, String) {
     (serving, addr)
 }
 
+/// GET without parsing: (status, the head, the body).
+fn get_raw(addr: &str, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or_default();
+    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+fn keys(list: &Value) -> Vec<(String, String, i64)> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let ts = a.get("ts_ms").or_else(|| a.get("start_ms")).unwrap();
+            (
+                a["detector"].as_str().unwrap().into(),
+                a["device_id"].as_str().unwrap().into(),
+                ts.as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// What the page reads, without a browser: the page and its assets need no token and come
+/// from the binary; pages of `/anomalies` put together are the whole list; the severity
+/// filter keeps exactly that severity and above; the open episodes of `/episodes` are the
+/// open anomalies (one process), and `/health` counts them by detector.
+#[test]
+fn the_api_behind_the_dashboard_pages_filters_and_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_serving, addr) = serve(dir.path());
+    let (status, head, page) = get_raw(&addr, "/");
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("Content-Type: text/html") && page.contains("/assets/app.js"),
+        "{head}"
+    );
+    for asset in [
+        "/assets/app.js",
+        "/assets/app.css",
+        "/assets/uPlot.iife.min.js",
+        "/assets/uPlot.min.css",
+    ] {
+        let (status, _, body) = get_raw(&addr, asset);
+        assert_eq!(status, 200, "{asset}");
+        assert!(body.len() > 500, "{asset}");
+    }
+    assert_eq!(
+        get_raw(&addr, "/assets/../Cargo.toml").0,
+        401,
+        "not an asset: needs the token"
+    );
+
+    let all = keys(&api(&addr, "/anomalies?limit=1000")["anomalies"]);
+    assert!(all.len() >= 5, "{all:?}");
+    let mut paged = Vec::new();
+    for offset in (0..all.len() + 2).step_by(2) {
+        let page = api(&addr, &format!("/anomalies?limit=2&offset={offset}"));
+        assert_eq!(page["offset"], offset);
+        paged.extend(keys(&page["anomalies"]));
+    }
+    assert_eq!(paged, all, "pages put together are the list");
+    let rank = |s: &str| {
+        ["low", "medium", "high", "critical"]
+            .iter()
+            .position(|x| *x == s)
+            .unwrap()
+    };
+    let every = api(&addr, "/anomalies?limit=1000");
+    for severity in ["medium", "high", "critical"] {
+        let want: Vec<_> = every["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| rank(a["severity"].as_str().unwrap()) >= rank(severity))
+            .cloned()
+            .collect();
+        let got = api(&addr, &format!("/anomalies?limit=1000&severity={severity}"));
+        assert_eq!(keys(&got["anomalies"]), keys(&Value::Array(want)), "{severity}");
+    }
+    assert_eq!(get(&addr, "/anomalies?severity=urgent", Some(TOKEN)).0, 400);
+    assert_eq!(get(&addr, "/anomalies?offset=-1", Some(TOKEN)).0, 400);
+
+    let open = api(&addr, "/episodes?open=true&limit=1000");
+    let mut open_keys = keys(&open["episodes"]);
+    let mut all_sorted = all.clone();
+    open_keys.sort();
+    all_sorted.sort();
+    assert_eq!(open_keys, all_sorted, "the open episodes are the open anomalies");
+    let episodes = api(&addr, "/episodes?limit=1");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        episodes["total"], summary["anomalies"],
+        "every episode of the run is listed"
+    );
+    let health = get(&addr, "/health", None).1;
+    let by_detector: u64 = health["anomalies_open_by_detector"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_detector as usize, all.len());
+    assert_eq!(health["devices"], summary["devices"]);
+    assert_eq!(get(&addr, "/episodes?open=maybe", Some(TOKEN)).0, 400);
+}
+
 #[test]
 fn the_dashboard_shows_what_the_api_answers_in_a_real_browser() {
     if let Some(why) = missing() {
