@@ -388,6 +388,11 @@ fn the_dashboard_shows_what_the_api_answers_in_a_real_browser() {
     let got: Vec<&Value> = seen["top"]["devices"].as_array().unwrap().iter().collect();
     assert_eq!(got, want);
 
+    // A tab without the token is asked for it, with the server's reason.
+    assert!(
+        seen["token_prompt"].as_str().unwrap_or_default().contains("token"),
+        "{seen}"
+    );
     for shot in ["overview.png", "device.png", "top.png"] {
         let len = std::fs::metadata(out_dir.join(shot)).map_or(0, |m| m.len());
         assert!(len > 10_000, "{shot} written ({len} bytes)");

@@ -396,6 +396,40 @@ mod tests {
     }
 
     #[test]
+    fn listings_page_and_filter_by_severity() {
+        let c = catalog();
+        assert_eq!(
+            parse("GET", "/anomalies?severity=high&offset=3&limit=2", &c),
+            Ok(Route::Query(Query::Anomalies {
+                detector: None,
+                since_ms: None,
+                min_severity: Some(Severity::High),
+                offset: 3,
+                limit: 2,
+            }))
+        );
+        assert_eq!(
+            parse("GET", "/episodes?device=vm-1&open=true&severity=critical", &c),
+            Ok(Route::Episodes(EpisodeFilter {
+                device: Some("vm-1".into()),
+                open: true,
+                min_severity: Some(Severity::Critical),
+                limit: 100,
+                ..Default::default()
+            }))
+        );
+        for bad in [
+            "/anomalies?severity=urgent",
+            "/anomalies?offset=-1",
+            "/anomalies?offset=100001",
+            "/episodes?open=yes",
+            "/episodes?colour=red",
+        ] {
+            assert_eq!(parse("GET", bad, &c).map_err(|e| e.status), Err(400), "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_requests_are_4xx() {
         let c = catalog();
         for (url, status) in [

@@ -64,6 +64,15 @@ try {
     devices: [...document.querySelectorAll("#top-table tbody tr")].map((tr) => tr.dataset.device),
   }));
   await page.screenshot({ path: join(outDir, "top.png") });
+
+  // Without the token (a new tab: session storage is per tab), the page asks for it.
+  if (token) {
+    const bare = await context.newPage();
+    await bare.goto(base + "/");
+    await bare.waitForSelector("#token-dialog[open]", { timeout: 30000 });
+    result.token_prompt = await bare.evaluate(() => document.getElementById("token-why").textContent);
+    await bare.close();
+  }
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });
