@@ -107,7 +107,7 @@ async function renderHealth() {
 function anomalyRow(a, start, end) {
   return el("tr", { "data-device": a.device_id, "data-detector": a.detector, "data-ts": start },
     el("td", { class: "nowrap" }, fmtTime(start) + (end === undefined ? "" : " → " + fmtEnd(start, end))),
-    el("td", {}, a.detector), el("td", {}, a.device_id), el("td", {}, sev(a.severity)),
+    el("td", {}, a.detector), el("td", { class: "nowrap" }, a.device_id), el("td", {}, sev(a.severity)),
     el("td", { class: "num" }, a.score === null ? "–" : a.score.toFixed(3)), el("td", {}, a.reason));
 }
 
