@@ -298,12 +298,11 @@ fn build_main_dataflow(
         } else {
             changes
         };
-        let arranged = changes.clone().arrange_by_key_named("features");
+        let arranged = changes.arrange_by_key_named("features");
         arranged.stream.clone().probe_with(probe);
 
         let ctx = DetectorContext {
             scope,
-            states: changes,
             arranged: arranged.clone(),
             per_device: {
                 let mut per_device = windows.per_device;

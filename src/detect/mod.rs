@@ -28,7 +28,6 @@ use crate::event::DeviceId;
 use crate::feature_store::FeatureTrace;
 use crate::features::FeatureLayout;
 use crate::model::rescore::DeviceScore;
-use crate::window::DeviceState;
 
 /// The maintained windows, for detectors that pick one by length.
 #[derive(Clone, Debug)]
@@ -91,9 +90,8 @@ impl WindowLayout {
 #[derive(Clone)]
 pub struct DetectorContext<'s> {
     pub scope: Scope<'s, u64>,
-    /// The window-stats collection: `(device, state)`, one per device at any time.
-    pub states: VecCollection<'s, u64, (DeviceId, DeviceState)>,
-    /// The same, arranged by device (the feature store).
+    /// The window-stats collection `(device, state)`, one per device at any time, arranged
+    /// by device (the feature store).
     pub arranged: Arranged<'s, FeatureTrace>,
     /// Where per-device logic runs ([`keyed::DeviceLogic`]): inside the window operator,
     /// with each device's events, state changes and rejected records of every tick.

@@ -88,7 +88,7 @@ pub fn run(devices: usize, config: &Config) -> Result<TrainBench, ModelError> {
         let (mut state_in, mut model_in) = worker.dataflow::<u64, _, _>(|scope| {
             let (state_in, states) = scope.new_collection::<(DeviceId, DeviceState), isize>();
             let (model_in, models) = scope.new_collection();
-            score_devices(states, models, layout.clone(), 0.95)
+            score_devices(states.arrange_by_key(), models, layout.clone(), 0.95)
                 .inspect_batch(move |_t, batch| counter.set(counter.get() + batch.len() as u64))
                 .inner
                 .probe_with(&probe);

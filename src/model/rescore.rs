@@ -6,25 +6,32 @@
 //! the model collection at `T` (the highest version if, transiently, there are several) —
 //! empty while there is none. Changes are applied per time once both inputs' frontiers have
 //! passed it; a state change re-scores that device only, a model change re-scores every
-//! device of this worker. States stay where they are (the window operator already placed
-//! them by device); the tiny model collection is broadcast to every worker.
+//! device of this worker, read from the features trace at that tick. The states are read
+//! from the features arrangement (already placed by device), never copied: with no model
+//! the operator holds nothing but the batches not yet passed; the tiny model collection is
+//! broadcast to every worker.
 
 use std::collections::BTreeMap;
 
-use foldhash::{HashMap, HashSet};
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::tick_buffer::TickBuffer;
 use compact_str::CompactString;
+use differential_dataflow::operators::arrange::Arranged;
+use differential_dataflow::trace::cursor::{Cursor, Navigable};
+use differential_dataflow::trace::{SpanOf, TraceReader};
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Broadcast;
+use timely::progress::frontier::AntichainRef;
 
 use super::Model;
 use crate::detect::Real;
 use crate::event::DeviceId;
+use crate::feature_store::FeatureTrace;
 use crate::features::FeatureLayout;
 use crate::query::poll::{every, poll_every};
 use crate::window::DeviceState;
@@ -77,28 +84,58 @@ impl Current {
 /// One tick's changes: device states and models.
 type TickChanges = (Vec<((DeviceId, DeviceState), isize)>, Vec<(Model, isize)>);
 
-/// `(device, score)` for every device under the current model.
+/// A span of the features arrangement's batches.
+type FeatureSpan = SpanOf<FeatureTrace>;
+
+/// Calls `each(time, (device, state), diff)` for every update of `span` later than `after`.
+fn walk(span: &FeatureSpan, after: Option<u64>, mut each: impl FnMut(u64, (DeviceId, DeviceState), isize)) {
+    let Some(batch) = &span.inner else { return };
+    let mut cursor = batch.cursor();
+    while let Some(key) = cursor.get_key(batch) {
+        while let Some(val) = cursor.get_val(batch) {
+            cursor.map_times(batch, |t, d| {
+                if after.is_none_or(|a| *t > a) {
+                    each(*t, (key.clone(), val.clone()), *d);
+                }
+            });
+            cursor.step_val(batch);
+        }
+        cursor.step_key(batch);
+    }
+}
+
+/// `(device, score)` for every device under the current model, from the features
+/// arrangement: while there is a model the operator reads the state changes out of the
+/// arrangement's batches as they come; when a model arrives it reads every device's state at
+/// that tick out of the trace. With no model it keeps nothing: no copy of the states.
 pub fn score_devices<'s>(
-    states: VecCollection<'s, u64, (DeviceId, DeviceState)>,
+    features: Arranged<'s, FeatureTrace>,
     models: VecCollection<'s, u64, Model>,
     layout: Arc<FeatureLayout>,
     detail_above: f64,
 ) -> VecCollection<'s, u64, (DeviceId, DeviceScore)> {
     let models = models.inner.broadcast();
-    states
-        .inner
+    let mut trace = features.trace.clone();
+    features
+        .stream
         .binary_frontier(models, Pipeline, Pipeline, "KMeansScore", move |_cap, _info| {
             let mut buffer: TickBuffer<TickChanges> = TickBuffer::default();
-            let mut devices: HashMap<DeviceId, DeviceState> = HashMap::default();
+            // Batches that arrived while there was no model: read only if one arrives before
+            // their times are passed (their updates after its tick), else dropped.
+            let mut unread: Vec<FeatureSpan> = Vec::new();
             let mut models: BTreeMap<Model, isize> = BTreeMap::new();
             let mut current: Option<Current> = None;
             let mut emitted: HashMap<DeviceId, DeviceScore> = HashMap::default();
             move |(input1, frontier1), (input2, frontier2), output| {
                 input1.for_each_stamp(|time, data| {
-                    buffer.stamp(&time);
-                    for batch in data {
-                        for (d, at, diff) in batch.drain(..) {
-                            buffer.at(at).0.push((d, diff));
+                    for spans in data {
+                        for span in spans.drain(..).filter(|s| s.inner.is_some()) {
+                            if current.is_some() {
+                                buffer.stamp(&time);
+                                walk(&span, None, |t, change, diff| buffer.at(t).0.push((change, diff)));
+                            } else {
+                                unread.push(span);
+                            }
                         }
                     }
                 });
@@ -119,24 +156,6 @@ pub fn score_devices<'s>(
                 .min();
                 let mut out = Vec::new();
                 while let Some((t, (mut state_changes, model_changes))) = buffer.pop_complete(upper) {
-                    // Retractions first, so a device's old state goes before its new one.
-                    state_changes.sort_by_key(|(_, diff)| *diff);
-                    // Without a model (and none arriving) nothing is scored: only the states
-                    // are kept, for the first model.
-                    let scoring = current.is_some() || !model_changes.is_empty();
-                    let mut touched: HashSet<DeviceId> = HashSet::default();
-                    for ((device, state), diff) in state_changes {
-                        if diff < 0 {
-                            if devices.get(&device) == Some(&state) {
-                                devices.remove(&device);
-                            }
-                        } else {
-                            devices.insert(device.clone(), state);
-                        }
-                        if scoring {
-                            touched.insert(device);
-                        }
-                    }
                     let model_changed = !model_changes.is_empty();
                     for (m, diff) in model_changes {
                         let e = models.entry(m.clone()).or_insert(0);
@@ -145,6 +164,9 @@ pub fn score_devices<'s>(
                             models.remove(&m);
                         }
                     }
+                    // The devices to score at `t`, with their state there (None: gone).
+                    let mut touched: HashMap<DeviceId, Option<DeviceState>> = HashMap::default();
+                    let mut replaced = false;
                     if model_changed {
                         let best = models
                             .iter()
@@ -159,23 +181,49 @@ pub fn score_devices<'s>(
                             || new.as_ref().map(|c| &c.model) != current.as_ref().map(|c| &c.model)
                         {
                             current = new;
-                            touched.extend(devices.keys().cloned());
-                            touched.extend(emitted.keys().cloned());
-                            tracing::debug!(
-                                tick = t,
-                                version = current.as_ref().map(|c| c.model.version),
-                                devices = devices.len(),
-                                "re-scoring every device against the new model"
-                            );
+                            replaced = true;
                         }
                     }
-                    let mut touched: Vec<DeviceId> = touched.into_iter().collect();
-                    touched.sort();
-                    for (n, device) in touched.into_iter().enumerate() {
+                    if replaced {
+                        // Every device again: its state at `t` from the trace (which holds
+                        // every batch through `t`: the frontier of its batches passed `t`).
+                        if current.is_some() {
+                            crate::query::scan::for_each_live(&mut trace, t, |device, state| {
+                                touched.insert(device.clone(), Some(state.clone()));
+                            });
+                        }
+                        for device in emitted.keys() {
+                            touched.entry(device.clone()).or_insert(None);
+                        }
+                        // Batches not read while there was no model: their later updates
+                        // come at their own ticks.
+                        for span in unread.drain(..) {
+                            walk(&span, Some(t), |at, change, diff| buffer.at(at).0.push((change, diff)));
+                        }
+                        tracing::debug!(
+                            tick = t,
+                            version = current.as_ref().map(|c| c.model.version),
+                            devices = touched.len(),
+                            "re-scoring every device against the new model"
+                        );
+                    } else if current.is_some() {
+                        // Retractions first, so a device's old state goes before its new one.
+                        state_changes.sort_by_key(|(_, diff)| *diff);
+                        for ((device, state), diff) in state_changes {
+                            if diff > 0 {
+                                touched.insert(device, Some(state));
+                            } else {
+                                touched.entry(device).or_insert(None);
+                            }
+                        }
+                    }
+                    let mut touched: Vec<(DeviceId, Option<DeviceState>)> = touched.into_iter().collect();
+                    touched.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    for (n, (device, state)) in touched.into_iter().enumerate() {
                         // Waiting point queries are answered between devices.
                         poll_every(n, every::DEVICES);
-                        let new = match (&current, devices.get(&device)) {
-                            (Some(c), Some(state)) => Some(c.score(&layout, state, detail_above)),
+                        let new = match (&current, state) {
+                            (Some(c), Some(state)) => Some(c.score(&layout, &state, detail_above)),
                             _ => None,
                         };
                         let old = emitted.get(&device);
@@ -195,7 +243,214 @@ pub fn score_devices<'s>(
                     output.session(buffer.capability()).give_iterator(out.drain(..));
                 }
                 buffer.release(upper);
+                // Every tick below `upper` is done: batches wholly below it are not needed
+                // (an empty upper: the batch reaches to the end of time), and the trace is
+                // read from `upper` on.
+                match upper {
+                    Some(u) => {
+                        unread.retain(|s| s.upper().iter().all(|&b| b > u));
+                        trace.set_logical_compaction(AntichainRef::new(&[u]));
+                        trace.set_physical_compaction(AntichainRef::new(&[u]));
+                    }
+                    None => {
+                        unread.clear();
+                        trace.set_logical_compaction(AntichainRef::new(&[]));
+                        trace.set_physical_compaction(AntichainRef::new(&[]));
+                    }
+                }
             }
         })
         .as_collection()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use differential_dataflow::input::Input as _;
+    use timely::dataflow::operators::Probe;
+    use timely::dataflow::ProbeHandle;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::model::synth::fleet;
+    use crate::model::{train, Frontier, TrainingSet};
+
+    type Output = Vec<((DeviceId, DeviceScore), u64, isize)>;
+
+    /// Per tick: state changes `(device, old, new)` and the model entering (Some) or
+    /// leaving (None).
+    struct Script {
+        ticks: Vec<(
+            Vec<(DeviceId, Option<DeviceState>, Option<DeviceState>)>,
+            Option<Option<Model>>,
+        )>,
+    }
+
+    fn model(states: &[(DeviceId, DeviceState)], layout: &FeatureLayout, version: u64) -> Model {
+        let rows = states.iter().map(|(d, s)| (d.clone(), layout.vector(s))).collect();
+        let frontier = Frontier {
+            tick: Some(0),
+            as_of_ms: 999,
+        };
+        let mut m = train(
+            &TrainingSet::new(layout.names().to_vec(), rows, frontier),
+            &Config::default().model,
+        )
+        .expect("trains");
+        m.version = version;
+        m
+    }
+
+    fn script(layout: &FeatureLayout) -> Script {
+        let windows_ms: Vec<u64> = Config::default()
+            .maintained_windows_ticks()
+            .iter()
+            .map(|l| l * 1000)
+            .collect();
+        let a = fleet(200, 5, &windows_ms, 1);
+        let b = fleet(200, 5, &windows_ms, 2);
+        let (v1, v2) = (model(&a, layout, 1), model(&b, layout, 2));
+        let state = |set: &[(DeviceId, DeviceState)], i: usize| Some(set[i].1.clone());
+        let name = |i: usize| a[i].0.clone();
+        let ins = |range: std::ops::Range<usize>| range.map(|i| (name(i), None, state(&a, i))).collect::<Vec<_>>();
+        let a_to_b =
+            |range: std::ops::Range<usize>| range.map(|i| (name(i), state(&a, i), state(&b, i))).collect::<Vec<_>>();
+        let mut t2 = a_to_b(50..100);
+        t2.extend(ins(180..190));
+        Script {
+            ticks: vec![
+                (ins(0..150), None),
+                (
+                    {
+                        let mut c = a_to_b(0..50);
+                        c.extend(ins(150..180));
+                        c
+                    },
+                    None,
+                ),
+                // The model arrives with state changes at its tick.
+                (t2, Some(Some(v1.clone()))),
+                (
+                    (100..120)
+                        .map(|i| (name(i), state(&a, i), None))
+                        .chain((0..10).map(|i| (name(i), state(&b, i), state(&a, i))))
+                        .collect(),
+                    None,
+                ),
+                (ins(190..200), Some(Some(v2.clone()))),
+                (a_to_b(120..140), Some(None)),
+                (a_to_b(140..150), None),
+                (a_to_b(150..160), Some(Some(v1))),
+            ],
+        }
+    }
+
+    /// What the output must accumulate to at `tick`: every present device scored under the
+    /// model of that tick.
+    fn expected(script: &Script, layout: &FeatureLayout, tick: usize) -> Vec<(DeviceId, DeviceScore)> {
+        let mut states: std::collections::BTreeMap<DeviceId, DeviceState> = Default::default();
+        let mut current: Option<Model> = None;
+        for (changes, m) in &script.ticks[..=tick] {
+            for (d, _, new) in changes {
+                match new {
+                    Some(s) => states.insert(d.clone(), s.clone()),
+                    None => states.remove(d),
+                };
+            }
+            if let Some(m) = m {
+                current = m.clone();
+            }
+        }
+        let Some(m) = current else { return Vec::new() };
+        let c = Current {
+            mapping: m.mapping(layout.names()),
+            model: Arc::new(m),
+        };
+        states
+            .iter()
+            .map(|(d, s)| (d.clone(), c.score(layout, s, 0.5)))
+            .collect()
+    }
+
+    /// Runs the script, stepping the dataflow after every tick or only at the end.
+    fn run(script: Script, layout: Arc<FeatureLayout>, step_each_tick: bool) -> (Script, Output) {
+        timely::execute_directly(move |worker| {
+            let out: Rc<RefCell<Output>> = Rc::default();
+            let sink = out.clone();
+            let probe = ProbeHandle::new();
+            let (mut state_in, mut model_in) = worker.dataflow::<u64, _, _>(|scope| {
+                let (state_in, states) = scope.new_collection::<(DeviceId, DeviceState), isize>();
+                let (model_in, models) = scope.new_collection();
+                score_devices(states.arrange_by_key(), models, layout.clone(), 0.5)
+                    .inspect_batch(move |_t, batch| sink.borrow_mut().extend_from_slice(batch))
+                    .inner
+                    .probe_with(&probe);
+                (state_in, model_in)
+            });
+            let mut model_now: Option<Model> = None;
+            for (tick, (changes, m)) in script.ticks.iter().enumerate() {
+                for (d, old, new) in changes {
+                    if let Some(old) = old {
+                        state_in.remove((d.clone(), old.clone()));
+                    }
+                    if let Some(new) = new {
+                        state_in.insert((d.clone(), new.clone()));
+                    }
+                }
+                if let Some(m) = m {
+                    if let Some(old) = model_now.take() {
+                        model_in.remove(old);
+                    }
+                    if let Some(new) = m {
+                        model_in.insert(new.clone());
+                    }
+                    model_now = m.clone();
+                }
+                let next = tick as u64 + 1;
+                state_in.advance_to(next);
+                model_in.advance_to(next);
+                state_in.flush();
+                model_in.flush();
+                if step_each_tick {
+                    while probe.less_than(&next) {
+                        worker.step();
+                    }
+                }
+            }
+            state_in.close();
+            model_in.close();
+            while worker.step() {}
+            let out = out.borrow().clone();
+            (script, out)
+        })
+    }
+
+    #[test]
+    fn scores_accumulate_to_every_present_device_under_the_model_of_each_tick() {
+        let layout = Arc::new(FeatureLayout::new(&Config::default()));
+        for step_each_tick in [true, false] {
+            let (script, out) = run(script(&layout), layout.clone(), step_each_tick);
+            assert!(!out.is_empty());
+            for tick in 0..script.ticks.len() {
+                let mut acc: std::collections::BTreeMap<(DeviceId, DeviceScore), isize> = Default::default();
+                for ((d, s), t, diff) in &out {
+                    if *t <= tick as u64 {
+                        *acc.entry((d.clone(), s.clone())).or_default() += diff;
+                    }
+                }
+                acc.retain(|_, n| *n != 0);
+                assert!(acc.values().all(|n| *n == 1), "tick {tick}: {acc:?}");
+                let got: Vec<(DeviceId, DeviceScore)> = acc.into_keys().collect();
+                let want = expected(&script, &layout, tick);
+                assert_eq!(
+                    got.len(),
+                    want.len(),
+                    "tick {tick}, stepping each tick: {step_each_tick}"
+                );
+                assert!(got == want, "tick {tick}, stepping each tick: {step_each_tick}");
+            }
+        }
+    }
 }

@@ -39,14 +39,14 @@ use timely::dataflow::InputHandleVec;
 use super::poll::Local;
 use super::reader::{QueryTraces, Reader};
 use super::render::Renderer;
-use super::{Answer, Hub, Part, Query, QueryMsg, Reply};
+use super::{Hub, Part, Query, QueryMsg, Reply};
 use crate::config::Config;
 use crate::features::FeatureLayout;
 
 /// A query the origin waits on.
 struct Waiting {
     query: Query,
-    reply: std::sync::mpsc::SyncSender<Answer>,
+    reply: super::AnswerTo,
     tick: u64,
     expected: usize,
     parts: Vec<Part>,
@@ -79,7 +79,7 @@ impl Outstanding {
                 super::models::retrain_in_background(self.retrain.clone(), w.tick, promote, w.parts, w.reply);
             } else {
                 let answer = self.renderer.render(&w.query, w.tick, w.parts);
-                let _ = w.reply.try_send(answer);
+                w.reply.send(answer);
             }
         }
     }

@@ -13,11 +13,10 @@
 //! so the answer equals the query dataflow's at that tick.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
 use super::render::Renderer;
-use super::{Answer, Part, Query};
+use super::{Answer, AnswerTo, Part, Query};
 
 /// The ticks the local workers read at, and the ticks open gathers read at.
 #[derive(Default)]
@@ -82,7 +81,7 @@ impl ReadTicks {
 pub struct Gather {
     pub query: Query,
     pub tick: u64,
-    reply: SyncSender<Answer>,
+    reply: AnswerTo,
     parts: Mutex<Vec<Part>>,
     expected: usize,
     ticks: Arc<ReadTicks>,
@@ -91,12 +90,7 @@ pub struct Gather {
 impl Gather {
     /// A gather over `workers` parts, at a tick every local worker can read (None: no tick
     /// is complete on every worker yet).
-    pub fn open(
-        query: &Query,
-        reply: &SyncSender<Answer>,
-        workers: usize,
-        ticks: &Arc<ReadTicks>,
-    ) -> Option<Arc<Self>> {
+    pub fn open(query: &Query, reply: &AnswerTo, workers: usize, ticks: &Arc<ReadTicks>) -> Option<Arc<Self>> {
         let tick = ticks.open()?;
         Some(Arc::new(Gather {
             query: query.clone(),
@@ -114,13 +108,13 @@ impl Gather {
         parts.push(part);
         if parts.len() == self.expected {
             let parts = std::mem::take(&mut *parts);
-            let _ = self.reply.try_send(renderer.render(&self.query, self.tick, parts));
+            self.reply.send(renderer.render(&self.query, self.tick, parts));
         }
     }
 
     /// Answers with an error instead (a worker cannot read; the first error wins).
     pub fn fail(&self, answer: Answer) {
-        let _ = self.reply.try_send(answer);
+        self.reply.send(answer);
     }
 }
 
@@ -137,7 +131,7 @@ mod tests {
     #[test]
     fn a_gather_reads_at_the_latest_tick_and_holds_compaction_until_dropped() {
         let ticks = Arc::new(ReadTicks::new(2));
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (tx, rx) = AnswerTo::channel();
         let query = Query::Top { feature: 0, k: 1 };
         assert!(Gather::open(&query, &tx, 2, &ticks).is_none(), "no tick yet");
         assert_eq!(ticks.advance(0, 5), 5);

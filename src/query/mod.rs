@@ -21,6 +21,7 @@
 //! be read at (they follow the query dataflow's frontier); nothing a client sends can panic
 //! the engine (parse errors are 4xx answers; a query nobody answers in time is a 503).
 
+pub mod answer_to;
 pub mod client;
 pub mod dashboard;
 pub mod dataflow;
@@ -48,6 +49,7 @@ use crate::model::rescore::DeviceScore;
 use crate::output::metrics::Metrics;
 use crate::window::{DeviceWindows, WindowRow};
 
+pub use answer_to::AnswerTo;
 pub use dataflow::Queries;
 pub use poll::poll;
 pub use reader::QueryTraces;
@@ -173,7 +175,7 @@ impl Answer {
 /// A query waiting for its answer.
 pub struct PendingQuery {
     pub query: Query,
-    pub reply: mpsc::SyncSender<Answer>,
+    pub reply: AnswerTo,
 }
 
 /// What a worker finds in its inbox.

@@ -16,11 +16,9 @@
 //! answered with at that `as_of_tick`; one retraining per process at a time (a second
 //! request while one trains gets a 409).
 
-use std::sync::mpsc::SyncSender;
-
 use serde_json::{json, Value};
 
-use super::{Answer, Part};
+use super::{Answer, AnswerTo, Part};
 use crate::config::Config;
 use crate::features::FeatureLayout;
 use crate::model::{train_and_register, Frontier, Model, ModelConfig, ModelError, Registered, Registry, TrainingSet};
@@ -92,12 +90,12 @@ pub fn retrain_in_background(
     tick: u64,
     promote: bool,
     parts: Vec<Part>,
-    reply: SyncSender<Answer>,
+    reply: AnswerTo,
 ) {
     let spawned = std::thread::Builder::new().name("vigil-retrain".into()).spawn(move || {
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| spec.run(tick, promote, parts)))
             .unwrap_or_else(|_| Answer::error(500, "training failed unexpectedly; the engine goes on", &[]));
-        let _ = reply.try_send(answer);
+        reply.send(answer);
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start a training thread");

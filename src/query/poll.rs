@@ -214,7 +214,7 @@ impl Local {
     /// tick is complete, a point query about a device this worker owns from its shard.
     fn answer(&mut self, p: PendingQuery) -> Option<PendingQuery> {
         let Some(tick) = self.tick else {
-            let _ = p.reply.try_send(Answer::error(
+            p.reply.send(Answer::error(
                 503,
                 "no event time is complete yet; try again once data has arrived",
                 &[],
@@ -229,11 +229,11 @@ impl Local {
             return Some(p);
         }
         let Some(reader) = self.reader.as_mut() else {
-            let _ = p.reply.try_send(starting());
+            p.reply.send(starting());
             return None;
         };
         let part = reader.answer(&p.query, tick);
-        let _ = p.reply.try_send(self.renderer.render(&p.query, tick, vec![part]));
+        p.reply.send(self.renderer.render(&p.query, tick, vec![part]));
         None
     }
 }

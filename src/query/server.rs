@@ -1,12 +1,13 @@
 //! The HTTP side: routes, answers, the bearer token and metrics over the [`super::http`]
 //! transport.
 //!
-//! Invariants: a handler never touches dataflow state — it parses, validates, hands a
-//! [`Query`](super::Query) to the [`Hub`] and waits on its own reply channel with a timeout
-//! (503 with a JSON error when it runs out); `/health`, `/metrics`, `/features` and every
+//! Invariants: a handler never touches dataflow state — it parses, validates and hands a
+//! [`Query`](super::Query) to the [`Hub`] from the event loop; the worker that answers sends
+//! the answer straight back to the loop (503 with a JSON error when none comes within the
+//! timeout), so no thread waits for a query; `/health`, `/metrics`, `/features` and every
 //! refusal read only the process's atomics and configuration, so they are answered on the
-//! transport's event loop at once, whatever the engine or other clients do; queries and
-//! the model registry are answered on a handler thread. Every response is JSON (or
+//! loop at once, whatever the engine or other clients do; a retraining and the model
+//! registry's files are answered on a handler thread. Every response is JSON (or
 //! Prometheus text for `/metrics`); every error has a 4xx/5xx status and a JSON body
 //! `{"error", "status"}`; a panic in a handler is caught and answered with a 500, so no
 //! client input takes the server down. With a token configured, every request but
@@ -17,14 +18,14 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::http::{self, Dispatch, Head, HttpReply, HttpServer, Limits};
+use super::http::{self, Ask, Dispatch, Head, HttpReply, HttpServer, Limits};
 use super::request::{self, Catalog, Route};
-use super::{Answer, Hub, PendingQuery, WorkerPlacement};
+use super::{Answer, AnswerTo, Hub, PendingQuery, Query, WorkerPlacement};
 use crate::config::{Config, Secret, ServerConfig};
 use crate::decode::RejectReason;
 use crate::model::Registry;
@@ -172,8 +173,54 @@ fn route(head: &Head, ctx: &Arc<Context>) -> Dispatch {
                 }
             }))
         }
+        Ok(Plan::Ask(query)) => Dispatch::Ask(ask_engine(query, ctx, at)),
         Err(_) => Dispatch::Now(reply(internal_error())),
     }
+}
+
+/// Hands a query to the engine from the event loop; the worker that answers sends the
+/// answer straight back to the loop (no thread waits for it).
+fn ask_engine(query: Query, ctx: &Arc<Context>, at: Instant) -> Ask {
+    let endpoint = query.endpoint();
+    let timeout = ctx.timeout;
+    let (hub, metrics) = (ctx.hub.clone(), ctx.hub.metrics.clone());
+    let answered = move |answer: Answer| {
+        metrics.query_answered(endpoint, answer.status, at.elapsed());
+        HttpReply {
+            status: answer.status,
+            content_type: JSON,
+            body: answer.body,
+        }
+    };
+    let on_time = answered.clone();
+    Ask {
+        start: Box::new(move |responder| {
+            let reply = AnswerTo::callback(move |answer| responder.send(on_time(answer)));
+            if !hub.submit(PendingQuery {
+                query,
+                reply: reply.clone(),
+            }) {
+                reply.send(not_taking_queries());
+            }
+        }),
+        timeout,
+        timed_out: Box::new(move || answered(no_answer_within(timeout))),
+    }
+}
+
+fn not_taking_queries() -> Answer {
+    Answer::error(503, "the engine is not taking queries (shutting down)", &[])
+}
+
+fn no_answer_within(timeout: Duration) -> Answer {
+    Answer::error(
+        503,
+        &format!(
+            "no answer within {} ms; the engine is busy or a worker is gone",
+            timeout.as_millis()
+        ),
+        &[],
+    )
 }
 
 /// (endpoint index for metrics, answer, content type).
@@ -181,7 +228,10 @@ type Answered = (usize, Answer, &'static str);
 
 enum Plan {
     Now(Answered),
+    /// On a handler thread (the model registry's files, a retraining).
     Later(Box<dyn FnOnce(&Context) -> Answered + Send>),
+    /// Asked of the engine from the loop, answered by a worker.
+    Ask(Query),
 }
 
 fn internal_error() -> Answered {
@@ -205,7 +255,8 @@ fn authorized(authorization: Option<&str>, token: &Secret) -> bool {
         && given.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
-/// How a request is answered: at once (counters, refusals) or on a handler thread.
+/// How a request is answered: at once (counters, refusals), by the engine, or on a handler
+/// thread (files, a retraining).
 fn plan(head: &Head, ctx: &Context) -> Plan {
     let (method, url, hub) = (head.method.as_str(), head.target.as_str(), &ctx.hub);
     let path = url.split('?').next().unwrap_or_default();
@@ -265,7 +316,10 @@ fn plan(head: &Head, ctx: &Context) -> Plan {
             super::dashboard::episodes::answer(&hub.metrics, &filter, frontier_ms(hub)),
             JSON,
         )),
-        Route::Query(query) => Plan::Later(Box::new(move |ctx: &Context| answer_query(query, ctx))),
+        Route::Query(query @ Query::Retrain { .. }) => {
+            Plan::Later(Box::new(move |ctx: &Context| answer_query(query, ctx)))
+        }
+        Route::Query(query) => Plan::Ask(query),
     }
 }
 
@@ -298,23 +352,11 @@ pub const RETRAIN_TIMEOUT: Duration = Duration::from_secs(600);
 /// Hands `query` to the dataflow and waits for its answer.
 fn ask(hub: &Hub, query: super::Query, timeout: Duration) -> (usize, Answer) {
     let endpoint = query.endpoint();
-    let (tx, rx) = mpsc::sync_channel(1);
-    if !hub.submit(PendingQuery { query, reply: tx }) {
-        return (
-            endpoint,
-            Answer::error(503, "the engine is not taking queries (shutting down)", &[]),
-        );
+    let (reply, rx) = AnswerTo::channel();
+    if !hub.submit(PendingQuery { query, reply }) {
+        return (endpoint, not_taking_queries());
     }
-    let answer = rx.recv_timeout(timeout).unwrap_or_else(|_| {
-        Answer::error(
-            503,
-            &format!(
-                "no answer within {} ms; the engine is busy or a worker is gone",
-                timeout.as_millis()
-            ),
-            &[],
-        )
-    });
+    let answer = rx.recv_timeout(timeout).unwrap_or_else(|_| no_answer_within(timeout));
     (endpoint, answer)
 }
 

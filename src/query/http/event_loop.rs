@@ -6,7 +6,8 @@
 //! time (pipelined requests are answered in order); a request head must arrive whole within
 //! `request_timeout` of its first byte (408), an idle connection is closed after
 //! `idle_timeout`, an answer not taken by the client within `request_timeout` closes the
-//! connection. At `max_connections` a new connection is still accepted: the least recently
+//! connection; an answer asked of another thread ([`Dispatch::Ask`]) that does not come
+//! within its timeout is replaced by the request's timeout answer. At `max_connections` a new connection is still accepted: the least recently
 //! active connection not waiting for a handler, of the address that holds the most
 //! connections, is closed to make room (or, out of file descriptors, one such connection is
 //! closed and the accept tried again). Handler answers are matched to their connection by
@@ -22,8 +23,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::conn::{Conn, ReadOutcome, READ_CAP};
 use super::head::{self, HttpReply};
-use super::pool::{Done, Job, Pool};
-use super::{Dispatch, Handler, Limits};
+use super::pool::{Done, Job, Pool, Responder};
+use super::{Ask, Dispatch, Handler, Limits};
 use crate::output::metrics::Metrics;
 
 const LISTENER: Token = Token(0);
@@ -33,12 +34,26 @@ const FIRST: usize = 2;
 /// How often the clocks of the connections are looked at.
 const SWEEP: Duration = Duration::from_millis(100);
 
+/// A request asked of another thread, waiting for its answer.
+struct Asked {
+    generation: u64,
+    keep_alive: bool,
+    head_only: bool,
+    deadline: Instant,
+    timed_out: Box<dyn FnOnce() -> HttpReply + Send>,
+}
+
 pub struct EventLoop {
     pub poll: Poll,
     pub listener: mio::net::TcpListener,
     pub handler: Arc<Handler>,
     pub pool: Pool,
     pub done: mpsc::Receiver<Done>,
+    /// Where answers asked of other threads are sent back, and how the loop is woken.
+    answers: mpsc::Sender<Done>,
+    waker: Arc<mio::Waker>,
+    /// The requests asked of another thread, by connection slot.
+    asked: HashMap<usize, Asked>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
@@ -61,7 +76,7 @@ impl EventLoop {
         listener: mio::net::TcpListener,
         handler: Arc<Handler>,
         pool: Pool,
-        done: mpsc::Receiver<Done>,
+        (answers, done, waker): (mpsc::Sender<Done>, mpsc::Receiver<Done>, Arc<mio::Waker>),
         tls: Option<Arc<rustls::ServerConfig>>,
         limits: Limits,
         metrics: Arc<Metrics>,
@@ -73,6 +88,9 @@ impl EventLoop {
             handler,
             pool,
             done,
+            answers,
+            waker,
+            asked: HashMap::new(),
             tls,
             limits,
             metrics,
@@ -214,6 +232,7 @@ impl EventLoop {
         conn.close_tls();
         let _ = self.poll.registry().deregister(&mut conn.stream);
         drop(conn.stream);
+        self.asked.remove(&index);
         self.free.push(index);
         self.open -= 1;
         if let Some(n) = self.per_peer.get_mut(&conn.peer) {
@@ -298,6 +317,30 @@ impl EventLoop {
                     };
                     self.pool.submit(job);
                 }
+                Dispatch::Ask(Ask {
+                    start,
+                    timeout,
+                    timed_out,
+                }) => {
+                    conn.busy = true;
+                    let generation = conn.generation;
+                    let asked = Asked {
+                        generation,
+                        keep_alive,
+                        head_only,
+                        deadline: now + timeout,
+                        timed_out,
+                    };
+                    self.asked.insert(index, asked);
+                    start(Responder {
+                        index,
+                        generation,
+                        keep_alive,
+                        head_only,
+                        done: self.answers.clone(),
+                        waker: self.waker.clone(),
+                    });
+                }
             }
         }
     }
@@ -357,6 +400,7 @@ impl EventLoop {
             }
             conn.busy = false;
             conn.last_active = now;
+            self.asked.remove(&done.index);
             conn.queue(&head::response(&done.reply, done.keep_alive, done.head_only), now);
             conn.closing |= !done.keep_alive;
             self.drive(done.index);
@@ -368,6 +412,7 @@ impl EventLoop {
         if self.accept_again {
             self.accept();
         }
+        self.expire_asked(now);
         let limits = self.limits;
         let mut late = Vec::new();
         let mut idle = Vec::new();
@@ -406,6 +451,36 @@ impl EventLoop {
             conn.closing = true;
             conn.input = Vec::new();
             self.finish(i, now);
+        }
+    }
+
+    /// Answers the asked requests whose deadline passed with their timeout answer; the
+    /// connection takes a new generation, so the late answer, if it comes, is dropped.
+    fn expire_asked(&mut self, now: Instant) {
+        let expired: Vec<usize> = self
+            .asked
+            .iter()
+            .filter(|(_, a)| a.deadline <= now)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in expired {
+            let Some(asked) = self.asked.remove(&index) else {
+                continue;
+            };
+            let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            if conn.generation != asked.generation || !conn.busy {
+                continue;
+            }
+            self.generation += 1;
+            conn.generation = self.generation;
+            conn.busy = false;
+            conn.last_active = now;
+            let reply = (asked.timed_out)();
+            conn.queue(&head::response(&reply, asked.keep_alive, asked.head_only), now);
+            conn.closing |= !asked.keep_alive;
+            self.drive(index);
         }
     }
 }

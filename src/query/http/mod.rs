@@ -1,15 +1,16 @@
 //! The HTTP/1.1 transport of the query server: one event-loop thread ([`event_loop`], on
-//! `mio`) holds every connection, plain or TLS ([`tls`]); requests that need the engine run
-//! on a small pool of handler threads ([`pool`]).
+//! `mio`) holds every connection, plain or TLS ([`tls`]); requests that wait for the disk
+//! or run long go to a small pool of handler threads ([`pool`]).
 //!
 //! Why an event loop: a thread per connection lets idle or slow connections hold every
 //! thread (256 idle connections once made `/health` wait 29 s). Here a waiting connection is
 //! a few hundred bytes in the loop's table, and the loop never blocks, so a new connection
 //! is read as soon as its bytes arrive whatever the others do. The handler decides per
 //! request ([`Dispatch`]): what reads only the process's counters (`/health`, `/metrics`,
-//! refusals) is answered on the loop thread at once, without a thread hop; what waits for a
-//! dataflow worker goes to a handler thread, and its answer comes back to the loop, which
-//! writes it.
+//! refusals) is answered on the loop thread at once, without a thread hop; a query is handed
+//! to a dataflow worker from the loop and the worker sends its answer straight back to the
+//! loop ([`Dispatch::Ask`], one hop each way); what reads files or trains goes to a handler
+//! thread, and its answer comes back to the loop, which writes it.
 //!
 //! Invariants: a request head is at most [`head::MAX_HEAD`] bytes with at most
 //! [`head::MAX_HEADERS`] headers and a body at most [`head::MAX_BODY`]; malformed input gets
@@ -31,11 +32,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use head::{Head, HttpReply};
-pub use pool::Work;
+pub use pool::{Responder, Work};
 
 use crate::output::metrics::Metrics;
 
-/// Most handler threads at once (each waits for one answer of the engine).
+/// Most handler threads at once (each runs one long request).
 pub const MAX_HANDLER_THREADS: usize = 64;
 /// File descriptors kept for the rest of the process (input files, Kafka, cluster links)
 /// when the connection limit is fitted under the open-files limit.
@@ -45,8 +46,19 @@ const RESERVED_FDS: u64 = 256;
 pub enum Dispatch {
     /// On the spot, on the loop thread: for what reads only counters (never blocks).
     Now(HttpReply),
-    /// On a handler thread: for what waits for the engine or the disk.
+    /// On a handler thread: for what waits for the disk or runs long.
     Later(Work),
+    /// Started on the loop thread (it must not block: it hands the request on) and
+    /// answered later from any thread through the [`Responder`]; when no answer comes
+    /// within `timeout`, the loop answers with `timed_out()` instead and drops the late one.
+    Ask(Ask),
+}
+
+/// A request answered from another thread without a thread waiting for it.
+pub struct Ask {
+    pub start: Box<dyn FnOnce(Responder) + Send>,
+    pub timeout: Duration,
+    pub timed_out: Box<dyn FnOnce() -> HttpReply + Send>,
 }
 
 /// Answers one request head (its body, if any, is ignored).
@@ -117,14 +129,19 @@ impl HttpServer {
             .register(&mut listener, mio::Token(0), mio::Interest::READABLE)?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(1))?);
         let (done_tx, done_rx) = mpsc::channel();
-        let pool = pool::Pool::start(limits.handler_threads, MAX_HANDLER_THREADS, done_tx, waker.clone())?;
+        let pool = pool::Pool::start(
+            limits.handler_threads,
+            MAX_HANDLER_THREADS,
+            done_tx.clone(),
+            waker.clone(),
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         let event_loop = event_loop::EventLoop::new(
             poll,
             listener,
             handler,
             pool,
-            done_rx,
+            (done_tx, done_rx, waker.clone()),
             tls,
             limits,
             metrics,
@@ -181,7 +198,8 @@ mod tests {
     use super::*;
 
     /// Echoes method and target; `/slow…` is answered by a handler thread after a pause,
-    /// `/boom` panics there.
+    /// `/boom` panics there; `/ask…` is answered from another thread through a responder
+    /// (`/ask-never` never, `/ask-late` after its 200 ms timeout).
     fn echo_server(limits: Limits) -> (HttpServer, Arc<Metrics>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let metrics = Arc::new(Metrics::default());
@@ -191,7 +209,25 @@ mod tests {
                 content_type: "text/plain",
                 body: format!("{} {}", head.method, head.target),
             };
-            if head.target == "/boom" {
+            if head.target.starts_with("/ask") {
+                let pause = match head.target.as_str() {
+                    "/ask-never" => None,
+                    "/ask-late" => Some(Duration::from_millis(600)),
+                    _ => Some(Duration::from_millis(20)),
+                };
+                Dispatch::Ask(Ask {
+                    start: Box::new(move |responder| {
+                        if let Some(pause) = pause {
+                            std::thread::spawn(move || {
+                                std::thread::sleep(pause);
+                                responder.send(reply);
+                            });
+                        }
+                    }),
+                    timeout: Duration::from_millis(200),
+                    timed_out: Box::new(|| HttpReply::error(503, "timed out")),
+                })
+            } else if head.target == "/boom" {
                 Dispatch::Later(Box::new(|| panic!("a handler panics")))
             } else if head.target.starts_with("/slow") {
                 Dispatch::Later(Box::new(move || {
@@ -275,6 +311,31 @@ mod tests {
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         assert!(out.ends_with("GET /slow-half"), "{out}");
+        server.stop();
+    }
+
+    #[test]
+    fn answers_asked_of_other_threads_come_in_order_and_a_late_one_is_replaced_by_the_timeout_answer() {
+        let (server, _) = echo_server(Limits::default());
+        let addr = server.addr();
+        let out = exchange(
+            addr,
+            b"GET /ask1 HTTP/1.1\r\n\r\nGET /one HTTP/1.1\r\n\r\nGET /ask-never HTTP/1.1\r\n\r\nGET /ask-late HTTP/1.1\r\n\r\nGET /ask2 HTTP/1.1\r\n\r\nGET /two HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        let parts: Vec<&str> = out.split("HTTP/1.1 ").filter(|p| !p.is_empty()).collect();
+        assert_eq!(parts.len(), 6, "{out}");
+        assert!(
+            parts[0].starts_with("200 OK") && parts[0].ends_with("GET /ask1"),
+            "{out}"
+        );
+        assert!(parts[1].ends_with("GET /one"), "{out}");
+        assert!(parts[2].starts_with("503") && parts[2].contains("timed out"), "{out}");
+        assert!(parts[3].starts_with("503") && parts[3].contains("timed out"), "{out}");
+        assert!(
+            parts[4].starts_with("200 OK") && parts[4].ends_with("GET /ask2"),
+            "the late answer is dropped: {out}"
+        );
+        assert!(parts[5].ends_with("GET /two"), "{out}");
         server.stop();
     }
 

@@ -29,6 +29,34 @@ pub struct Job {
     pub work: Work,
 }
 
+/// Hands one answer back to the event loop from whichever thread has it (an engine worker
+/// answering a query), and wakes the loop: no thread waits for the answer meanwhile.
+pub struct Responder {
+    pub(super) index: usize,
+    pub(super) generation: u64,
+    pub(super) keep_alive: bool,
+    pub(super) head_only: bool,
+    pub(super) done: mpsc::Sender<Done>,
+    pub(super) waker: Arc<mio::Waker>,
+}
+
+impl Responder {
+    /// Sends the answer to the loop (dropped there when the connection closed or its
+    /// request timed out meanwhile).
+    pub fn send(self, reply: HttpReply) {
+        let done = Done {
+            index: self.index,
+            generation: self.generation,
+            keep_alive: self.keep_alive,
+            head_only: self.head_only,
+            reply,
+        };
+        if self.done.send(done).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
 /// A finished job.
 pub struct Done {
     pub index: usize,
