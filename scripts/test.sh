@@ -38,5 +38,9 @@ export VIGIL_REQUIRE_PINOT=${VIGIL_REQUIRE_PINOT:-1}
 export VIGIL_REQUIRE_MLFLOW=${VIGIL_REQUIRE_MLFLOW:-1}
 # --- end of services
 
+# The dashboard's browser test (tests/dashboard.rs): Chromium from Debian, playwright-core.
+scripts/browser.sh setup
+export VIGIL_REQUIRE_BROWSER=${VIGIL_REQUIRE_BROWSER:-1}
+
 echo "== tests"
 VIGIL_REQUIRE_KAFKA=1 VIGIL_KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT:-19092} cargo test --release "$@"

@@ -330,10 +330,12 @@ fn build_main_dataflow(
         let (anomalies, scores) = (built.anomalies, built.scores);
         let anomaly_sink = sink.clone();
         let anomaly_metrics = metrics.clone();
+        let tick_ms = config.tick_ms();
         let anomalies = anomalies.inspect_batch(move |_t, batch| {
             for (anomaly, _, diff) in batch {
                 anomaly_metrics.anomaly_change(&anomaly.detector, *diff);
             }
+            anomaly_metrics.episodes.record(batch, tick_ms);
             anomaly_sink.borrow_mut().anomalies(batch);
         });
         let anomalies = anomalies
@@ -411,6 +413,7 @@ fn run_input(
     let progress = (spec.progress && index == 0).then(Progress::new);
     let snapshot_every = config.output.snapshot_every.0 / config.tick_ms();
     let mut next_snapshot: Option<u64> = None;
+    let mut devices_counted = 0u64;
     let mut batch = InputBatch::default();
 
     loop {
@@ -493,6 +496,12 @@ fn run_input(
         metrics
             .peak_window_events
             .fetch_max(gauges.events.get() as u64, Relaxed);
+        // This worker's devices into the process's live count (wrapping: it may fall).
+        let devices = gauges.devices.get() as u64;
+        metrics
+            .devices_live
+            .fetch_add(devices.wrapping_sub(devices_counted), Relaxed);
+        devices_counted = devices;
         sink.borrow_mut().flush()?;
         source.commit(complete)?;
         if let Some(p) = &progress {

@@ -36,6 +36,11 @@ pub struct Metrics {
     pub peak_window_events: AtomicU64,
     /// Anomaly episodes (opened, closed) per detector.
     pub anomalies_by_detector: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// The recent anomaly episodes, open and closed (`GET /episodes`, the dashboard).
+    pub episodes: super::episodes::EpisodeLog,
+    /// Devices in this process's window operators now (updated each step; `devices` is
+    /// the end-of-run count).
+    pub devices_live: AtomicU64,
     /// Query latencies (request read to answer ready).
     pub query_latency: LatencyHistogram,
     /// Answers by endpoint and status class: `[endpoint][0: 2xx, 1: 4xx, 2: 5xx]`.
@@ -59,7 +64,7 @@ pub struct ConnectionCounters {
 }
 
 /// The query server's endpoints, as labelled in metrics.
-pub const ENDPOINTS: [&str; 10] = [
+pub const ENDPOINTS: [&str; 12] = [
     "device",
     "history",
     "anomalies",
@@ -70,6 +75,8 @@ pub const ENDPOINTS: [&str; 10] = [
     "features",
     "models",
     "retrain",
+    "episodes",
+    "dashboard",
 ];
 
 /// Upper bounds (seconds) of the query latency histogram's buckets (`+Inf` is implied).

@@ -4,6 +4,7 @@
 //! Invariants: a sink belongs to one worker and is written only from that worker's thread;
 //! a write error is kept and reported when the run finishes (never a panic mid-dataflow).
 
+pub mod episodes;
 pub mod files;
 pub mod kafka;
 pub mod metrics;

@@ -23,6 +23,7 @@
 
 pub mod answer_to;
 pub mod client;
+pub mod dashboard;
 pub mod dataflow;
 pub mod gather;
 pub mod history;
@@ -67,10 +68,13 @@ pub enum Query {
         to_ms: Option<i64>,
         limit: usize,
     },
-    /// Open anomalies, most recent first.
+    /// Open anomalies, most recent first: of `detector`, at `min_severity` or above, from
+    /// `since_ms`; the page of `limit` after skipping `offset`.
     Anomalies {
         detector: Option<String>,
         since_ms: Option<i64>,
+        min_severity: Option<crate::detect::Severity>,
+        offset: usize,
         limit: usize,
     },
     /// The `k` devices with the highest value of feature number `feature`.

@@ -162,6 +162,8 @@ impl Reader {
             Query::Anomalies {
                 detector,
                 since_ms,
+                min_severity,
+                offset,
                 limit,
             } => {
                 let tick_ms = self.tick_ms;
@@ -169,12 +171,14 @@ impl Reader {
                 scan!(self.anomalies, None, at, |_k, a| {
                     if detector.as_deref().is_none_or(|d| a.detector == d)
                         && since_ms.is_none_or(|s| a.tick as i64 * tick_ms >= s)
+                        && min_severity.is_none_or(|m| a.severity >= m)
                     {
                         found.push(a.clone());
                     }
                 });
                 sort_anomalies(&mut found);
-                found.truncate(*limit);
+                // The page may be anywhere in this worker's first offset + limit.
+                found.truncate(offset.saturating_add(*limit));
                 Part::Anomalies(found)
             }
             Query::Top { feature, k } => {

@@ -157,6 +157,8 @@ impl Renderer {
             Query::Anomalies {
                 detector,
                 since_ms,
+                min_severity,
+                offset,
                 limit,
             } => {
                 let mut all: Vec<Anomaly> = Vec::new();
@@ -166,10 +168,13 @@ impl Renderer {
                     }
                 }
                 sort_anomalies(&mut all);
-                all.truncate(*limit);
+                all.truncate(offset.saturating_add(*limit));
+                all.drain(..(*offset).min(all.len()));
                 self.as_of(tick, &mut map);
                 map.insert("detector".into(), json!(detector));
                 map.insert("since_ms".into(), json!(since_ms));
+                map.insert("severity".into(), json!(min_severity.map(|s| s.as_str())));
+                map.insert("offset".into(), (*offset).into());
                 map.insert("count".into(), all.len().into());
                 map.insert(
                     "anomalies".into(),

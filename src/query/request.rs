@@ -6,12 +6,15 @@
 //! work or output.
 
 use crate::config::Config;
+use crate::detect::Severity;
 use crate::event::DeviceId;
 use crate::features::{window_name, FeatureLayout};
 use crate::query::Query;
 
 /// Largest `limit` (anomalies, history) and `k` (top) a request may ask for.
 pub const MAX_LIMIT: usize = 10_000;
+/// Largest `offset` of a paged listing (a page is read from the first offset + limit).
+pub const MAX_OFFSET: usize = 100_000;
 /// Longest device id accepted in a path.
 pub const MAX_DEVICE_BYTES: usize = 1024;
 
@@ -61,6 +64,22 @@ pub enum Route {
     Models,
     /// One model version, whole.
     Model(u64),
+    /// The process's recent anomaly episodes, open and closed (the dashboard's timeline).
+    Episodes(EpisodeFilter),
+}
+
+/// Which episodes `GET /episodes` lists.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpisodeFilter {
+    pub detector: Option<String>,
+    pub device: Option<DeviceId>,
+    pub min_severity: Option<Severity>,
+    /// Only the open ones.
+    pub open: bool,
+    /// Only episodes still open at or ending after this (ms).
+    pub since_ms: Option<i64>,
+    pub offset: usize,
+    pub limit: usize,
 }
 
 /// A request that cannot be answered as asked.
@@ -126,7 +145,7 @@ pub fn parse(method: &str, url: &str, catalog: &Catalog) -> Result<Route, Reques
             })
         }
         ["anomalies"] => {
-            check_params(&params, &["detector", "since", "limit"])?;
+            check_params(&params, &["detector", "since", "severity", "offset", "limit"])?;
             let detector = match param(&params, "detector") {
                 None => None,
                 Some(d) if catalog.detectors.iter().any(|n| n == d) => Some(d.to_string()),
@@ -137,9 +156,31 @@ pub fn parse(method: &str, url: &str, catalog: &Catalog) -> Result<Route, Reques
                     )))
                 }
             };
+            let min_severity = match param(&params, "severity") {
+                None => None,
+                Some(s) => Some(severity(s)?),
+            };
             Route::Query(Query::Anomalies {
                 detector,
                 since_ms: opt_i64(&params, "since")?,
+                min_severity,
+                offset: offset(&params)?,
+                limit: limit(&params, "limit", 100)?,
+            })
+        }
+        ["episodes"] => {
+            check_params(&params, &["detector", "device", "severity", "open", "since", "offset", "limit"])?;
+            Route::Episodes(EpisodeFilter {
+                detector: param(&params, "detector").map(str::to_string),
+                device: param(&params, "device").map(device_id).transpose()?,
+                min_severity: param(&params, "severity").map(severity).transpose()?,
+                open: match param(&params, "open") {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(other) => return Err(bad(format!("open `{other}`: use true or false"))),
+                },
+                since_ms: opt_i64(&params, "since")?,
+                offset: offset(&params)?,
                 limit: limit(&params, "limit", 100)?,
             })
         }
@@ -181,7 +222,7 @@ pub fn parse(method: &str, url: &str, catalog: &Catalog) -> Result<Route, Reques
             return Err(RequestError {
                 status: 404,
                 message: format!(
-                    "no such endpoint `{path}`; try /devices/ID, /devices/ID/history, /anomalies, /top?feature=F, /features, /models, POST /models/retrain, /health, /metrics"
+                    "no such endpoint `{path}`; try / (the dashboard), /devices/ID, /devices/ID/history, /anomalies, /episodes, /top?feature=F, /features, /models, POST /models/retrain, /health, /metrics"
                 ),
             })
         }
@@ -204,6 +245,27 @@ pub fn parse(method: &str, url: &str, catalog: &Catalog) -> Result<Route, Reques
     Ok(route)
 }
 
+/// A severity name: the lowest severity a listing shows.
+pub fn severity(text: &str) -> Result<Severity, RequestError> {
+    [Severity::Low, Severity::Medium, Severity::High, Severity::Critical]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| bad(format!("severity `{text}`: use low, medium, high or critical")))
+}
+
+/// `offset` (default 0), at most [`MAX_OFFSET`].
+pub fn offset(params: &Params) -> Result<usize, RequestError> {
+    match param(params, "offset") {
+        None => Ok(0),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n <= MAX_OFFSET => Ok(n),
+            _ => Err(bad(format!(
+                "parameter `offset`: `{v}` is not a number from 0 to {MAX_OFFSET}"
+            ))),
+        },
+    }
+}
+
 fn device_id(text: &str) -> Result<DeviceId, RequestError> {
     if text.is_empty() || text.len() > MAX_DEVICE_BYTES {
         return Err(bad(format!("a device id has 1 to {MAX_DEVICE_BYTES} bytes")));
@@ -211,7 +273,7 @@ fn device_id(text: &str) -> Result<DeviceId, RequestError> {
     Ok(DeviceId::from(text))
 }
 
-type Params = Vec<(String, String)>;
+pub type Params = Vec<(String, String)>;
 
 fn parse_params(query: &str) -> Result<Params, RequestError> {
     let mut out = Vec::new();
@@ -331,6 +393,40 @@ mod tests {
             parse("GET", "/top?feature=events_1m&k=3", &c),
             Ok(Route::Query(Query::Top { feature: 0, k: 3 }))
         ));
+    }
+
+    #[test]
+    fn listings_page_and_filter_by_severity() {
+        let c = catalog();
+        assert_eq!(
+            parse("GET", "/anomalies?severity=high&offset=3&limit=2", &c),
+            Ok(Route::Query(Query::Anomalies {
+                detector: None,
+                since_ms: None,
+                min_severity: Some(Severity::High),
+                offset: 3,
+                limit: 2,
+            }))
+        );
+        assert_eq!(
+            parse("GET", "/episodes?device=vm-1&open=true&severity=critical", &c),
+            Ok(Route::Episodes(EpisodeFilter {
+                device: Some("vm-1".into()),
+                open: true,
+                min_severity: Some(Severity::Critical),
+                limit: 100,
+                ..Default::default()
+            }))
+        );
+        for bad in [
+            "/anomalies?severity=urgent",
+            "/anomalies?offset=-1",
+            "/anomalies?offset=100001",
+            "/episodes?open=yes",
+            "/episodes?colour=red",
+        ] {
+            assert_eq!(parse("GET", bad, &c).map_err(|e| e.status), Err(400), "{bad}");
+        }
     }
 
     #[test]

@@ -139,6 +139,9 @@ impl Server {
 const JSON: &str = "application/json";
 /// Index of "other" in [`ENDPOINTS`].
 const OTHER: usize = 6;
+/// Indexes of "episodes" and "dashboard" in [`ENDPOINTS`].
+const EPISODES: usize = 10;
+const DASHBOARD: usize = 11;
 
 /// Decides how a request is answered; a panic while deciding or answering is a 500 (the
 /// engine goes on). Every answer is counted in the metrics.
@@ -257,6 +260,14 @@ fn authorized(authorization: Option<&str>, token: &Secret) -> bool {
 fn plan(head: &Head, ctx: &Context) -> Plan {
     let (method, url, hub) = (head.method.as_str(), head.target.as_str(), &ctx.hub);
     let path = url.split('?').next().unwrap_or_default();
+    // The dashboard's page and assets hold no data: served without the token.
+    if let Some(asset) = super::dashboard::asset(method, path) {
+        let page = Answer {
+            status: 200,
+            body: asset.body.to_string(),
+        };
+        return Plan::Now((DASHBOARD, page, asset.content_type));
+    }
     if let Some(token) = &ctx.token {
         if path != "/health" && !authorized(head.authorization.as_deref(), token) {
             return Plan::Now((
@@ -300,6 +311,11 @@ fn plan(head: &Head, ctx: &Context) -> Plan {
         Route::Model(v) => Plan::Later(Box::new(move |ctx: &Context| {
             (8, super::models::show(&Registry::new(&ctx.catalog.registry), v), JSON)
         })),
+        Route::Episodes(filter) => Plan::Now((
+            EPISODES,
+            super::dashboard::episodes::answer(&hub.metrics, &filter, frontier_ms(hub)),
+            JSON,
+        )),
         Route::Query(query @ Query::Retrain { .. }) => {
             Plan::Later(Box::new(move |ctx: &Context| answer_query(query, ctx)))
         }
@@ -375,11 +391,31 @@ fn health(hub: &Hub, started: Instant) -> Answer {
         // attempt to move event time (the clock_skew detector names the devices).
         "events_too_far_ahead": m.rejected[RejectReason::TooFarAhead.index()].load(Relaxed),
         "rejected_by_reason": m.rejected_by_reason(),
+        "devices": devices(hub),
+        "anomalies_open_by_detector": open_by_detector(m),
         "events_per_s": if elapsed > 0.0 { read as f64 / elapsed } else { 0.0 },
         "uptime_s": elapsed,
         "addr": hub.addr.to_string(),
     });
     Answer::json(200, &body)
+}
+
+/// Devices this process's workers hold now (at the end of a run: the run's count).
+fn devices(hub: &Hub) -> u64 {
+    let m = &hub.metrics;
+    match m.devices.load(Relaxed) {
+        0 => m.devices_live.load(Relaxed),
+        done => done,
+    }
+}
+
+/// Open anomaly episodes by detector (every enabled detector that opened any).
+fn open_by_detector(m: &Metrics) -> serde_json::Map<String, serde_json::Value> {
+    let by_detector = m.anomalies_by_detector.lock().map(|g| g.clone()).unwrap_or_default();
+    by_detector
+        .iter()
+        .map(|(d, (o, c))| (d.clone(), o.saturating_sub(*c).into()))
+        .collect()
 }
 
 fn escape_label(v: &str) -> String {
