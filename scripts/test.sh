@@ -41,6 +41,9 @@ export VIGIL_REQUIRE_MLFLOW=${VIGIL_REQUIRE_MLFLOW:-1}
 # The dashboard's browser test (tests/dashboard.rs): Chromium from Debian, playwright-core.
 scripts/browser.sh setup
 export VIGIL_REQUIRE_BROWSER=${VIGIL_REQUIRE_BROWSER:-1}
+# Superset on Pinot (tests/superset_e2e.rs): the test installs (cached venv) and starts
+# Superset itself through scripts/superset.sh; about 3 minutes on a fresh machine.
+export VIGIL_SUPERSET=${VIGIL_SUPERSET:-1}
 
 echo "== tests"
 VIGIL_REQUIRE_KAFKA=1 VIGIL_KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT:-19092} cargo test --release "$@"
