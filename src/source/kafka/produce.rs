@@ -61,7 +61,12 @@ pub fn produce(
         );
     }
     let started = Instant::now();
-    let mut reader = RecordReader::new(input, format, max_record_bytes, Default::default());
+    let mut reader = RecordReader::new(
+        input,
+        format,
+        crate::decode::DecodeOptions::new(max_record_bytes),
+        Default::default(),
+    );
     let mut report = ProduceReport {
         partitions: count,
         ..ProduceReport::default()
