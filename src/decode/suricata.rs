@@ -49,9 +49,9 @@ impl EveDevice {
 }
 
 /// Event types skipped, as counted (index into this list; the last is every other type).
-pub const SKIP_KINDS: [&str; 20] = [
-    "alert", "anomaly", "dhcp", "dns", "drop", "fileinfo", "ftp", "http", "http2", "krb5", "mqtt", "quic", "rdp",
-    "smb", "smtp", "ssh", "stats", "tls", "dcerpc", "other",
+pub const SKIP_KINDS: [&str; 27] = [
+    "alert", "anomaly", "dcerpc", "dhcp", "dnp3", "dns", "drop", "engine", "fileinfo", "ftp", "http", "http2", "krb5",
+    "ldap", "mqtt", "nfs", "quic", "rdp", "sip", "smb", "smtp", "snmp", "ssh", "stats", "tftp", "tls", "other",
 ];
 
 /// The index in [`SKIP_KINDS`] of a skipped event type.

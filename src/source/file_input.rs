@@ -77,6 +77,8 @@ impl WorkerInput for FileInput {
         if more {
             Ok(Poll::More)
         } else {
+            // A file shorter than the warm-up decides what it held now.
+            self.decider.flush(batch);
             self.exhausted = true;
             Ok(Poll::Exhausted)
         }
