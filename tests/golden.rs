@@ -189,7 +189,10 @@ fn summary_subset_of(golden: &Path) -> serde_json::Value {
 /// with plain JSON parsing) and are neither records nor rejects.
 #[test]
 fn suricata_event_types_other_than_flows_are_counted_as_skipped() {
-    for (name, input) in [("suricata", "fixtures/eve.json"), ("real-suricata", "fixtures/real/suricata-eve.json")] {
+    for (name, input) in [
+        ("suricata", "fixtures/eve.json"),
+        ("real-suricata", "fixtures/real/suricata-eve.json"),
+    ] {
         let mut want = std::collections::BTreeMap::<String, u64>::new();
         let mut records = 0u64;
         for line in std::fs::read_to_string(root().join(input)).unwrap().lines() {
@@ -199,7 +202,11 @@ fn suricata_event_types_other_than_flows_are_counted_as_skipped() {
             match kind.as_deref() {
                 Some("flow" | "netflow") | None => records += 1,
                 Some(t) => {
-                    let t = if vigil::decode::SKIP_KINDS.contains(&t) { t } else { "other" };
+                    let t = if vigil::decode::SKIP_KINDS.contains(&t) {
+                        t
+                    } else {
+                        "other"
+                    };
                     *want.entry(t.to_string()).or_default() += 1;
                 }
             }

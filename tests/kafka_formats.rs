@@ -43,8 +43,22 @@ fn run_over_topic(fixture: &str, golden: &str, format: Option<&str>) {
     let input = format!("kafka://{topic}");
     let out_s = out.display().to_string();
     let mut args = vec![
-        "run", "--input", &input, "--bounded", "--brokers", &brokers, "--group", &topic, "-w", "2", "--out", &out_s,
-        "--progress", "never", "--serve", "off",
+        "run",
+        "--input",
+        &input,
+        "--bounded",
+        "--brokers",
+        &brokers,
+        "--group",
+        &topic,
+        "-w",
+        "2",
+        "--out",
+        &out_s,
+        "--progress",
+        "never",
+        "--serve",
+        "off",
     ];
     if let Some(f) = format {
         args.extend(["--format", f]);
@@ -54,12 +68,27 @@ fn run_over_topic(fixture: &str, golden: &str, format: Option<&str>) {
     for file in ["windows.jsonl", "features.jsonl"] {
         let expected = std::fs::read_to_string(golden.join(file)).unwrap();
         let actual = std::fs::read_to_string(out.join(file)).unwrap();
-        assert!(expected == actual, "{fixture} through Kafka: {file} differs from the file run's");
+        assert!(
+            expected == actual,
+            "{fixture} through Kafka: {file} differs from the file run's"
+        );
     }
-    assert_eq!(reasons(&out.join("rejects.jsonl")), reasons(&golden.join("rejects.jsonl")));
+    assert_eq!(
+        reasons(&out.join("rejects.jsonl")),
+        reasons(&golden.join("rejects.jsonl"))
+    );
     let summary = |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
-    let (got, want) = (summary(&out.join("summary.json")), summary(&golden.join("summary.json")));
-    for key in ["events_read", "accepted", "rejected_by_reason", "skipped", "skipped_by_type"] {
+    let (got, want) = (
+        summary(&out.join("summary.json")),
+        summary(&golden.join("summary.json")),
+    );
+    for key in [
+        "events_read",
+        "accepted",
+        "rejected_by_reason",
+        "skipped",
+        "skipped_by_type",
+    ] {
         assert_eq!(got[key], want[key], "{fixture} through Kafka: {key}");
     }
 }

@@ -61,7 +61,9 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<()> {
             return Err(e).with_context(|| format!("writing {}", args.out.display()));
         }
     }
-    let written = out.finish().with_context(|| format!("writing {}", args.out.display()))?;
+    let written = out
+        .finish()
+        .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(
         "wrote {written} events as {} to {} ({rejected} records rejected, {skipped} skipped: left out)",
         to.name(),

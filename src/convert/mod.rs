@@ -112,12 +112,17 @@ impl<W: Write> Converter<W> {
         )
     }
 
+    /// The header block the next record is in.
+    fn block(&self) -> u64 {
+        self.written.checked_div(self.rotate_every).unwrap_or(0)
+    }
+
     /// Writes one event.
     pub fn write(&mut self, e: &Event) -> io::Result<()> {
         if self.format == Format::ZeekTsv
             && (self.written == 0 || (self.rotate_every > 0 && self.written % self.rotate_every == 0))
         {
-            let block = if self.rotate_every > 0 { self.written / self.rotate_every } else { 0 };
+            let block = self.block();
             if block > 0 {
                 writeln!(self.out, "#close\t2026-01-01-00-00-00")?;
             }
@@ -148,7 +153,7 @@ impl<W: Write> Converter<W> {
                 self.line = serde_json::Value::Object(m).to_string();
             }
             Format::ZeekTsv => {
-                let block = if self.rotate_every > 0 { self.written / self.rotate_every } else { 0 };
+                let block = self.block();
                 let proto = match e.protocol {
                     Protocol::Other => "unknown_transport",
                     p => p.as_str(),
