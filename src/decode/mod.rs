@@ -7,6 +7,7 @@
 //! worker computes the same watermark from the same lines.
 
 pub mod csv;
+pub mod eve_scan;
 pub mod fields;
 pub mod json;
 pub mod reject;

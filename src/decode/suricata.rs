@@ -6,7 +6,9 @@
 //! top-level keys and those of the `flow` / `netflow` objects are read. The event time is the
 //! record's `timestamp` (when Suricata logged the flow: in file order), the duration is
 //! `end − start` of the flow; the device is the source address unless configured otherwise
-//! ([`EveDevice`]). `flow` counts both directions (`bytes_toserver` out, `bytes_toclient` in,
+//! ([`EveDevice`]). What a line is (a flow record and its time, or a type to skip) is read
+//! by [`super::eve_scan`]'s quick look at the top level when it can tell, else by the full
+//! parse: a skipped line is checked for JSON shape at its top level only. `flow` counts both directions (`bytes_toserver` out, `bytes_toclient` in,
 //! `pkts_*` summed); `netflow` is one direction (`bytes` out, `pkts`). [`SKIP_KINDS`] is the
 //! closed set of skipped types reported in metrics (`other` for the rest).
 
@@ -341,6 +343,13 @@ fn ts_of(e: &Eve<'_>) -> Result<i64, DecodeError> {
 impl SuricataDecoder {
     /// Whether a line is a flow record (and its timestamp) or a type to skip.
     pub fn peek(&self, line: &str) -> Peeked {
+        // The quick look first: every worker looks at every line.
+        if let Some((ts, kind)) = super::eve_scan::scan(line) {
+            return match kind {
+                Some(t) if t != "flow" && t != "netflow" => Peeked::Skip(skip_kind(t)),
+                _ => Peeked::Record(ts.and_then(|t| eve_time(t, "timestamp").ok())),
+            };
+        }
         let Ok(e) = parse(line, &self.device) else {
             return Peeked::Record(None);
         };
