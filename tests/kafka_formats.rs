@@ -1,7 +1,9 @@
 //! Zeek TSV and Suricata EVE from a real Apache Kafka broker (scripts/kafka.sh; a missing
 //! broker skips these tests unless VIGIL_REQUIRE_KAFKA=1): every line of a fixture is one
 //! message of a one-partition topic — Zeek's header lines too, as a line shipper forwards
-//! them — and the run's windows and rejects equal the golden outputs of the same file.
+//! them — and the run's windows and rejects equal the golden outputs of the same file; and
+//! `vigil produce` of a rotated Zeek log sends its header lines to every partition, so every
+//! record of every block decodes there.
 
 mod common;
 
@@ -103,4 +105,52 @@ fn zeek_tsv_messages_with_their_header_lines_equal_the_file_run() {
 #[test]
 fn suricata_messages_equal_the_file_run_and_count_skipped_types() {
     run_over_topic("fixtures/eve.json", "suricata", None);
+}
+
+/// `vigil produce` spreads a rotated log's records over partitions by device and sends each
+/// header line to every partition: the run decodes every record as the file run does (only
+/// lateness, decided per partition, may differ).
+#[test]
+fn produced_zeek_tsv_keeps_its_header_blocks_in_every_partition() {
+    let Some(brokers) = broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("vigil-zeek-produce");
+    produce(
+        &brokers,
+        &root().join("fixtures/conn.tsv.log").display().to_string(),
+        &topic,
+        3,
+    );
+    let out = dir.path().join("out");
+    let (input, out_s) = (format!("kafka://{topic}"), out.display().to_string());
+    vigil_ok(
+        &[
+            "run",
+            "--input",
+            &input,
+            "--bounded",
+            "--brokers",
+            &brokers,
+            "--group",
+            &topic,
+            "-w",
+            "2",
+            "--out",
+            &out_s,
+            "--progress",
+            "never",
+            "--serve",
+            "off",
+            "--format",
+            "zeek-tsv",
+        ],
+        &[],
+    );
+    let mut got = reasons(&out.join("rejects.jsonl"));
+    let mut want = reasons(&root().join("fixtures/golden/zeek-tsv/rejects.jsonl"));
+    let (late_got, late_want) = (got.remove("late").unwrap_or(0), want.remove("late").unwrap_or(0));
+    assert_eq!(got, want, "every record of every header block decodes as in the file");
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["events_read"], 3005);
+    assert_eq!(summary["accepted"].as_u64().unwrap() + late_got, 2998 + late_want);
 }

@@ -59,6 +59,82 @@ pub fn scan(line: &str) -> Option<(Option<&str>, Option<&str>)> {
     }
 }
 
+/// Suricata's time `YYYY-MM-DDTHH:MM:SS[.ffffff](+HHMM|+HH:MM|Z)` in epoch milliseconds
+/// (fractions below the millisecond cut, as chrono's `timestamp_millis` does), read without
+/// chrono's format machinery; `None` for any other shape (the caller then asks chrono, so
+/// the result never differs from it).
+pub fn fast_time(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let mut v = 0i64;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&mo) || d < 1 || d > month_days[(mo - 1) as usize] || h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start || i - start > 9 {
+            return None;
+        }
+        for k in 0..3 {
+            ms = ms * 10
+                + if start + k < i {
+                    i64::from(b[start + k] - b'0')
+                } else {
+                    0
+                };
+        }
+    }
+    let offset_s = match &b[i..] {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            let (oh, om) = match rest.len() {
+                4 => (num(i + 1..i + 3)?, num(i + 3..i + 5)?),
+                5 if rest[2] == b':' => (num(i + 1..i + 3)?, num(i + 4..i + 6)?),
+                _ => return None,
+            };
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if *sign == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (H. Hinnant's algorithm).
+    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 + s - offset_s) * 1000 + ms)
+}
+
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
         i += 1;
@@ -121,6 +197,38 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_time_agrees_with_chrono() {
+        let chrono_ms = |t: &str| {
+            chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z")
+                .ok()
+                .map(|d| d.timestamp_millis())
+        };
+        for t in [
+            "2017-07-20T04:12:52.551018+0000",
+            "2017-07-20T04:12:52.551918-0600",
+            "2000-02-29T23:59:59.999999+05:30",
+            "2099-12-31T00:00:00+0000",
+            "2024-02-29T12:00:00.1+0000",
+            "1970-01-01T00:00:00.000000+0000",
+        ] {
+            assert_eq!(fast_time(t), chrono_ms(t), "{t}");
+            assert!(fast_time(t).is_some(), "{t}");
+        }
+        for odd in [
+            "2023-02-29T00:00:00+0000",
+            "2017-13-20T04:12:52+0000",
+            "2017-07-20T24:00:00+0000",
+            "2017-07-20T04:12:60+0000",
+            "2017-07-20 04:12:52+0000",
+            "2017-07-20T04:12:52.+0000",
+            "2017-07-20T04:12:52",
+            "2017-07-20T04:12:52+00",
+        ] {
+            assert_eq!(fast_time(odd), None, "{odd}");
+        }
+    }
 
     #[test]
     fn reads_the_two_top_level_strings_and_gives_up_on_the_unusual() {

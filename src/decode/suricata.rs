@@ -323,6 +323,9 @@ pub fn eve_time(text: &str, field: &str) -> Result<i64, DecodeError> {
             format!("{field} is missing"),
         ));
     }
+    if let Some(ms) = super::eve_scan::fast_time(t) {
+        return check_ts_range(ms, field);
+    }
     if let Ok(d) = chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z") {
         return check_ts_range(d.timestamp_millis(), field);
     }

@@ -90,6 +90,9 @@ pub struct Record<'a> {
     pub line: u64,
     pub bytes: &'a [u8],
     pub decoder: &'a RecordDecoder,
+    /// A header line (Zeek TSV's `#` lines, already applied to `decoder`), handed over only
+    /// by a reader made [`RecordReader::with_headers`].
+    pub header: bool,
 }
 
 struct OpenFile {
@@ -97,8 +100,8 @@ struct OpenFile {
     name: Arc<str>,
     line: u64,
     decoder: RecordDecoder,
-    /// A first line that turned out to be a record, not a header.
-    held: Option<(u64, Vec<u8>)>,
+    /// A first line that turned out to be a record (or a header to hand over).
+    held: Option<(u64, Vec<u8>, bool)>,
 }
 
 /// Reads the records of an [`InputSpec`] in order.
@@ -109,9 +112,17 @@ pub struct RecordReader {
     options: DecodeOptions,
     buf: Vec<u8>,
     bytes_read: Arc<AtomicU64>,
+    /// Hand header lines over too (marked), for a producer that forwards them.
+    pass_headers: bool,
 }
 
 impl RecordReader {
+    /// Also hands over Zeek TSV header lines (as [`Record::header`]), after applying them.
+    pub fn with_headers(mut self) -> Self {
+        self.pass_headers = true;
+        self
+    }
+
     /// A reader over the input; `format` None means detect per file.
     pub fn new(spec: &InputSpec, format: Option<Format>, options: DecodeOptions, bytes_read: Arc<AtomicU64>) -> Self {
         let queue = match spec {
@@ -132,6 +143,7 @@ impl RecordReader {
             options,
             buf: Vec::with_capacity(4096),
             bytes_read,
+            pass_headers: false,
         }
     }
 
@@ -144,6 +156,7 @@ impl RecordReader {
             options: DecodeOptions::new(0),
             buf: Vec::new(),
             bytes_read: Arc::new(AtomicU64::new(0)),
+            pass_headers: false,
         }
     }
 
@@ -229,7 +242,8 @@ impl RecordReader {
                 },
             }
         })?;
-        let held = (!is_header).then(|| (line, self.buf.clone()));
+        let held = (!is_header || (self.pass_headers && decoder.is_header(&self.buf)))
+            .then(|| (line, self.buf.clone(), is_header));
         self.current = Some(OpenFile {
             reader,
             name,
@@ -248,12 +262,13 @@ impl RecordReader {
                 return Ok(false);
             }
             let Some(file) = self.current.as_mut() else { continue };
-            if let Some((line, bytes)) = file.held.take() {
+            if let Some((line, bytes, header)) = file.held.take() {
                 each(Record {
                     source: &file.name,
                     line,
                     bytes: &bytes,
                     decoder: &file.decoder,
+                    header,
                 });
                 n += 1;
                 continue;
@@ -272,6 +287,16 @@ impl RecordReader {
                     path: file.name.to_string(),
                     message: format!("line {line}: {}", e.detail),
                 })?;
+                if self.pass_headers {
+                    each(Record {
+                        source: &file.name,
+                        line,
+                        bytes: &self.buf,
+                        decoder: &file.decoder,
+                        header: true,
+                    });
+                    n += 1;
+                }
                 continue;
             }
             each(Record {
@@ -279,6 +304,7 @@ impl RecordReader {
                 line: file.line,
                 bytes: &self.buf,
                 decoder: &file.decoder,
+                header: false,
             });
             n += 1;
         }
