@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod convert;
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;
 pub mod decode;

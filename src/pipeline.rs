@@ -426,6 +426,11 @@ fn run_input(
         let poll = source.poll(batch_records, &mut batch)?;
         metrics.read.fetch_add(std::mem::take(&mut batch.read), Relaxed);
         metrics.accepted.fetch_add(std::mem::take(&mut batch.accepted), Relaxed);
+        for (counter, n) in metrics.skipped.iter().zip(std::mem::take(&mut batch.skipped)) {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
         metrics
             .late_corrected
             .fetch_add(std::mem::take(&mut batch.corrected), Relaxed);

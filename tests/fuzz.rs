@@ -26,7 +26,13 @@ fn campaign(format: Format, cases: u64, threads: usize) -> Campaign {
 
 #[test]
 fn every_decoder_holds_on_mutated_records() {
-    for format in [Format::Csv, Format::Jsonl, Format::Zeek] {
+    for format in [
+        Format::Csv,
+        Format::Jsonl,
+        Format::Zeek,
+        Format::ZeekTsv,
+        Format::Suricata,
+    ] {
         let report = fuzz::run(&campaign(format, 30_000, 2), &|_| {});
         let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
         assert_eq!(report.failures(), 0, "{format:?}: {findings:#?}");

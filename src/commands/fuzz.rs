@@ -50,6 +50,10 @@ pub enum FuzzFormat {
     Csv,
     Jsonl,
     Zeek,
+    /// Zeek conn.log TSV (records under a `#fields` header in a random column order).
+    ZeekTsv,
+    /// Suricata EVE flow and netflow records.
+    Suricata,
     /// Each of the above in turn.
     All,
 }
@@ -122,7 +126,15 @@ fn formats(f: FuzzFormat) -> Vec<Format> {
         FuzzFormat::Csv => vec![Format::Csv],
         FuzzFormat::Jsonl => vec![Format::Jsonl],
         FuzzFormat::Zeek => vec![Format::Zeek],
-        FuzzFormat::All => vec![Format::Csv, Format::Jsonl, Format::Zeek],
+        FuzzFormat::ZeekTsv => vec![Format::ZeekTsv],
+        FuzzFormat::Suricata => vec![Format::Suricata],
+        FuzzFormat::All => vec![
+            Format::Csv,
+            Format::Jsonl,
+            Format::Zeek,
+            Format::ZeekTsv,
+            Format::Suricata,
+        ],
     }
 }
 

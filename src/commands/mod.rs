@@ -4,6 +4,7 @@ mod access;
 mod bench;
 mod bench_query;
 mod bench_train;
+mod convert;
 mod detectors;
 mod eval;
 mod fuzz;
@@ -66,12 +67,16 @@ pub enum Command {
     /// Fuzzing campaigns on stable Rust: mutated records through the decoders (`decode`),
     /// random requests to the query server (`http`).
     Fuzz(fuzz::FuzzArgs),
+    /// Write the events of an input in another format (CSV, JSON lines, Zeek JSON or TSV,
+    /// Suricata EVE): the same connections for every decoder.
+    Convert(convert::ConvertArgs),
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::generate(args),
+        Command::Convert(args) => convert::convert(args),
         Command::Bench(args) => bench::bench(args),
         Command::Launch(args) => launch::launch(args),
         Command::Pinot(args) => pinot::pinot(args),

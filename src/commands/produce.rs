@@ -26,7 +26,8 @@ pub struct ProduceArgs {
     /// Kafka bootstrap servers (overrides [kafka] brokers).
     #[arg(long)]
     pub brokers: Option<String>,
-    /// Input format: auto, csv, jsonl or zeek (only used to find each record's device).
+    /// Input format: auto, csv, jsonl, zeek, zeek-tsv or suricata (used to find each
+    /// record's device; Zeek TSV header lines go to every partition).
     #[arg(short, long)]
     pub format: Option<String>,
     /// Config file (TOML): [kafka] brokers and properties.
@@ -72,10 +73,15 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         partitions,
     )?;
     eprintln!(
-        "produced {} records ({:.1} MiB, {} without a readable device) to {} ({} partitions) in {:.2} s: {:.0} records/s",
+        "produced {} records ({:.1} MiB, {} without a readable device{}) to {} ({} partitions) in {:.2} s: {:.0} records/s",
         report.records,
         report.bytes as f64 / 1048576.0,
         report.without_key,
+        if report.headers > 0 {
+            format!(", {} header lines sent to every partition", report.headers)
+        } else {
+            String::new()
+        },
         args.topic,
         report.partitions,
         report.elapsed_s,

@@ -122,6 +122,14 @@ pub enum FormatArg {
     Jsonl,
     /// Zeek conn.log as JSON.
     Zeek,
+    /// Zeek conn.log as Zeek writes it by default: tab-separated under `#` header lines
+    /// (also gzip-compressed).
+    #[value(alias = "zeek_tsv")]
+    ZeekTsv,
+    /// Suricata EVE JSON: flow and netflow records (other event types are counted and
+    /// skipped); the device is `[input] suricata_device` (default: the source address).
+    #[value(alias = "eve")]
+    Suricata,
 }
 
 impl FormatArg {
@@ -131,6 +139,8 @@ impl FormatArg {
             FormatArg::Csv => Some(Format::Csv),
             FormatArg::Jsonl => Some(Format::Jsonl),
             FormatArg::Zeek => Some(Format::Zeek),
+            FormatArg::ZeekTsv => Some(Format::ZeekTsv),
+            FormatArg::Suricata => Some(Format::Suricata),
         }
     }
 }

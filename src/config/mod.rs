@@ -242,11 +242,21 @@ impl Config {
         }
         self.server.validate()?;
         match self.input.format.as_str() {
-            "auto" | "csv" | "jsonl" | "zeek" => {}
+            "auto" | "csv" | "jsonl" | "zeek" | "zeek-tsv" | "suricata" => {}
             other => {
                 return Err(invalid(
                     "input.format",
-                    &format!("unknown format `{other}`; use auto, csv, jsonl or zeek"),
+                    &format!("unknown format `{other}`; use auto, csv, jsonl, zeek, zeek-tsv or suricata"),
+                ))
+            }
+        }
+        match self.input.suricata_device.as_str() {
+            "source" | "destination" => {}
+            d if d.strip_prefix("field:").is_some_and(|f| !f.is_empty()) => {}
+            other => {
+                return Err(invalid(
+                    "input.suricata_device",
+                    &format!("`{other}`: use source, destination or field:NAME (e.g. field:host)"),
                 ))
             }
         }

@@ -100,8 +100,11 @@ impl NetworkConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct InputConfig {
-    /// `auto`, `csv`, `jsonl` or `zeek`.
+    /// `auto`, `csv`, `jsonl`, `zeek` (Zeek JSON), `zeek-tsv` or `suricata`.
     pub format: String,
+    /// Suricata EVE: what names the device: `source` (`src_ip`), `destination` (`dest_ip`) or
+    /// `field:NAME` (a top-level field such as `host`).
+    pub suricata_device: String,
     /// Longer records are rejected with reason `too_long`.
     pub max_record_bytes: usize,
     /// Records read per batch before the dataflow is stepped.
@@ -112,6 +115,7 @@ impl Default for InputConfig {
     fn default() -> Self {
         InputConfig {
             format: "auto".into(),
+            suricata_device: "source".into(),
             max_record_bytes: 64 * 1024,
             batch_records: 16_384,
         }

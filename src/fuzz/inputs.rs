@@ -28,6 +28,8 @@ pub struct Sample {
 pub enum Fields {
     Csv(Vec<String>),
     Json(Vec<(String, Value)>),
+    /// Zeek TSV: texts joined by tabs, as they are (no quoting in that format).
+    Tsv(Vec<String>),
 }
 
 impl Sample {
@@ -39,6 +41,12 @@ impl Sample {
                 .map(|f| super::mutate::csv_text(f))
                 .collect::<Vec<_>>()
                 .join(",")
+                .into_bytes(),
+            Fields::Tsv(fields) => fields
+                .iter()
+                .map(|f| f.trim_start_matches('\u{1}'))
+                .collect::<Vec<_>>()
+                .join("\t")
                 .into_bytes(),
             Fields::Json(fields) => {
                 // Written member by member: serde_json's map would sort the keys, and the
@@ -159,15 +167,15 @@ fn protocol(rng: &mut Rng64) -> (Protocol, String) {
 }
 
 /// A random valid event with the texts each field is written as.
-struct Drawn {
-    event: Event,
-    ts_text: String,
-    protocol_text: String,
-    src: Option<std::net::IpAddr>,
-    dst: Option<std::net::IpAddr>,
+pub(super) struct Drawn {
+    pub(super) event: Event,
+    pub(super) ts_text: String,
+    pub(super) protocol_text: String,
+    pub(super) src: Option<std::net::IpAddr>,
+    pub(super) dst: Option<std::net::IpAddr>,
 }
 
-fn draw(rng: &mut Rng64) -> Drawn {
+pub(super) fn draw(rng: &mut Rng64) -> Drawn {
     let ts_ms = timestamp(rng);
     let ts_text = if rng.chance(0.6) {
         ts_ms.to_string()
@@ -206,6 +214,8 @@ pub(crate) fn sample(format: Format, rng: &mut Rng64) -> Sample {
         Format::Csv => csv_sample(rng),
         Format::Jsonl => jsonl_sample(rng),
         Format::Zeek => zeek_sample(rng),
+        Format::ZeekTsv => super::flows::zeek_tsv_sample(rng),
+        Format::Suricata => super::flows::suricata_sample(rng),
     }
 }
 

@@ -16,6 +16,7 @@
 //! stuck in a loop cannot be interrupted): exit status 3.
 
 pub mod check;
+mod flows;
 pub mod http;
 pub mod inputs;
 pub mod mutate;
@@ -49,6 +50,8 @@ fn format_tag(format: Format) -> u64 {
         Format::Csv => 1,
         Format::Jsonl => 2,
         Format::Zeek => 3,
+        Format::ZeekTsv => 4,
+        Format::Suricata => 5,
     }
 }
 

@@ -163,7 +163,7 @@ fn random_bytes(rng: &mut Rng64) -> Vec<u8> {
 
 fn mutate_field(fields: &mut Fields, rng: &mut Rng64) {
     match fields {
-        Fields::Csv(texts) => {
+        Fields::Csv(texts) | Fields::Tsv(texts) => {
             if texts.is_empty() {
                 texts.push(pick(rng, EDGE_TEXTS).to_string());
                 return;

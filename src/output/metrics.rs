@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::decode::RejectReason;
+use crate::decode::{RejectReason, SKIP_KINDS};
 
 /// Counters updated while a run goes on.
 #[derive(Debug, Default)]
@@ -18,6 +18,8 @@ pub struct Metrics {
     pub read: AtomicU64,
     pub accepted: AtomicU64,
     pub rejected: [AtomicU64; RejectReason::ALL.len()],
+    /// Lines skipped as not records (Suricata event types other than flows), by kind.
+    pub skipped: [AtomicU64; SKIP_KINDS.len()],
     pub late_corrected: AtomicU64,
     pub window_rows: AtomicU64,
     pub devices: AtomicU64,
@@ -146,6 +148,20 @@ impl Metrics {
 
     pub fn rejected_total(&self) -> u64 {
         self.rejected.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// Skipped lines by kind (event type), the kinds with none left out.
+    pub fn skipped_by_type(&self) -> BTreeMap<String, u64> {
+        SKIP_KINDS
+            .iter()
+            .zip(&self.skipped)
+            .map(|(k, c)| (k.to_string(), c.load(Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     pub fn rejected_by_reason(&self) -> BTreeMap<String, u64> {
@@ -289,13 +305,14 @@ pub const COUNTERS: &[CounterDef] = &[
     },
 ];
 
-/// The counters as plain numbers: [`COUNTERS`] in order, then the rejects by reason (summed
-/// over processes at the end).
+/// The counters as plain numbers: [`COUNTERS`] in order, then the rejects by reason, then
+/// the skipped lines by kind (summed over processes at the end).
 pub fn snapshot(m: &Metrics) -> Vec<u64> {
     COUNTERS
         .iter()
         .map(|c| (c.field)(m))
         .chain(m.rejected.iter())
+        .chain(m.skipped.iter())
         .map(|c| c.load(Relaxed))
         .collect()
 }
@@ -303,7 +320,13 @@ pub fn snapshot(m: &Metrics) -> Vec<u64> {
 /// Metrics holding the given snapshot (the inverse of [`snapshot`]).
 pub fn from_snapshot(v: &[u64]) -> Metrics {
     let m = Metrics::default();
-    for (counter, value) in COUNTERS.iter().map(|c| (c.field)(&m)).chain(m.rejected.iter()).zip(v) {
+    for (counter, value) in COUNTERS
+        .iter()
+        .map(|c| (c.field)(&m))
+        .chain(m.rejected.iter())
+        .chain(m.skipped.iter())
+        .zip(v)
+    {
         counter.store(*value, Relaxed);
     }
     m
@@ -316,6 +339,10 @@ pub struct Summary {
     pub accepted: u64,
     pub rejected: u64,
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Lines that are not records of interest (Suricata event types other than flows):
+    /// not in `events_read`.
+    pub skipped: u64,
+    pub skipped_by_type: BTreeMap<String, u64>,
     /// Late records: rejected as late plus applied as corrections.
     pub late: u64,
     pub late_corrected: u64,
@@ -348,6 +375,8 @@ impl Summary {
             accepted: m.accepted.load(Relaxed),
             rejected: m.rejected_total(),
             rejected_by_reason: m.rejected_by_reason(),
+            skipped: m.skipped_total(),
+            skipped_by_type: m.skipped_by_type(),
             late: late_rejected + late_corrected,
             late_corrected,
             devices: m.devices.load(Relaxed),
@@ -387,6 +416,17 @@ impl Summary {
             self.late,
             self.late_corrected
         );
+        if self.skipped > 0 {
+            s += &format!(
+                "skipped {} (not flow records: {})\n",
+                self.skipped,
+                self.skipped_by_type
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         s += &format!(
             "devices {}, window rows {}, feature rows {}, anomalies {}\n",
             self.devices, self.window_rows, self.features, self.anomalies
@@ -443,8 +483,11 @@ mod tests {
         for (i, r) in m.rejected.iter().enumerate() {
             r.store(7 + i as u64, Relaxed);
         }
+        for (i, r) in m.skipped.iter().enumerate() {
+            r.store(300 + i as u64, Relaxed);
+        }
         let v = snapshot(&m);
-        assert_eq!(v.len(), COUNTERS.len() + RejectReason::ALL.len());
+        assert_eq!(v.len(), COUNTERS.len() + RejectReason::ALL.len() + SKIP_KINDS.len());
         assert_eq!(snapshot(&from_snapshot(&v)), v);
     }
 

@@ -393,6 +393,8 @@ fn health(hub: &Hub, started: Instant) -> Answer {
         "rejected_by_reason": m.rejected_by_reason(),
         "devices": devices(hub),
         "anomalies_open_by_detector": open_by_detector(m),
+        "skipped": m.skipped_total(),
+        "skipped_by_type": m.skipped_by_type(),
         "events_per_s": if elapsed > 0.0 { read as f64 / elapsed } else { 0.0 },
         "uptime_s": elapsed,
         "addr": hub.addr.to_string(),
@@ -450,6 +452,17 @@ pub fn prometheus(hub: &Hub) -> String {
         "counter",
         "Records rejected, by reason.",
         &rejects,
+    );
+    let skipped: Vec<(String, f64)> = crate::decode::SKIP_KINDS
+        .iter()
+        .zip(&m.skipped)
+        .map(|(k, c)| (format!("{{event_type=\"{k}\"}}"), c.load(Relaxed) as f64))
+        .collect();
+    metric(
+        "vigil_records_skipped_total",
+        "counter",
+        "Lines that are not records of interest (Suricata event types other than flow and netflow), by event type; not in events read.",
+        &skipped,
     );
     let late_rejected = m.rejected[RejectReason::Late.index()].load(Relaxed);
     let corrected = m.late_corrected.load(Relaxed);

@@ -3,7 +3,11 @@
 //! Invariants: a folder is read as its regular, non-hidden files in name order; each file is
 //! decoded with its own format and header; blank lines are skipped (not records); line
 //! numbers are 1-based within each file and count every line. A file that cannot be opened,
-//! or whose CSV header is unusable, is an input error, not a stream of rejects.
+//! or whose CSV header (or a Zeek `#fields` line, wherever it is) is unusable, is an input
+//! error, not a stream of rejects. A gzip file (by its magic bytes, e.g. Zeek's archived
+//! `conn.log.gz`) is read decompressed, its members one after another; line numbers and
+//! format detection are those of the decompressed text. Header lines (Zeek TSV's `#` lines,
+//! also in the middle of a file, where a rotated log begins) are not records.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -12,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::SourceError;
-use crate::decode::{Format, RecordDecoder};
+use crate::decode::{DecodeOptions, Format, RecordDecoder};
 
 /// What `--input` names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +90,9 @@ pub struct Record<'a> {
     pub line: u64,
     pub bytes: &'a [u8],
     pub decoder: &'a RecordDecoder,
+    /// A header line (Zeek TSV's `#` lines, already applied to `decoder`), handed over only
+    /// by a reader made [`RecordReader::with_headers`].
+    pub header: bool,
 }
 
 struct OpenFile {
@@ -93,8 +100,8 @@ struct OpenFile {
     name: Arc<str>,
     line: u64,
     decoder: RecordDecoder,
-    /// A first line that turned out to be a record, not a header.
-    held: Option<(u64, Vec<u8>)>,
+    /// A first line that turned out to be a record (or a header to hand over).
+    held: Option<(u64, Vec<u8>, bool)>,
 }
 
 /// Reads the records of an [`InputSpec`] in order.
@@ -102,14 +109,22 @@ pub struct RecordReader {
     queue: std::collections::VecDeque<(Origin, Arc<str>)>,
     current: Option<OpenFile>,
     format: Option<Format>,
-    max_record_bytes: usize,
+    options: DecodeOptions,
     buf: Vec<u8>,
     bytes_read: Arc<AtomicU64>,
+    /// Hand header lines over too (marked), for a producer that forwards them.
+    pass_headers: bool,
 }
 
 impl RecordReader {
+    /// Also hands over Zeek TSV header lines (as [`Record::header`]), after applying them.
+    pub fn with_headers(mut self) -> Self {
+        self.pass_headers = true;
+        self
+    }
+
     /// A reader over the input; `format` None means detect per file.
-    pub fn new(spec: &InputSpec, format: Option<Format>, max_record_bytes: usize, bytes_read: Arc<AtomicU64>) -> Self {
+    pub fn new(spec: &InputSpec, format: Option<Format>, options: DecodeOptions, bytes_read: Arc<AtomicU64>) -> Self {
         let queue = match spec {
             InputSpec::Files(files) => files
                 .iter()
@@ -125,9 +140,10 @@ impl RecordReader {
             queue,
             current: None,
             format,
-            max_record_bytes,
+            options,
             buf: Vec::with_capacity(4096),
             bytes_read,
+            pass_headers: false,
         }
     }
 
@@ -137,9 +153,10 @@ impl RecordReader {
             queue: Default::default(),
             current: None,
             format: None,
-            max_record_bytes: 0,
+            options: DecodeOptions::new(0),
             buf: Vec::new(),
             bytes_read: Arc::new(AtomicU64::new(0)),
+            pass_headers: false,
         }
     }
 
@@ -172,7 +189,19 @@ impl RecordReader {
                     path: name.to_string(),
                     source,
                 })?;
-                Box::new(BufReader::with_capacity(1 << 20, CountingRead(file, counter)))
+                let mut plain = BufReader::with_capacity(1 << 20, CountingRead(file, counter));
+                let magic = plain.fill_buf().map_err(|source| SourceError::Io {
+                    path: name.to_string(),
+                    source,
+                })?;
+                if magic.starts_with(&[0x1f, 0x8b]) {
+                    Box::new(BufReader::with_capacity(
+                        1 << 20,
+                        flate2::bufread::MultiGzDecoder::new(plain),
+                    ))
+                } else {
+                    Box::new(plain)
+                }
             }
             Origin::Stdin => Box::new(BufReader::with_capacity(
                 1 << 20,
@@ -180,7 +209,11 @@ impl RecordReader {
             )),
             Origin::Memory(data) => Box::new(std::io::Cursor::new(SharedBytes(data.clone()))),
         };
+        // `events.jsonl.gz` is detected as `events.jsonl`.
         let path = match &origin {
+            Origin::File(p) if p.extension().is_some_and(|e| e == "gz") => {
+                Some(Path::new(p.file_stem().unwrap_or_default()))
+            }
             Origin::File(p) => Some(p.as_path()),
             _ => None,
         };
@@ -197,16 +230,20 @@ impl RecordReader {
             }
         }
         let format = self.format.unwrap_or_else(|| Format::detect(path, &self.buf));
-        let (decoder, is_header) = RecordDecoder::for_file(format, &self.buf, self.max_record_bytes).map_err(|e| {
+        let (decoder, is_header) = RecordDecoder::for_file_with(format, &self.buf, &self.options).map_err(|e| {
             SourceError::Input {
                 path: name.to_string(),
-                message: format!(
-                    "line {line}: {}; a CSV input needs a header naming its columns (ts,device_id,src_ip,dst_ip,dst_port,protocol,bytes_out,bytes_in,packets,duration_ms,value) or no header at all",
-                    e.detail
-                ),
+                message: match format {
+                    Format::ZeekTsv => format!("line {line}: {}", e.detail),
+                    _ => format!(
+                        "line {line}: {}; a CSV input needs a header naming its columns (ts,device_id,src_ip,dst_ip,dst_port,protocol,bytes_out,bytes_in,packets,duration_ms,value) or no header at all",
+                        e.detail
+                    ),
+                },
             }
         })?;
-        let held = (!is_header).then(|| (line, self.buf.clone()));
+        let held = (!is_header || (self.pass_headers && decoder.is_header(&self.buf)))
+            .then(|| (line, self.buf.clone(), is_header));
         self.current = Some(OpenFile {
             reader,
             name,
@@ -225,12 +262,13 @@ impl RecordReader {
                 return Ok(false);
             }
             let Some(file) = self.current.as_mut() else { continue };
-            if let Some((line, bytes)) = file.held.take() {
+            if let Some((line, bytes, header)) = file.held.take() {
                 each(Record {
                     source: &file.name,
                     line,
                     bytes: &bytes,
                     decoder: &file.decoder,
+                    header,
                 });
                 n += 1;
                 continue;
@@ -243,11 +281,30 @@ impl RecordReader {
             if self.buf.trim_ascii().is_empty() {
                 continue;
             }
+            if file.decoder.is_header(&self.buf) {
+                let line = file.line;
+                file.decoder.header(&self.buf).map_err(|e| SourceError::Input {
+                    path: file.name.to_string(),
+                    message: format!("line {line}: {}", e.detail),
+                })?;
+                if self.pass_headers {
+                    each(Record {
+                        source: &file.name,
+                        line,
+                        bytes: &self.buf,
+                        decoder: &file.decoder,
+                        header: true,
+                    });
+                    n += 1;
+                }
+                continue;
+            }
             each(Record {
                 source: &file.name,
                 line: file.line,
                 bytes: &self.buf,
                 decoder: &file.decoder,
+                header: false,
             });
             n += 1;
         }

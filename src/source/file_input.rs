@@ -33,12 +33,12 @@ impl FileInput {
         let (reader, readers, reader_index) = match spec {
             InputSpec::Stdin if index != 0 => (RecordReader::empty(), 1, 1),
             InputSpec::Stdin => (
-                RecordReader::new(spec, format, config.input.max_record_bytes, bytes_read.clone()),
+                RecordReader::new(spec, format, super::decode_options(config), bytes_read.clone()),
                 1,
                 0,
             ),
             other => (
-                RecordReader::new(other, format, config.input.max_record_bytes, bytes_read.clone()),
+                RecordReader::new(other, format, super::decode_options(config), bytes_read.clone()),
                 peers as u64,
                 index as u64,
             ),
@@ -77,6 +77,8 @@ impl WorkerInput for FileInput {
         if more {
             Ok(Poll::More)
         } else {
+            // A file shorter than the warm-up decides what it held now.
+            self.decider.flush(batch);
             self.exhausted = true;
             Ok(Poll::Exhausted)
         }

@@ -16,7 +16,7 @@ pub mod file_input;
 pub mod kafka;
 pub mod watermark;
 
-use crate::decode::{DecodeError, RecordDecoder, Reject, RejectReason};
+use crate::decode::{DecodeError, Peek, RecordDecoder, Reject, RejectReason, SKIP_KINDS};
 use crate::event::{DeviceId, Event};
 use ahead::AheadGuard;
 use watermark::{Timeliness, Watermark};
@@ -56,6 +56,9 @@ pub struct InputBatch {
     pub read: u64,
     pub accepted: u64,
     pub corrected: u64,
+    /// Lines skipped (not records: Suricata event types other than flows), by kind
+    /// ([`SKIP_KINDS`]); counted by the worker that owns the line.
+    pub skipped: [u64; SKIP_KINDS.len()],
 }
 
 /// What one worker feeds into the dataflow.
@@ -74,6 +77,15 @@ pub trait WorkerInput {
     /// Bytes read so far and the total when known, for progress.
     fn progress(&self) -> (u64, Option<u64>) {
         (0, None)
+    }
+}
+
+/// The decoder options of a config (`[input]`).
+pub fn decode_options(config: &crate::config::Config) -> crate::decode::DecodeOptions {
+    crate::decode::DecodeOptions {
+        max_record_bytes: config.input.max_record_bytes,
+        // Validated with the config; a bad value cannot reach here.
+        eve_device: crate::decode::EveDevice::parse(&config.input.suricata_device).unwrap_or_default(),
     }
 }
 
@@ -162,7 +174,16 @@ impl Decider {
         owned: bool,
         batch: &mut InputBatch,
     ) {
-        let peeked = decoder.peek_ts(bytes);
+        let peeked = match decoder.peek(bytes) {
+            Peek::Record(ts) => ts,
+            // Not a record: neither decided nor observed by the watermark.
+            Peek::Skip(kind) => {
+                if owned {
+                    batch.skipped[kind] += 1;
+                }
+                return;
+            }
+        };
         if let Some((held, with_ts)) = &mut self.held {
             held.push(Held {
                 source: source.to_string(),

@@ -107,7 +107,7 @@ impl KafkaInput {
         let horizon = windows_ms + config.time.lateness.0.div_ceil(config.tick_ms()) + 1;
         let mut input = KafkaInput {
             consumer,
-            decoders: Decoders::new(format, config.input.max_record_bytes),
+            decoders: Decoders::new(format, &crate::source::decode_options(&config)),
             topics: spec.topics.clone(),
             bounded: spec.bounded,
             shared: spec.shared.clone(),

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::resume::Marks;
 use crate::config::Config;
-use crate::decode::{Format, RecordDecoder};
+use crate::decode::{DecodeOptions, Format, RecordDecoder};
 use crate::source::{Decider, InputBatch};
 
 /// Decoders for message payloads: one format, or detected per message (`auto`).
@@ -25,16 +25,23 @@ pub struct Decoders {
     csv: RecordDecoder,
     jsonl: RecordDecoder,
     zeek: RecordDecoder,
+    zeek_tsv: RecordDecoder,
+    suricata: RecordDecoder,
 }
 
 impl Decoders {
-    /// Each message is one record; CSV messages are in the canonical column order.
-    pub fn new(format: Option<Format>, max_record_bytes: usize) -> Self {
+    /// Each message is one record; CSV messages are in the canonical column order, Zeek TSV
+    /// messages in Zeek's default `conn.log` columns until a `#fields` message re-binds them
+    /// (per partition).
+    pub fn new(format: Option<Format>, options: &DecodeOptions) -> Self {
+        let make = |f| RecordDecoder::with_options(f, options);
         Decoders {
-            fixed: format.map(|f| RecordDecoder::new(f, max_record_bytes)),
-            csv: RecordDecoder::new(Format::Csv, max_record_bytes),
-            jsonl: RecordDecoder::new(Format::Jsonl, max_record_bytes),
-            zeek: RecordDecoder::new(Format::Zeek, max_record_bytes),
+            fixed: format.map(make),
+            csv: make(Format::Csv),
+            jsonl: make(Format::Jsonl),
+            zeek: make(Format::Zeek),
+            zeek_tsv: make(Format::ZeekTsv),
+            suricata: make(Format::Suricata),
         }
     }
 
@@ -46,6 +53,8 @@ impl Decoders {
             Format::Csv => &self.csv,
             Format::Jsonl => &self.jsonl,
             Format::Zeek => &self.zeek,
+            Format::ZeekTsv => &self.zeek_tsv,
+            Format::Suricata => &self.suricata,
         }
     }
 }
@@ -67,6 +76,8 @@ pub struct PartitionState {
     pub last_activity: Instant,
     /// The offset last committed (None: not yet this run).
     pub committed: Option<i64>,
+    /// Zeek TSV: this partition's decoder, bound by the `#` header messages read so far.
+    tsv: Option<RecordDecoder>,
 }
 
 impl PartitionState {
@@ -83,6 +94,7 @@ impl PartitionState {
             marks: Marks::default(),
             last_activity: Instant::now(),
             committed: None,
+            tsv: None,
         }
     }
 
@@ -122,7 +134,20 @@ impl PartitionState {
 
     /// Decides the record at `offset` into `batch`, never below `floor`.
     pub fn record(&mut self, offset: i64, payload: &[u8], decoders: &Decoders, floor: u64, batch: &mut InputBatch) {
-        let decoder = decoders.for_payload(payload);
+        let mut decoder = decoders.for_payload(payload);
+        if decoder.format() == Format::ZeekTsv {
+            let tsv = self.tsv.get_or_insert_with(|| decoder.clone());
+            // A header message is not a record (one that cannot be used is rejected below).
+            if tsv.is_header(payload) && tsv.header(payload).is_ok() {
+                self.next = offset + 1;
+                self.last_activity = Instant::now();
+                if self.decider.first_held().is_none() {
+                    self.marks.note(offset, self.end_tick().unwrap_or(0));
+                }
+                return;
+            }
+            decoder = tsv;
+        }
         self.decider.set_floor(floor);
         let held_from = self.decider.first_held();
         self.decider
@@ -151,7 +176,7 @@ mod tests {
     #[test]
     fn a_warming_up_partition_holds_its_first_records_and_is_not_committed_past() {
         let config = Config::from_toml("").unwrap();
-        let decoders = Decoders::new(None, 1024);
+        let decoders = Decoders::new(None, &DecodeOptions::new(1024));
         let mut p = PartitionState::new(&config, "t".into(), 0, 10, None);
         let mut batch = InputBatch::default();
         let ts = crate::source::ahead::wall_clock_ms() - 600_000;
@@ -194,7 +219,7 @@ mod tests {
     #[test]
     fn floor_turns_records_late() {
         let config = Config::from_toml("[time]\nmax_ahead = \"0s\"\n").unwrap();
-        let decoders = Decoders::new(None, 1024);
+        let decoders = Decoders::new(None, &DecodeOptions::new(1024));
         let mut p = PartitionState::new(&config, "t".into(), 0, 0, Some(3));
         let mut batch = InputBatch::default();
         let ts = 1_699_999_200_000i64;

@@ -32,6 +32,8 @@ pub struct ProduceReport {
     pub records: u64,
     pub bytes: u64,
     pub without_key: u64,
+    /// Zeek TSV header lines, each sent to every partition.
+    pub headers: u64,
     pub partitions: usize,
     pub elapsed_s: f64,
 }
@@ -61,7 +63,13 @@ pub fn produce(
         );
     }
     let started = Instant::now();
-    let mut reader = RecordReader::new(input, format, max_record_bytes, Default::default());
+    let mut reader = RecordReader::new(
+        input,
+        format,
+        crate::decode::DecodeOptions::new(max_record_bytes),
+        Default::default(),
+    )
+    .with_headers();
     let mut report = ProduceReport {
         partitions: count,
         ..ProduceReport::default()
@@ -70,6 +78,19 @@ pub fn produce(
     loop {
         let more = reader.next_batch(65_536, |record| {
             if failure.is_some() {
+                return;
+            }
+            // A Zeek TSV header line goes to every partition, ahead of the records it
+            // describes, so each partition's reader binds its columns (not a record).
+            if record.header {
+                for p in 0..count as i32 {
+                    let msg = BaseRecord::<[u8], [u8]>::to(topic).payload(record.bytes).partition(p);
+                    if let Err(e) = client::send(&producer, msg) {
+                        failure = Some(e);
+                        return;
+                    }
+                }
+                report.headers += 1;
                 return;
             }
             let key = record.decoder.peek_device(record.bytes);
