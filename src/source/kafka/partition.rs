@@ -25,7 +25,6 @@ pub struct Decoders {
     csv: RecordDecoder,
     jsonl: RecordDecoder,
     zeek: RecordDecoder,
-    zeek_tsv: RecordDecoder,
     suricata: RecordDecoder,
 }
 
@@ -40,7 +39,6 @@ impl Decoders {
             csv: make(Format::Csv),
             jsonl: make(Format::Jsonl),
             zeek: make(Format::Zeek),
-            zeek_tsv: make(Format::ZeekTsv),
             suricata: make(Format::Suricata),
         }
     }
@@ -50,10 +48,12 @@ impl Decoders {
             return d;
         }
         match Format::detect(None, payload) {
-            Format::Csv => &self.csv,
+            // Zeek TSV needs `--format zeek-tsv`: detected per message, a stray `#fields`
+            // line in a CSV stream would be taken for a header and not counted; as CSV it is
+            // a record, rejected with its reason.
+            Format::Csv | Format::ZeekTsv => &self.csv,
             Format::Jsonl => &self.jsonl,
             Format::Zeek => &self.zeek,
-            Format::ZeekTsv => &self.zeek_tsv,
             Format::Suricata => &self.suricata,
         }
     }
