@@ -39,6 +39,10 @@ install() {
     PIP_CACHE_DIR="$CACHE/pip" "$VENV/bin/pip" install -q mlflow
 }
 
+NAME=mlflow
+# shellcheck source=lib/service.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/service.sh"
+
 start() {
   if answers; then echo "mlflow: already answering at $URL"; return; fi
   install
@@ -55,34 +59,7 @@ start() {
       >"$LOG" 2>&1 < /dev/null &
     echo $! >"$PIDFILE"
   fi
-  for _ in $(seq 1 180); do
-    if answers; then echo "mlflow: answering at $URL"; return; fi
-    if ! running_pid >/dev/null; then
-      echo "mlflow: server exited; last log lines:" >&2
-      tail -n 30 "$LOG" >&2 || true
-      exit 1
-    fi
-    sleep 1
-  done
-  echo "mlflow: no answer at $URL after 180 s; last log lines:" >&2
-  tail -n 30 "$LOG" >&2 || true
-  exit 1
-}
-
-stop() {
-  local pid
-  if pid=$(running_pid); then
-    echo "== stopping mlflow (process group $pid)"
-    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 30); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -9 -- "-$pid" 2>/dev/null || true
-  else
-    echo "mlflow: not running (no live pid in $PIDFILE)"
-  fi
-  rm -f "$PIDFILE"
+  wait_answering
 }
 
 status() {

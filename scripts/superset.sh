@@ -72,6 +72,10 @@ CONF
   fi
 }
 
+NAME=superset
+# shellcheck source=scripts/lib/service.sh
+. scripts/lib/service.sh
+
 start() {
   if answers; then echo "superset: already answering at $URL"; return; fi
   install
@@ -83,34 +87,7 @@ start() {
       "superset.app:create_app()" >"$LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
   fi
-  for _ in $(seq 1 180); do
-    if answers; then echo "superset: answering at $URL"; return; fi
-    if ! running_pid >/dev/null; then
-      echo "superset: server exited; last log lines:" >&2
-      tail -n 30 "$LOG" >&2 || true
-      exit 1
-    fi
-    sleep 1
-  done
-  echo "superset: no answer at $URL after 180 s; last log lines:" >&2
-  tail -n 30 "$LOG" >&2 || true
-  exit 1
-}
-
-stop() {
-  local pid
-  if pid=$(running_pid); then
-    echo "== stopping superset (process group $pid)"
-    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 30); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.5
-    done
-    kill -9 -- "-$pid" 2>/dev/null || true
-  else
-    echo "superset: not running (no live pid in $PIDFILE)"
-  fi
-  rm -f "$PIDFILE"
+  wait_answering
 }
 
 status() {

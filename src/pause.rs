@@ -3,8 +3,7 @@
 //! between items, so that what else the worker must do meanwhile — answer the point queries
 //! it owns — does not wait for the end of the activation. The domain only says where it may
 //! pause; what runs there is installed per worker thread by the layer that wires the worker
-//! (the query server installs its poll, see `query::poll`), so no domain module imports the
-//! server.
+//! (the query server installs its poll), so no domain module imports the server.
 //!
 //! Invariants: with nothing installed a pause is a thread-local read; the hook runs on the
 //! worker's own thread and must not touch the caller's state (it reads the worker's own

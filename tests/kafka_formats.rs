@@ -27,6 +27,34 @@ fn reasons(path: &Path) -> BTreeMap<String, u64> {
     out
 }
 
+/// Runs vigil over `topic` to its end (2 workers, the topic as its group) into `out`.
+fn run_bounded(brokers: &str, topic: &str, out: &std::path::Path, format: Option<&str>) {
+    let input = format!("kafka://{topic}");
+    let out_s = out.display().to_string();
+    let mut args = vec![
+        "run",
+        "--input",
+        &input,
+        "--bounded",
+        "--brokers",
+        brokers,
+        "--group",
+        topic,
+        "-w",
+        "2",
+        "--out",
+        &out_s,
+        "--progress",
+        "never",
+        "--serve",
+        "off",
+    ];
+    if let Some(f) = format {
+        args.extend(["--format", f]);
+    }
+    vigil_ok(&args, &[]);
+}
+
 /// Sends every line of `fixture` to a new one-partition topic and runs over it.
 fn run_over_topic(fixture: &str, golden: &str, format: Option<&str>) {
     let Some(brokers) = broker() else { return };
@@ -42,30 +70,7 @@ fn run_over_topic(fixture: &str, golden: &str, format: Option<&str>) {
         .collect();
     send_raw(&brokers, &topic, 0, &messages);
     let out = dir.path().join("out");
-    let input = format!("kafka://{topic}");
-    let out_s = out.display().to_string();
-    let mut args = vec![
-        "run",
-        "--input",
-        &input,
-        "--bounded",
-        "--brokers",
-        &brokers,
-        "--group",
-        &topic,
-        "-w",
-        "2",
-        "--out",
-        &out_s,
-        "--progress",
-        "never",
-        "--serve",
-        "off",
-    ];
-    if let Some(f) = format {
-        args.extend(["--format", f]);
-    }
-    vigil_ok(&args, &[]);
+    run_bounded(&brokers, &topic, &out, format);
     let golden = root().join("fixtures/golden").join(golden);
     for file in ["windows.jsonl", "features.jsonl"] {
         let expected = std::fs::read_to_string(golden.join(file)).unwrap();
@@ -122,30 +127,7 @@ fn produced_zeek_tsv_keeps_its_header_blocks_in_every_partition() {
         3,
     );
     let out = dir.path().join("out");
-    let (input, out_s) = (format!("kafka://{topic}"), out.display().to_string());
-    vigil_ok(
-        &[
-            "run",
-            "--input",
-            &input,
-            "--bounded",
-            "--brokers",
-            &brokers,
-            "--group",
-            &topic,
-            "-w",
-            "2",
-            "--out",
-            &out_s,
-            "--progress",
-            "never",
-            "--serve",
-            "off",
-            "--format",
-            "zeek-tsv",
-        ],
-        &[],
-    );
+    run_bounded(&brokers, &topic, &out, Some("zeek-tsv"));
     let mut got = reasons(&out.join("rejects.jsonl"));
     let mut want = reasons(&root().join("fixtures/golden/zeek-tsv/rejects.jsonl"));
     let (late_got, late_want) = (got.remove("late").unwrap_or(0), want.remove("late").unwrap_or(0));
