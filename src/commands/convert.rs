@@ -48,11 +48,15 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<()> {
         if error.is_some() {
             return;
         }
-        if let Peek::Skip(_) = r.decoder.peek(r.bytes) {
+        let (peek, decoded) = match r.decoder.peek_decode(r.bytes) {
+            Some((peek, decoded)) => (peek, Some(decoded)),
+            None => (r.decoder.peek(r.bytes), None),
+        };
+        if let Peek::Skip(_) = peek {
             skipped += 1;
             return;
         }
-        match r.decoder.decode(r.bytes) {
+        match decoded.unwrap_or_else(|| r.decoder.decode(r.bytes)) {
             Ok(e) => error = out.write(&e).err(),
             Err(_) => rejected += 1,
         }

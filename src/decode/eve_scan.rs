@@ -25,7 +25,7 @@ pub fn scan(line: &str) -> Option<(Option<&str>, Option<&str>)> {
         if b.get(i) != Some(&b'"') {
             return None;
         }
-        let end = i + 1 + memchr::memchr2(b'"', b'\\', &b[i + 1..])?;
+        let end = find_special(b, i + 1, false)?;
         if b[end] != b'"' {
             return None;
         }
@@ -146,7 +146,7 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
-        i += memchr::memchr2(b'"', b'\\', &b[i..])?;
+        i = find_special(b, i, false)?;
         if b[i] == b'"' {
             return Some(i + 1);
         }
@@ -155,6 +155,32 @@ fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
             return None;
         }
     }
+}
+
+/// The first `"` or `\\` at or after `from` (and, with `controls`, the first byte below
+/// 0x20), eight bytes at a time: strings are most of an EVE line.
+#[inline]
+pub fn find_special(b: &[u8], from: usize, controls: bool) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut i = from;
+    while i + 8 <= b.len() {
+        let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        // The lowest flagged byte of each test is a true match (borrows only flag above one).
+        let mut hits = zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')));
+        if controls {
+            hits |= w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        }
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i.min(b.len())..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || (controls && c < 0x20))
+        .map(|k| i + k)
 }
 
 /// The end of the value at `i`: a string, a bracketed value (strings inside skipped whole),
@@ -251,6 +277,40 @@ mod tests {
             "",
         ] {
             assert_eq!(scan(odd), None, "{odd}");
+        }
+    }
+
+    #[test]
+    fn find_special_is_the_first_quote_escape_or_control() {
+        let naive = |b: &[u8], from: usize, controls: bool| {
+            (from..b.len()).find(|&i| b[i] == b'"' || b[i] == b'\\' || (controls && b[i] < 0x20))
+        };
+        let alphabet = [
+            b'a', b'"', b'\\', 0x1f, 0x20, 0x7f, 0x80, 0xff, 0x00, b'!', b'{', b'}', b'[', b']', b'y', b'Y', 0x79, 0x5d,
+        ];
+        let mut x: u64 = 7;
+        for len in 0..40 {
+            for _ in 0..200 {
+                let b: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        if (x >> 60) < 12 {
+                            b'a'
+                        } else {
+                            alphabet[(x >> 33) as usize % alphabet.len()]
+                        }
+                    })
+                    .collect();
+                for from in 0..=len {
+                    for controls in [false, true] {
+                        assert_eq!(
+                            find_special(&b, from, controls),
+                            naive(&b, from, controls),
+                            "{b:?} {from}"
+                        );
+                    }
+                }
+            }
         }
     }
 }

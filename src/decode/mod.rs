@@ -7,6 +7,7 @@
 //! worker computes the same watermark from the same lines.
 
 pub mod csv;
+mod eve_fast;
 pub mod eve_scan;
 pub mod fields;
 pub mod json;
@@ -255,6 +256,19 @@ impl RecordDecoder {
             };
         }
         Peek::Record(self.peek_ts(raw))
+    }
+
+    /// [`Self::peek`] and [`Self::decode`] from one read of the record, for formats whose
+    /// records are costly to read twice (Suricata EVE), when that read can tell; `None`: ask
+    /// the two.
+    pub fn peek_decode(&self, raw: &[u8]) -> Option<(Peek, Result<Event, DecodeError>)> {
+        let Kind::Suricata(d) = &self.kind else { return None };
+        let (peeked, decoded) = d.peek_decode(self.text(raw).ok()?)?;
+        let peek = match peeked {
+            suricata::Peeked::Record(ts) => Peek::Record(ts),
+            suricata::Peeked::Skip(kind) => Peek::Skip(kind),
+        };
+        Some((peek, decoded))
     }
 
     /// The device a (possibly invalid) record names, when it can be read.

@@ -65,8 +65,8 @@ pub fn skip_kind(event_type: &str) -> usize {
 }
 
 /// A JSON value as read: scalars kept, objects and arrays skipped.
-#[derive(Clone, Debug, Default)]
-enum Scalar<'a> {
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) enum Scalar<'a> {
     #[default]
     Absent,
     Str(Cow<'a, str>),
@@ -149,17 +149,22 @@ impl Scalar<'_> {
 }
 
 /// The counters of a `flow` or `netflow` object.
-#[derive(Debug, Default)]
-struct Counters<'a> {
-    pkts_toserver: Scalar<'a>,
-    pkts_toclient: Scalar<'a>,
-    bytes_toserver: Scalar<'a>,
-    bytes_toclient: Scalar<'a>,
-    pkts: Scalar<'a>,
-    bytes: Scalar<'a>,
-    start: Scalar<'a>,
-    end: Scalar<'a>,
-    present: bool,
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Counters<'a> {
+    pub(super) pkts_toserver: Scalar<'a>,
+    pub(super) pkts_toclient: Scalar<'a>,
+    pub(super) bytes_toserver: Scalar<'a>,
+    pub(super) bytes_toclient: Scalar<'a>,
+    pub(super) pkts: Scalar<'a>,
+    pub(super) bytes: Scalar<'a>,
+    pub(super) start: Scalar<'a>,
+    pub(super) end: Scalar<'a>,
+    pub(super) present: bool,
+}
+
+/// [`once`] for the hand-written pass (`None`: the key came before).
+pub(super) fn once_fast<'a>(slot: &mut Scalar<'a>, value: Scalar<'a>) -> Option<()> {
+    slot.is_absent().then(|| *slot = value)
 }
 
 /// Stores `value` in `slot` unless the key came before.
@@ -209,17 +214,17 @@ impl<'de> de::Deserialize<'de> for Counters<'de> {
 }
 
 /// The keys vigil reads from one EVE record.
-#[derive(Debug, Default)]
-struct Eve<'a> {
-    timestamp: Scalar<'a>,
-    event_type: Scalar<'a>,
-    src_ip: Scalar<'a>,
-    dest_ip: Scalar<'a>,
-    dest_port: Scalar<'a>,
-    proto: Scalar<'a>,
-    device: Scalar<'a>,
-    flow: Counters<'a>,
-    netflow: Counters<'a>,
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Eve<'a> {
+    pub(super) timestamp: Scalar<'a>,
+    pub(super) event_type: Scalar<'a>,
+    pub(super) src_ip: Scalar<'a>,
+    pub(super) dest_ip: Scalar<'a>,
+    pub(super) dest_port: Scalar<'a>,
+    pub(super) proto: Scalar<'a>,
+    pub(super) device: Scalar<'a>,
+    pub(super) flow: Counters<'a>,
+    pub(super) netflow: Counters<'a>,
 }
 
 /// Reads an [`Eve`], the device from the configured field.
@@ -298,7 +303,29 @@ pub struct SuricataDecoder {
     pub device: EveDevice,
 }
 
+/// The keys vigil reads from a line: by the hand-written pass when it can tell
+/// ([`super::eve_fast`]), else by serde, which also words what is wrong.
 fn parse<'a>(line: &'a str, device: &EveDevice) -> Result<Eve<'a>, DecodeError> {
+    match super::eve_fast::parse(line, device) {
+        Some(e) => Ok(e),
+        None => parse_serde(line, device),
+    }
+}
+
+/// Whether the hand-written pass, when it answers for `line`, gives what serde gives (for
+/// the decode fuzzer and tests).
+pub fn check_fast_parse(line: &str, device: &EveDevice) -> Result<(), String> {
+    match super::eve_fast::parse(line, device) {
+        None => Ok(()),
+        Some(fast) => match parse_serde(line, device) {
+            Ok(slow) if slow == fast => Ok(()),
+            Ok(slow) => Err(format!("the fast EVE read gives {fast:?}, serde {slow:?}")),
+            Err(e) => Err(format!("the fast EVE read accepts a line serde refuses ({})", e.detail)),
+        },
+    }
+}
+
+fn parse_serde<'a>(line: &'a str, device: &EveDevice) -> Result<Eve<'a>, DecodeError> {
     let mut de = serde_json::Deserializer::from_str(line);
     let eve = EveSeed(device)
         .deserialize(&mut de)
@@ -377,9 +404,24 @@ impl SuricataDecoder {
         }
     }
 
+    /// What a line is and, for a flow record, its event, from one read of the line: `None`
+    /// when the hand-written read cannot tell (then [`Self::peek`] and [`Self::decode`]
+    /// answer, and agree with this where it answers).
+    pub fn peek_decode(&self, line: &str) -> Option<(Peeked, Result<Event, DecodeError>)> {
+        let e = super::eve_fast::parse(line, &self.device)?;
+        let peeked = match &e.event_type {
+            Scalar::Str(t) if t != "flow" && t != "netflow" => Peeked::Skip(skip_kind(t.as_ref())),
+            _ => Peeked::Record(ts_of(&e).ok()),
+        };
+        Some((peeked, self.decode_eve(&e)))
+    }
+
     /// Decodes a `flow` or `netflow` record.
     pub fn decode(&self, line: &str) -> Result<Event, DecodeError> {
-        let e = parse(line, &self.device)?;
+        self.decode_eve(&parse(line, &self.device)?)
+    }
+
+    fn decode_eve(&self, e: &Eve<'_>) -> Result<Event, DecodeError> {
         let netflow = match &e.event_type {
             Scalar::Str(t) if t == "flow" => false,
             Scalar::Str(t) if t == "netflow" => true,
@@ -391,8 +433,8 @@ impl SuricataDecoder {
                 ))
             }
         };
-        let ts_ms = ts_of(&e)?;
-        let device_name = match self.device_scalar(&e) {
+        let ts_ms = ts_of(e)?;
+        let device_name = match self.device_scalar(e) {
             Scalar::Str(s) => s.clone(),
             Scalar::Absent => Cow::Borrowed(""),
             other => other.text().into_owned().into(),
@@ -429,12 +471,16 @@ impl SuricataDecoder {
                 c,
             )
         };
-        let section = if netflow { "netflow" } else { "flow" };
+        let (section, start_key, end_key) = if netflow {
+            ("netflow", "netflow.start", "netflow.end")
+        } else {
+            ("flow", "flow.start", "flow.end")
+        };
         let duration_ms = match (&c.start, &c.end) {
             (Scalar::Absent, _) | (_, Scalar::Absent) => 0,
             (start, end) => {
-                let s = eve_time(&start.text(), &format!("{section}.start"))?;
-                let t = eve_time(&end.text(), &format!("{section}.end"))?;
+                let s = eve_time(&start.text(), start_key)?;
+                let t = eve_time(&end.text(), end_key)?;
                 if t < s {
                     return Err(DecodeError::new(
                         RejectReason::NegativeValue,
@@ -468,10 +514,10 @@ impl SuricataDecoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const FLOW: &str = r#"{"timestamp":"2017-07-20T04:12:52.551018+0000","flow_id":1097640186390574,"event_type":"flow","src_ip":"10.16.1.11","src_port":49369,"dest_ip":"10.16.1.1","dest_port":53,"proto":"UDP","app_proto":"dns","flow":{"pkts_toserver":1,"pkts_toclient":1,"bytes_toserver":78,"bytes_toclient":94,"start":"2017-07-20T04:12:52.541038+0000","end":"2017-07-20T04:12:52.551018+0000","age":0,"state":"established","reason":"timeout","alerted":false},"host":"sensor-1"}"#;
+    pub(in crate::decode) const FLOW: &str = r#"{"timestamp":"2017-07-20T04:12:52.551018+0000","flow_id":1097640186390574,"event_type":"flow","src_ip":"10.16.1.11","src_port":49369,"dest_ip":"10.16.1.1","dest_port":53,"proto":"UDP","app_proto":"dns","flow":{"pkts_toserver":1,"pkts_toclient":1,"bytes_toserver":78,"bytes_toclient":94,"start":"2017-07-20T04:12:52.541038+0000","end":"2017-07-20T04:12:52.551018+0000","age":0,"state":"established","reason":"timeout","alerted":false},"host":"sensor-1"}"#;
 
     #[test]
     fn a_flow_record() {

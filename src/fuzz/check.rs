@@ -13,7 +13,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::Case;
-use crate::decode::{Format, RecordDecoder, RejectReason};
+use crate::decode::{EveDevice, Format, RecordDecoder, RejectReason};
 use crate::event::{Event, MAX_TS_MS, MIN_TS_MS};
 
 /// A reject detail longer than this would flood `rejects.jsonl`.
@@ -133,7 +133,32 @@ impl Checker {
             },
             None => &self.plain,
         };
+        if self.format == Format::Suricata {
+            // The hand-written EVE read must agree with serde wherever it answers.
+            if let Ok(line) = std::str::from_utf8(&case.record) {
+                for device in [EveDevice::Source, EveDevice::Field("host".into())] {
+                    crate::decode::suricata::check_fast_parse(line, &device)?;
+                }
+            }
+        }
         let decoded = decoder.decode(&case.record);
+        if let Some((peek, once)) = decoder.peek_decode(&case.record) {
+            // One read for both answers must give the two answers.
+            if peek != decoder.peek(&case.record) {
+                return Err(format!(
+                    "peek_decode peeks {peek:?}, peek gives {:?}",
+                    decoder.peek(&case.record)
+                ));
+            }
+            let same = match (&once, &decoded) {
+                (Ok(a), Ok(b)) => same_event(a, b),
+                (Err(a), Err(b)) => a.reason == b.reason && a.detail == b.detail,
+                _ => false,
+            };
+            if !same {
+                return Err(format!("peek_decode decodes {once:?}, decode gives {decoded:?}"));
+            }
+        }
         let ts = decoder.peek_ts(&case.record);
         let device = decoder.peek_device(&case.record);
         match (decoded, &case.expected) {

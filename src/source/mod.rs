@@ -174,7 +174,15 @@ impl Decider {
         owned: bool,
         batch: &mut InputBatch,
     ) {
-        let peeked = match decoder.peek(bytes) {
+        // The record's owner reads it once when the format allows (see `peek_decode`).
+        let (peek, mut decoded) = match owned && self.held.is_none() {
+            true => match decoder.peek_decode(bytes) {
+                Some((peek, decoded)) => (peek, Some(decoded)),
+                None => (decoder.peek(bytes), None),
+            },
+            false => (decoder.peek(bytes), None),
+        };
+        let peeked = match peek {
             Peek::Record(ts) => ts,
             // Not a record: neither decided nor observed by the watermark.
             Peek::Skip(kind) => {
@@ -199,7 +207,17 @@ impl Decider {
             }
             return;
         }
-        self.decide_now(source, position, bytes, decoder, owned, peeked, true, batch);
+        self.decide_now(
+            source,
+            position,
+            bytes,
+            decoder,
+            owned,
+            peeked,
+            true,
+            decoded.take(),
+            batch,
+        );
     }
 
     /// Decides every record held while warming up (the partition ended or went idle, or
@@ -213,7 +231,7 @@ impl Decider {
         }
         for h in held {
             self.decide_now(
-                &h.source, h.position, &h.bytes, &h.decoder, h.owned, h.peeked, false, batch,
+                &h.source, h.position, &h.bytes, &h.decoder, h.owned, h.peeked, false, None, batch,
             );
         }
     }
@@ -229,12 +247,13 @@ impl Decider {
         owned: bool,
         peeked: Option<i64>,
         note: bool,
+        decoded: Option<Result<Event, DecodeError>>,
         batch: &mut InputBatch,
     ) {
         let ahead = peeked.and_then(|ts| self.guard.check(ts, self.watermark.max_ts()));
         if owned {
             batch.read += 1;
-            match decoder.decode(bytes) {
+            match decoded.unwrap_or_else(|| decoder.decode(bytes)) {
                 // A record far ahead counts against its device at the partition's progress.
                 Err(e) if ahead.is_some() => self.reject(source, position, bytes, decoder, None, e, batch),
                 Err(e) => self.reject(source, position, bytes, decoder, peeked, e, batch),
