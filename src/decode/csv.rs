@@ -29,7 +29,10 @@ impl Default for CsvDecoder {
 }
 
 /// Splits a CSV record into fields, honouring quotes.
-pub fn split_fields<'a>(line: &'a str, out: &mut Vec<Cow<'a, str>>) -> Result<(), DecodeError> {
+/// A record's fields: inline up to the canonical width (no allocation per record).
+pub type Fields<'a> = smallvec::SmallVec<[Cow<'a, str>; 12]>;
+
+pub fn split_fields<'a>(line: &'a str, out: &mut Fields<'a>) -> Result<(), DecodeError> {
     out.clear();
     let bytes = line.as_bytes();
     let mut i = 0;
@@ -79,7 +82,7 @@ impl CsvDecoder {
     /// Reads a header line; `None` when the line is not a header (first field is not a
     /// known column name), in which case the canonical order applies.
     pub fn from_header(line: &str) -> Result<Option<Self>, DecodeError> {
-        let mut fields = Vec::new();
+        let mut fields = Fields::new();
         split_fields(line.trim_end_matches('\r'), &mut fields)?;
         let names: Vec<String> = fields.iter().map(|f| f.trim().to_ascii_lowercase()).collect();
         if !names.iter().any(|n| n == "ts") || !names.iter().any(|n| n == "device_id") {
@@ -112,7 +115,7 @@ impl CsvDecoder {
 
     /// Decodes and validates one record.
     pub fn decode(&self, line: &str) -> Result<Event, DecodeError> {
-        let mut fields: Vec<Cow<'_, str>> = Vec::with_capacity(self.width.max(11));
+        let mut fields = Fields::new();
         split_fields(line.trim_end_matches('\r'), &mut fields)?;
         self.decode_fields(&fields)
     }
@@ -144,7 +147,7 @@ impl CsvDecoder {
     /// The device column alone, when the record splits into the header's width.
     pub fn peek_device(&self, line: &str) -> Option<String> {
         let col = self.columns[1]?;
-        let mut fields = Vec::new();
+        let mut fields = Fields::new();
         split_fields(line.trim_end_matches('\r'), &mut fields).ok()?;
         (fields.len() == self.width).then(|| fields[col].to_string())
     }
@@ -157,7 +160,7 @@ impl CsvDecoder {
             let end = memchr::memchr(b',', line.as_bytes()).unwrap_or(line.len());
             return parse_ts_text(&line[..end], "ts").ok();
         }
-        let mut fields = Vec::new();
+        let mut fields = Fields::new();
         split_fields(line, &mut fields).ok()?;
         parse_ts_text(fields.get(col)?, "ts").ok()
     }
@@ -169,9 +172,9 @@ mod tests {
 
     #[test]
     fn quoted_fields() {
-        let mut f = Vec::new();
+        let mut f = Fields::new();
         split_fields(r#"a,"b,c","d""e",,"#, &mut f).unwrap();
-        assert_eq!(f, vec!["a", "b,c", "d\"e", "", ""]);
+        assert_eq!(f.as_slice(), ["a", "b,c", "d\"e", "", ""]);
         assert!(split_fields(r#""abc"#, &mut f).is_err());
     }
 
