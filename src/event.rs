@@ -9,11 +9,9 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-/// A device name: a VM, container or host. Short names are stored inline (no allocation).
-pub type DeviceId = CompactString;
+pub use crate::device_id::DeviceId;
 
 /// Earliest accepted event time: 2000-01-01T00:00:00Z.
 pub const MIN_TS_MS: i64 = 946_684_800_000;

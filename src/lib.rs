@@ -12,6 +12,7 @@ pub mod convert;
 pub mod dataflows;
 pub mod decode;
 pub mod detect;
+pub mod device_id;
 pub mod eval;
 pub mod event;
 pub mod feature_store;
