@@ -29,7 +29,9 @@ fn readings() -> BTreeMap<String, Vec<(i64, f64)>> {
             .or_default()
             .push((ts + 1, 20.0 + shift + r.random_range(-1.0..1.0f64)));
         let u: f64 = r.random_range(0.001..1.0);
-        out.entry("heavy".into()).or_default().push((ts + 2, (1.0 / u).powf(0.7)));
+        out.entry("heavy".into())
+            .or_default()
+            .push((ts + 2, (1.0 / u).powf(0.7)));
     }
     out
 }
@@ -99,7 +101,10 @@ fn eval_series_bench_and_events_on_constructed_files() {
     let dir = tempfile::tempdir().unwrap();
     // Two UCR files of 1000 readings; anomalies at rows 700..=705 and 800..=800 (1-based).
     let mut r = StdRng::seed_from_u64(5);
-    for (name, at_row) in [("001_UCR_Anomaly_A_300_700_705.txt", 700), ("002_UCR_Anomaly_B_300_800_800.txt", 800)] {
+    for (name, at_row) in [
+        ("001_UCR_Anomaly_A_300_700_705.txt", 700),
+        ("002_UCR_Anomaly_B_300_800_800.txt", 800),
+    ] {
         let text: String = (1..=1000)
             .map(|i| {
                 let spike = if i == at_row { 30.0 } else { 0.0 };
@@ -112,7 +117,12 @@ fn eval_series_bench_and_events_on_constructed_files() {
     let o = vigil(&["eval", "bench", "--format", "ucr", "--data", data, "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bench: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let names: Vec<&str> = bench.as_array().unwrap().iter().map(|f| f["detector"].as_str().unwrap()).collect();
+    let names: Vec<&str> = bench
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["detector"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["value_outlier", "robust_z", "windowed_gaussian"]);
     let ours = &bench[0];
     assert_eq!(ours["nab"][0][0], "standard");
@@ -121,17 +131,43 @@ fn eval_series_bench_and_events_on_constructed_files() {
 
     // events → run → series gives the same figures as bench.
     let events = dir.path().join("events.csv");
-    let o = vigil(&["eval", "events", "--format", "ucr", "--data", data, "--out", events.to_str().unwrap()]);
+    let o = vigil(&[
+        "eval",
+        "events",
+        "--format",
+        "ucr",
+        "--data",
+        data,
+        "--out",
+        events.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let scores = dir.path().join("scores.jsonl");
     let out = dir.path().join("out");
     let o = vigil(&[
-        "run", "--serve", "off", "--progress", "never", "--input", events.to_str().unwrap(), "--out",
-        out.to_str().unwrap(), "--scores-out", scores.to_str().unwrap(),
+        "run",
+        "--serve",
+        "off",
+        "--progress",
+        "never",
+        "--input",
+        events.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--scores-out",
+        scores.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = vigil(&[
-        "eval", "series", "--format", "ucr", "--data", data, "--scores", scores.to_str().unwrap(), "--json",
+        "eval",
+        "series",
+        "--format",
+        "ucr",
+        "--data",
+        data,
+        "--scores",
+        scores.to_str().unwrap(),
+        "--json",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let series: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -143,7 +179,10 @@ fn eval_series_bench_and_events_on_constructed_files() {
     let o = vigil(&["eval", "bench", "--format", "ucr", "--data", data]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("003_UCR_Anomaly_C_1_2_3.txt:2") && err.contains("`x`"), "{err}");
+    assert!(
+        err.contains("003_UCR_Anomaly_C_1_2_3.txt:2") && err.contains("`x`"),
+        "{err}"
+    );
     let o = vigil(&["eval"]);
     assert_eq!(o.status.code(), Some(2), "no labels nor subcommand is a usage error");
 }

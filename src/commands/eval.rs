@@ -126,9 +126,10 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         .into());
     };
     let grace = DurationMs::from_text(&args.grace).map_err(|m| UsageError(format!("--grace: {m}")))?;
-    let labels = read_labels(open(labels_path)?).with_context(|| format!("reading labels {}", labels_path.display()))?;
-    let episodes =
-        read_episodes(open(anomalies_path)?).with_context(|| format!("reading anomalies {}", anomalies_path.display()))?;
+    let labels =
+        read_labels(open(labels_path)?).with_context(|| format!("reading labels {}", labels_path.display()))?;
+    let episodes = read_episodes(open(anomalies_path)?)
+        .with_context(|| format!("reading anomalies {}", anomalies_path.display()))?;
     let names: Vec<&str> = vigil::detect::registry().iter().map(|d| d.name()).collect();
     let report = evaluate(&labels, &episodes, grace.0 as i64, &names);
     if args.json {
@@ -206,8 +207,8 @@ fn series(a: SeriesArgs) -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let row: Row = serde_json::from_str(&line)
-            .map_err(|e| UsageError(format!("{}:{}: {e}", a.scores.display(), i + 1)))?;
+        let row: Row =
+            serde_json::from_str(&line).map_err(|e| UsageError(format!("{}:{}: {e}", a.scores.display(), i + 1)))?;
         if row.detector == a.detector {
             let e = scores.entry((row.device_id, row.ts)).or_insert(0.0);
             *e = e.max(row.score);
@@ -243,7 +244,8 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
 
 fn events(a: EventsArgs) -> anyhow::Result<()> {
     let series = load_series(&a.data)?;
-    let file = std::fs::File::create(&a.out).map_err(|e| UsageError(format!("cannot write {}: {e}", a.out.display())))?;
+    let file =
+        std::fs::File::create(&a.out).map_err(|e| UsageError(format!("cannot write {}: {e}", a.out.display())))?;
     let mut w = std::io::BufWriter::new(file);
     write_events(&series, &mut w).with_context(|| format!("writing {}", a.out.display()))?;
     std::io::Write::flush(&mut w)?;

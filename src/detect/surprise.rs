@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 /// The quantile of the point surprise above which its tail is fitted.
 pub const TAIL_Q: f64 = 0.95;
 /// Readings averaged by the short-term surprise.
-pub const SHORT: usize = 8;
+pub const SHORT: usize = 16;
 /// Residuals are clipped at this many scales before they update a scale.
 pub const CLIP: f64 = 6.0;
 /// A gap: more than this many usual intervals without a reading.
@@ -54,7 +54,7 @@ pub const SHIFT_RUN: u32 = 6;
 pub const SHIFT_R: f64 = 4.0;
 /// A reading in a quiet period stays an alarm only if its `s` exceeds the period's peak by this
 /// factor.
-pub const RISE: f64 = 1.25;
+pub const RISE: f64 = 1.1;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -220,7 +220,11 @@ impl SeriesScorer {
         let floor = (0.5 * self.quantum).max(1e-9 * self.fast.mean.abs()).max(1e-12);
         // Residuals of the predictors, normalised by their own scales.
         let r_level = (x - self.fast.mean).abs() / self.fast.dev.max(floor);
-        let r_step = if gap { f64::INFINITY } else { step / self.step_dev.max(floor) };
+        let r_step = if gap {
+            f64::INFINITY
+        } else {
+            step / self.step_dev.max(floor)
+        };
         let seasonal = ts_ms - self.first_ts >= 2 * DAY_MS;
         let (h, d) = (
             (ts_ms.div_euclid(HOUR_MS)).rem_euclid(24) as usize,
@@ -246,7 +250,7 @@ impl SeriesScorer {
         let level = self.fast.mean;
 
         // Learn: scales, levels, profiles, interval.
-        let warm = self.n <= 2 * SHORT as u64;
+        let warm = self.n <= SHORT as u64;
         let a_fast = if self.relearn > 0 { 0.3 } else { 0.05 };
         if !gap {
             let c = CLIP * self.step_dev.max(floor);
@@ -274,7 +278,11 @@ impl SeriesScorer {
         }
         self.fast.update(x, a_fast, Some(CLIP));
         let per_day = (DAY_MS as f64 / self.interval.max(1.0)).max(1.0);
-        let a_slow = if self.relearn > 0 { 0.3 } else { (1.0 / (3.0 * per_day)).clamp(1e-4, 0.05) };
+        let a_slow = if self.relearn > 0 {
+            0.3
+        } else {
+            (1.0 / (3.0 * per_day)).clamp(1e-4, 0.05)
+        };
         let resid = x - self.slow;
         if seasonal {
             let c = CLIP * self.season_dev.max(floor);
@@ -382,7 +390,10 @@ mod tests {
 
     #[test]
     fn scores_keep_resolution_near_one() {
-        let scores: Vec<f64> = [1.0, 10.0, 13.8, 14.0, 50.0, 800.0, 1e5].iter().map(|&s| score_of_surprise(s)).collect();
+        let scores: Vec<f64> = [1.0, 10.0, 13.8, 14.0, 50.0, 800.0, 1e5]
+            .iter()
+            .map(|&s| score_of_surprise(s))
+            .collect();
         for w in scores.windows(2) {
             assert!(w[0] < w[1] && w[1] < 1.0, "{scores:?}");
         }

@@ -35,9 +35,18 @@ pub fn scorers(params: &Params) -> Vec<(String, Scorer)> {
         ..params.clone()
     });
     vec![
-        ("value_outlier".into(), Box::new(move |r: &[(i64, f64)]| likelihood.score_series(r))),
-        ("robust_z".into(), Box::new(move |r: &[(i64, f64)]| robust.score_series(r))),
-        ("windowed_gaussian".into(), Box::new(|r: &[(i64, f64)]| windowed_gaussian(r, 6400, 100))),
+        (
+            "value_outlier".into(),
+            Box::new(move |r: &[(i64, f64)]| likelihood.score_series(r)),
+        ),
+        (
+            "robust_z".into(),
+            Box::new(move |r: &[(i64, f64)]| robust.score_series(r)),
+        ),
+        (
+            "windowed_gaussian".into(),
+            Box::new(|r: &[(i64, f64)]| windowed_gaussian(r, 6400, 100)),
+        ),
     ]
 }
 
@@ -146,7 +155,11 @@ pub fn figures(detector: &str, series: &[Series], scores: &[Vec<f64>]) -> Figure
             }
         })
         .collect();
-    let labelled: Vec<(&[bool], &[f64])> = series.iter().zip(scores).map(|(s, v)| (&s.labels[..], &v[..])).collect();
+    let labelled: Vec<(&[bool], &[f64])> = series
+        .iter()
+        .zip(scores)
+        .map(|(s, v)| (&s.labels[..], &v[..]))
+        .collect();
     Figures {
         detector: detector.to_string(),
         at_nab_threshold: at_threshold(&labelled, standard),
@@ -217,7 +230,9 @@ mod tests {
 
     #[test]
     fn windowed_gaussian_scores_a_spike() {
-        let r: Vec<(i64, f64)> = (0..500).map(|i| (i, if i == 400 { 50.0 } else { (i % 7) as f64 })).collect();
+        let r: Vec<(i64, f64)> = (0..500)
+            .map(|i| (i, if i == 400 { 50.0 } else { (i % 7) as f64 }))
+            .collect();
         let s = windowed_gaussian(&r, 6400, 100);
         assert!(s[400] > 0.999 && s[399] < 0.99);
     }

@@ -128,7 +128,10 @@ pub fn list_files(format: SeriesFormat, paths: &[PathBuf]) -> Result<Vec<(PathBu
                 }
             }
         } else if root.exists() {
-            out.push((root.clone(), series_name(Path::new(root.file_name().unwrap_or_default()))));
+            out.push((
+                root.clone(),
+                series_name(Path::new(root.file_name().unwrap_or_default())),
+            ));
         } else {
             return Err(SeriesError::File {
                 file: root.display().to_string(),
@@ -142,9 +145,7 @@ pub fn list_files(format: SeriesFormat, paths: &[PathBuf]) -> Result<Vec<(PathBu
 }
 
 fn series_name(rel: &Path) -> String {
-    rel.with_extension("")
-        .to_string_lossy()
-        .replace(['/', '\\', ' '], "-")
+    rel.with_extension("").to_string_lossy().replace(['/', '\\', ' '], "-")
 }
 
 fn io(file: &Path) -> impl Fn(std::io::Error) -> SeriesError + '_ {
@@ -167,7 +168,10 @@ pub fn read_skab(path: &Path, name: &str, input: impl BufRead) -> Result<Series,
     let cols: Vec<&str> = header.trim_end().split(';').collect();
     let find = |n: &str| cols.iter().position(|c| *c == n);
     let Some(t) = find("datetime") else {
-        return Err(err(1, "header needs a `datetime` column (SKAB format, `;`-separated)".into()));
+        return Err(err(
+            1,
+            "header needs a `datetime` column (SKAB format, `;`-separated)".into(),
+        ));
     };
     // Without an `anomaly` column (SKAB's anomaly-free run) every row is normal.
     let a = find("anomaly");
@@ -176,7 +180,10 @@ pub fn read_skab(path: &Path, name: &str, input: impl BufRead) -> Result<Series,
     let mut s = Series {
         name: name.to_string(),
         ts_ms: Vec::new(),
-        channels: sensors.iter().map(|&i| (format!("{name}.{}", cols[i].replace(' ', "_")), Vec::new())).collect(),
+        channels: sensors
+            .iter()
+            .map(|&i| (format!("{name}.{}", cols[i].replace(' ', "_")), Vec::new()))
+            .collect(),
         labels: Vec::new(),
     };
     for (i, line) in lines.enumerate() {
@@ -346,16 +353,24 @@ mod tests {
 
     #[test]
     fn reads_skab_and_ucr() {
-        let skab = "datetime;A;B x;anomaly;changepoint\n2020-03-09 10:14:33;1;2;0.0;0.0\n2020-03-09 10:14:34;1.5;2;1.0;1.0\n";
+        let skab =
+            "datetime;A;B x;anomaly;changepoint\n2020-03-09 10:14:33;1;2;0.0;0.0\n2020-03-09 10:14:34;1.5;2;1.0;1.0\n";
         let s = read_skab(Path::new("valve1/0.csv"), "valve1-0", skab.as_bytes()).unwrap();
         assert_eq!(s.channels[1].0, "valve1-0.B_x");
         assert_eq!(s.labels, vec![false, true]);
         assert_eq!(s.ts_ms[1] - s.ts_ms[0], 1000);
         let bad = "datetime;A;anomaly\n2020-03-09 10:14:33;x;0\n";
         assert!(read_skab(Path::new("r.csv"), "r", "A;B\n1;2\n".as_bytes()).is_err());
-        let e = read_skab(Path::new("r.csv"), "r", bad.as_bytes()).unwrap_err().to_string();
+        let e = read_skab(Path::new("r.csv"), "r", bad.as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("r.csv:2:") && e.contains("`x`"), "{e}");
-        let u = read_ucr(Path::new("001_UCR_Anomaly_X_2_3_4.txt"), "u", "1\n2\n3 4\n5\n".as_bytes()).unwrap();
+        let u = read_ucr(
+            Path::new("001_UCR_Anomaly_X_2_3_4.txt"),
+            "u",
+            "1\n2\n3 4\n5\n".as_bytes(),
+        )
+        .unwrap();
         assert_eq!(u.labels, vec![false, false, true, true, false]);
         assert_eq!(u.ranges(), vec![(2, 3)]);
         assert!(read_ucr(Path::new("x.txt"), "x", "1\n".as_bytes()).is_err());
@@ -364,7 +379,13 @@ mod tests {
     #[test]
     fn reads_vigil_events_with_labels() {
         const T: i64 = 1_700_000_000_000;
-        let csv = format!("ts,device_id,value\n{},a,1\n{},a,2\n{},b,\n{},a,3\n", T + 2000, T + 1000, T + 1500, T + 3000);
+        let csv = format!(
+            "ts,device_id,value\n{},a,1\n{},a,2\n{},b,\n{},a,3\n",
+            T + 2000,
+            T + 1000,
+            T + 1500,
+            T + 3000
+        );
         let s = read_vigil(Path::new("e.csv"), csv.as_bytes(), &[("a".into(), T + 2000, T + 3000)]).unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].ts_ms, vec![T + 1000, T + 2000, T + 3000]);
