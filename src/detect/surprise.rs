@@ -18,13 +18,14 @@
 //! [`SHIFT_RUN`] readings in a row beyond [`SHIFT_R`] scales on the same side moves the levels
 //! to the new readings (re-learning instead of alarming for ever).
 //!
-//! Likelihood: the surprise `u` and its average over the last [`SHORT`] readings are each
-//! compared with their own long-run weighted mean and mean absolute deviation (memory `memory`
-//! readings, winsorised). The point surprise's tail is fitted by peaks over a threshold: above
-//! its running [`TAIL_Q`] quantile `q`, `−ln P = −ln(1 − TAIL_Q) + (u − q)/e` with `e` the
-//! mean excess over `q` (an exponential tail in `u`, a Pareto tail in `r`: a heavy-tailed
-//! series learns that its big residuals are common, a quiet one that they are not); the short
-//! average is fitted the same way, on both sides (a stuck series surprises by too little).
+//! Likelihood: how improbable the surprise `u`, and its average `m` over the last [`SHORT`]
+//! readings, are given the device's own past ones (memory `memory` readings). Each tail is
+//! fitted by peaks over a threshold: a running [`TAIL_Q`] quantile `q` (stochastic
+//! approximation, steps proportional to the mean absolute deviation) and the mean excess `e`
+//! over it give `−ln P = −ln(1 − TAIL_Q) + (x − q)/e` above `q` — an exponential tail in `u`, a
+//! Pareto tail in `r`: a heavy-tailed series learns that its big residuals are common, a quiet
+//! one that they are not. `u` and `m` are fitted on their upper side, `m` also on its lower
+//! side (a stuck series surprises by too little).
 //! `s` is the largest of the three. Score: `1 − P = 1 − e^(−s)`
 //! up to `1 − 10⁻⁶`; beyond, `1 − 10⁻⁶·s₀/s` (`s₀ = 6 ln 10`), so distinct surprises keep
 //! distinct scores near 1 instead of tying at 1.0.
@@ -42,6 +43,8 @@ use serde::{Deserialize, Serialize};
 
 /// The quantile of the point surprise above which its tail is fitted.
 pub const TAIL_Q: f64 = 0.95;
+/// `−ln(1 − TAIL_Q)`: the surprise at the quantile.
+const TAIL_SURPRISE: f64 = 2.995_732_273_553_991;
 /// Readings averaged by the short-term surprise.
 pub const SHORT: usize = 16;
 /// Residuals are clipped at this many scales before they update a scale.
@@ -122,7 +125,7 @@ struct Tail {
 impl Tail {
     fn surprise(&self, x: f64) -> f64 {
         if x > self.q {
-            -(1.0 - TAIL_Q).ln() + (x - self.q) / self.excess.max(0.02)
+            TAIL_SURPRISE + (x - self.q) / self.excess.max(0.02)
         } else {
             0.0
         }
@@ -371,10 +374,10 @@ impl SeriesScorer {
     }
 }
 
-/// The score of a log-tail surprise `s = −ln Q`: `1 − e^(−s)` up to `1 − 10⁻⁶`, then
+/// The score of a log-tail surprise `s = −ln P`: `1 − e^(−s)` up to `1 − 10⁻⁶`, then
 /// `1 − 10⁻⁶·s₀/s` (continuous, strictly increasing, below 1 for every finite `s`).
 pub fn score_of_surprise(s: f64) -> f64 {
-    if !(s > 0.0) {
+    if s.is_nan() || s <= 0.0 {
         return 0.0;
     }
     if s <= S0 {
@@ -390,6 +393,7 @@ mod tests {
 
     #[test]
     fn scores_keep_resolution_near_one() {
+        assert!((TAIL_SURPRISE + (1.0 - TAIL_Q).ln()).abs() < 1e-12);
         let scores: Vec<f64> = [1.0, 10.0, 13.8, 14.0, 50.0, 800.0, 1e5]
             .iter()
             .map(|&s| score_of_surprise(s))
