@@ -52,7 +52,8 @@ pub enum Command {
     Produce(produce::ProduceArgs),
     /// List the registered detectors with their parameters and defaults.
     Detectors(detectors::DetectorsArgs),
-    /// Score a run's anomalies against generated incident labels.
+    /// Score detectors: anomalies against generated incident labels, or per-event scores against
+    /// labelled series (SKAB, UCR; NAB, point-wise and range figures).
     Eval(eval::EvalArgs),
     /// Train a k-means model over a feature snapshot file and register it.
     Train(train::TrainArgs),

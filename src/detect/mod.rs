@@ -12,6 +12,7 @@ pub mod anomaly;
 pub mod baseline;
 pub mod episodes;
 pub mod keyed;
+pub mod surprise;
 
 use std::sync::Arc;
 

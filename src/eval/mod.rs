@@ -13,6 +13,11 @@
 //! Invariants: pure functions of their inputs; the report lists detectors and flavours in a
 //! fixed order (by name), so two evaluations of the same files print the same table.
 
+pub mod bench;
+pub mod nab;
+pub mod pointwise;
+pub mod series;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 
