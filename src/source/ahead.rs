@@ -8,7 +8,11 @@
 //! observed timestamp:
 //! - progress `P = max(M, median(R))` (the lower median): one outlier moves neither; a real
 //!   jump of the whole stream (data resuming after a gap) moves the median once most recent
-//!   records are past it, and the records after that are accepted again;
+//!   records are past it. A record beyond the bound is therefore not decided at once: it is
+//!   held with the records after it until [`WARM_UP`] of them have a timestamp (or the
+//!   partition ends or idles), their timestamps join `R`, and they are decided in order
+//!   against that: after a gap the whole stream has moved and every record is accepted; one
+//!   record dated ahead leaves the median where it was and alone is rejected;
 //! - bound `B = max(max_ahead, 4 × the median gap between the sorted timestamps of R)`: a
 //!   sparse partition whose records are usually hours apart may move by a few of its own gaps;
 //! - following live Kafka, a record more than `max_ahead` ahead of the wall clock is rejected

@@ -8,7 +8,8 @@
 //! far ahead of the partition's progress ([`ahead`]): then it is rejected and observed by
 //! nothing but the guard's ring of recent times. The first [`ahead::WARM_UP`] records with a
 //! timestamp of a partition are held and decided together ([`Decider::flush`] decides what
-//! is held when a partition ends or idles first).
+//! is held when a partition ends or idles first), and so are a record beyond the guard's
+//! bound and the records after it.
 
 pub mod ahead;
 pub mod file;
@@ -192,6 +193,13 @@ impl Decider {
                 return;
             }
         };
+        // A record beyond the bound is held with the records after it, as at the start of a
+        // partition, until enough are in to tell the whole stream jumping ahead (data resuming
+        // after a gap: accepted) from one record dated ahead (rejected); see `ahead`.
+        if self.held.is_none() && peeked.is_some_and(|ts| self.guard.check(ts, self.watermark.max_ts()).is_some()) {
+            self.held = Some((Vec::new(), 0));
+            decoded = None;
+        }
         if let Some((held, with_ts)) = &mut self.held {
             held.push(Held {
                 source: source.to_string(),

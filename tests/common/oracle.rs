@@ -182,8 +182,35 @@ impl Oracle {
                 }
             }
         }
-        for (i, item) in items.iter().enumerate() {
-            self.decide(config, &mut partition, item, i >= held);
+        for item in &items[..held] {
+            self.decide(config, &mut partition, item, false);
+        }
+        // Hold on a jump: a record too far ahead as things stand is decided, with the records
+        // after it up to the WARM_UP-th with a timestamp, once their times are in.
+        let mut i = held;
+        while i < items.len() {
+            let item = &items[i];
+            let jump = item
+                .decoder
+                .peek_ts(item.line)
+                .is_some_and(|ts| partition.too_far_ahead(config, ts));
+            if !jump {
+                self.decide(config, &mut partition, item, true);
+                i += 1;
+                continue;
+            }
+            let (mut end, mut with_ts) = (i, 0);
+            while end < items.len() && with_ts < WARM_UP {
+                if let Some(ts) = items[end].decoder.peek_ts(items[end].line) {
+                    partition.times.push(ts);
+                    with_ts += 1;
+                }
+                end += 1;
+            }
+            for item in &items[i..end] {
+                self.decide(config, &mut partition, item, false);
+            }
+            i = end;
         }
     }
 
