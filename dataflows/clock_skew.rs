@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::baseline::{human_ms, parse_duration_ms};
 use crate::detect::keyed::{DeviceLogic, DeviceTick, Step};
-use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
+use crate::detect::{Threat, Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
 
 /// Detector parameters.
@@ -45,6 +45,7 @@ pub struct ClockSkew;
 impl TypedDetector for ClockSkew {
     type Params = Params;
     const NAME: &'static str = "clock_skew";
+    const THREAT: Option<Threat> = Some(Threat::DataCorruption);
     const DESCRIPTION: &'static str =
         "data corruption: records dated too far ahead of their partition's progress (rejected as too_far_ahead)";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::baseline::{glob_match, human_ms, parse_duration_ms, RobustBaseline};
 use crate::detect::keyed::{DeviceLogic, DeviceTick, Step};
-use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
+use crate::detect::{Threat, Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
 use crate::window::stats::VALUE_LIMIT;
 
@@ -94,6 +94,7 @@ pub struct Corruption;
 impl TypedDetector for Corruption {
     type Params = Params;
     const NAME: &'static str = "corruption";
+    const THREAT: Option<Threat> = Some(Threat::DataCorruption);
     const DESCRIPTION: &'static str =
         "data corruption: impossible or absurd readings, stuck or shifted values, malformed-record spikes";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::NetworkConfig;
 use crate::detect::baseline::{human_ms, parse_duration_ms};
 use crate::detect::keyed::{event_order, DeviceLogic, DeviceTick, StateRule, Step};
-use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
+use crate::detect::{Threat, Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::{DeviceId, Event};
 use crate::window::DeviceState;
 
@@ -88,6 +88,7 @@ pub struct Exfiltration;
 impl TypedDetector for Exfiltration {
     type Params = Params;
     const NAME: &'static str = "exfiltration";
+    const THREAT: Option<Threat> = Some(Threat::DataLoss);
     const DESCRIPTION: &'static str =
         "data loss: outbound bytes to external addresses far above the device's baseline, or a burst to new destinations";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[

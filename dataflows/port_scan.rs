@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::detect::keyed::StateRule;
-use crate::detect::{Anomaly, Detected, DetectorContext, Real, Severity, TypedDetector};
+use crate::detect::{Threat, Anomaly, Detected, DetectorContext, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
 use crate::window::DeviceState;
 
@@ -35,6 +35,7 @@ pub struct PortScan;
 impl TypedDetector for PortScan {
     type Params = Params;
     const NAME: &'static str = "port_scan";
+    const THREAT: Option<Threat> = Some(Threat::Reconnaissance);
     const DESCRIPTION: &'static str = "reconnaissance: a burst of distinct destination ports from one device";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[
         ("min_ports", "distinct destination ports in the shortest window that make a scan"),

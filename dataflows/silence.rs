@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::baseline::{human_ms, poisson_low_surprise};
 use crate::detect::keyed::{DeviceLogic, DeviceTick, Step};
-use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
+use crate::detect::{Threat, Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
 
 /// Detector parameters.
@@ -56,6 +56,7 @@ pub struct Silence;
 impl TypedDetector for Silence {
     type Params = Params;
     const NAME: &'static str = "silence";
+    const THREAT: Option<Threat> = Some(Threat::DenialOfService);
     const DESCRIPTION: &'static str =
         "denial of service: an active device goes quiet or its event rate collapses against its own baseline";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[

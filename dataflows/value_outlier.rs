@@ -46,6 +46,7 @@ pub struct ValueOutlier;
 impl TypedDetector for ValueOutlier {
     type Params = Params;
     const NAME: &'static str = "value_outlier";
+    const THREAT: Option<crate::detect::Threat> = Some(crate::detect::Threat::DataCorruption);
     const DESCRIPTION: &'static str = "scores every reading by its distance to the device's own robust baseline";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[
         ("min_readings", "readings the baseline needs before readings are scored"),
