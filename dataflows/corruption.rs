@@ -12,7 +12,8 @@
 //!   `min_bad` fall in `window`, held while any does;
 //! - *stuck*: a run of identical readings longer than what the device's own repeat rate makes
 //!   plausible (`P < 1e-6`, at least `min_stuck_run`), on a device whose baseline varies,
-//!   unless the value is the device's own floor or ceiling seen there before (saturation);
+//!   unless the value is the device's own floor or ceiling (the lowest or highest valid
+//!   reading it ever sent: saturation);
 //! - *shift*: the fast level more than `shift_z` σ from the baseline, held down to half that
 //!   (hysteresis); after `relearn` of continuous shift the baseline accepts the new level;
 //! - *malformed*: at least `min_rejects` rejected records in `window` making at least
@@ -181,6 +182,9 @@ impl Obs {
     }
 }
 
+/// Readings within this many σ of the baseline teach it.
+const LEARN_Z: f64 = 6.0;
+
 struct ValueLogic {
     p: Params,
     window: u64,
@@ -346,7 +350,10 @@ impl DeviceLogic for ValueLogic {
                 s.shift_since = None;
             }
             let stuck_run = s.run >= 3;
-            if !trained(s) || (s.shift_since.is_none() && !stuck_run && s.base.z(v, floor) <= 4.0) {
+            // Learned from readings within `LEARN_Z` σ (residuals clipped at 3σ): a baseline that
+            // learned only from readings within 4σ froze at a tiny spread on devices whose
+            // readings sit on a floor (an idle CPU at 0) and then called every move absurd.
+            if !trained(s) || (s.shift_since.is_none() && !stuck_run && s.base.z(v, floor) <= LEARN_Z) {
                 s.base.update(v, p.baseline_alpha, 3.0);
             }
         }
@@ -359,13 +366,13 @@ impl DeviceLogic for ValueLogic {
         let nbad = s.bad.len() as u32;
         s.values_active = if s.values_active { nbad >= 1 } else { nbad >= p.min_bad };
         let needed = self.stuck_needed(s);
-        // A reading pinned at the device's own floor or ceiling, seen there before the run,
-        // is saturation (an idle CPU, an empty queue), not a stuck sensor.
+        // A reading pinned at the device's own floor or ceiling (the lowest or highest it ever
+        // read) is saturation (an idle CPU, an empty queue), not a stuck sensor.
         let saturated = s.last.is_some_and(|v| {
             [s.lowest, s.highest]
                 .iter()
                 .flatten()
-                .any(|&(x, n)| x == v && n > s.run + 2)
+                .any(|&(x, _)| x == v)
         });
         s.stuck_active = trained(s) && s.base.var > 0.0 && s.run >= needed && !saturated;
         let total = (s.rejected + s.accepted).max(1) as f64;
