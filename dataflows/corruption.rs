@@ -474,3 +474,61 @@ impl DeviceLogic for ValueLogic {
         Step { report, wake_at: wake }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logic() -> ValueLogic {
+        ValueLogic {
+            p: Params::default(),
+            window: 300,
+            window_ms: 300_000,
+            relearn: 3600,
+        }
+    }
+
+    /// Feeds one reading per 6 s tick; returns the ticks at which the report opened.
+    fn opened(values: &[f64]) -> Vec<u64> {
+        let l = logic();
+        let mut s = l.new_state();
+        let device = DeviceId::from("d");
+        let (mut open, mut opened) = (false, Vec::new());
+        for (i, &v) in values.iter().enumerate() {
+            let t = i as u64 * 6;
+            let step = l.step(&mut s, &device, t, &[Obs::Reading(t as i64 * 1000, v)], &mut Vec::new());
+            if step.report.is_some() && !open {
+                opened.push(t);
+            }
+            open = step.report.is_some();
+        }
+        opened
+    }
+
+    /// A reading around 20 with some noise.
+    fn normal(n: usize) -> Vec<f64> {
+        (0..n).map(|i| 20.0 + ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn normal_readings_stay_quiet_and_each_flavour_fires() {
+        assert!(opened(&normal(600)).is_empty());
+        let mut nan = normal(400);
+        nan.extend([f64::NAN, 20.0, f64::NAN]);
+        assert_eq!(opened(&nan).len(), 1);
+        let mut stuck = normal(400);
+        stuck.extend(std::iter::repeat_n(20.37, 40));
+        assert_eq!(opened(&stuck).len(), 1);
+        let mut shifted = normal(400);
+        shifted.extend(normal(100).iter().map(|v| v + 15.0));
+        assert_eq!(opened(&shifted).len(), 1);
+    }
+
+    #[test]
+    fn a_reading_pinned_at_its_floor_is_saturation_not_stuck() {
+        // An idle CPU: varies, touches 0 now and then, then sits at 0 for a while.
+        let mut cpu: Vec<f64> = (0..400).map(|i| [0.0, 3.5, 1.2, 6.8, 0.4, 2.2][i % 6]).collect();
+        cpu.extend(std::iter::repeat_n(0.0, 60));
+        assert!(opened(&cpu).is_empty(), "{:?}", opened(&cpu));
+    }
+}

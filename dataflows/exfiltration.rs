@@ -317,3 +317,98 @@ impl DeviceLogic for NewDestinations {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Ip, Protocol};
+
+    fn logic() -> NewDestinations {
+        let p = Params::default();
+        let ms = |text: &str| parse_duration_ms("", text).unwrap();
+        NewDestinations {
+            network: std::sync::Arc::new(NetworkConfig::default()),
+            window: ms(&p.window) / 1000,
+            learn: ms(&p.learn) / 1000,
+            memory: ms(&p.memory) / 1000,
+            new_for: ms(&p.new_for) / 1000,
+            window_ms: ms(&p.window),
+            min_new: p.min_new_destinations as usize,
+            min_flows: p.min_new_flows as usize,
+            confirm: ms(&p.confirm) / 1000,
+            min_bytes: p.min_new_bytes,
+            factor: p.new_bytes_factor,
+            max_known: p.max_destinations,
+            upload_ratio: p.min_upload_ratio,
+        }
+    }
+
+    fn flow(tick: u64, dst: &str, out: u64, inb: u64) -> Event {
+        Event {
+            ts_ms: tick as i64 * 1000,
+            device: "d".into(),
+            src_ip: Ip::from_addr("10.0.0.1".parse().unwrap()),
+            dst_ip: Ip::from_addr(dst.parse().unwrap()),
+            dst_port: 443,
+            protocol: Protocol::Tcp,
+            bytes_out: out,
+            bytes_in: inb,
+            packets: 10,
+            duration_ms: 100,
+            value: None,
+        }
+    }
+
+    /// Runs the logic over `(tick, flow)` (sorted) tick by tick up to `until`; returns the
+    /// ticks at which the report opened.
+    fn opened(flows: &[(u64, Event)], until: u64) -> Vec<u64> {
+        let l = logic();
+        let mut s = l.new_state();
+        let device = DeviceId::from("d");
+        let (mut open, mut opened) = (false, Vec::new());
+        for t in 0..until {
+            let events: Vec<Event> = flows.iter().filter(|f| f.0 == t).map(|f| f.1.clone()).collect();
+            let step = l.step(&mut s, &device, t, &events, &mut Vec::new());
+            if step.report.is_some() && !open {
+                opened.push(t);
+            }
+            open = step.report.is_some();
+        }
+        opened
+    }
+
+    /// Internal traffic every 10 s and a DNS lookup a minute over `[0, until)` s.
+    fn usual(until: u64) -> Vec<(u64, Event)> {
+        let mut v: Vec<(u64, Event)> = (0..until).step_by(10).map(|t| (t, flow(t, "10.1.2.3", 1_000, 800))).collect();
+        v.extend((5..until).step_by(60).map(|t| (t, flow(t, "8.8.8.8", 80, 200))));
+        v
+    }
+
+    fn with(mut base: Vec<(u64, Event)>, extra: impl IntoIterator<Item = (u64, Event)>) -> Vec<(u64, Event)> {
+        base.extend(extra);
+        base.sort_by_key(|f| f.0);
+        base
+    }
+
+    #[test]
+    fn uploads_to_new_hosts_fire_after_confirm() {
+        let burst = (2400..3000).step_by(20).map(|t| (t + 1, flow(t + 1, &format!("198.51.100.{}", t % 7), 3_000_000, 20_000)));
+        let o = opened(&with(usual(3600), burst), 3600);
+        assert_eq!(o.len(), 1, "{o:?}");
+        assert!((2400..2700).contains(&o[0]), "{o:?}");
+    }
+
+    #[test]
+    fn downloads_known_hosts_and_learning_do_not_fire() {
+        // Downloads from new hosts (an update): far more in than out.
+        let update = (2400..3000).step_by(20).map(|t| (t + 1, flow(t + 1, &format!("198.51.100.{}", t % 7), 300_000, 50_000_000)));
+        assert!(opened(&with(usual(3600), update), 3600).is_empty());
+        // A backup to hosts the device checks in with every 5 minutes.
+        let checkins = (0..3600).step_by(300).flat_map(|t| [(t + 2, flow(t + 2, "52.216.8.35", 1_500, 3_000)), (t + 3, flow(t + 3, "52.217.96.12", 1_500, 3_000))]);
+        let backup = (2400..3000).step_by(10).map(|t| (t + 4, flow(t + 4, if t % 20 == 0 { "52.216.8.35" } else { "52.217.96.12" }, 8_000_000, 80_000)));
+        assert!(opened(&with(with(usual(3600), checkins), backup), 3600).is_empty());
+        // Uploads to new hosts during the first `learn` of the device.
+        let early = (600..1200).step_by(20).map(|t| (t + 1, flow(t + 1, &format!("198.51.100.{}", t % 7), 3_000_000, 20_000)));
+        assert!(opened(&with(usual(1800), early), 1800).is_empty());
+    }
+}

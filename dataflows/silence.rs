@@ -523,3 +523,105 @@ impl DeviceLogic for Logic {
         Step { report, wake_at: None }
     }
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::WindowLayout;
+
+    fn logic() -> Logic {
+        let layout = std::sync::Arc::new(WindowLayout {
+            tick_ms: 1000,
+            lens_ms: vec![60_000, 300_000, 3_600_000],
+            steps: vec![1, 1, 1],
+            sliding: vec![0, 1, 2],
+        });
+        Logic {
+            p: Params::default(),
+            recent: vec![0, 1],
+            long: 2,
+            layout,
+        }
+    }
+
+    /// Steps a device whose events are at `ticks` (sorted) through every tick up to `until`;
+    /// returns the ticks where its report opened and closed.
+    fn drive(ticks: &[u64], until: u64) -> Vec<(u64, bool)> {
+        let l = logic();
+        let mut s = l.new_state();
+        let device = DeviceId::from("d");
+        let mut changes = Vec::new();
+        let mut open = false;
+        for t in 0..until {
+            let count = |len: u64| ticks.iter().filter(|&&e| e <= t && e + len > t).count() as u64;
+            let mut inputs = vec![Input::State {
+                counts: [count(60), count(300), count(3600)].into_iter().collect(),
+                last_seen_ms: ticks.iter().rev().find(|&&e| e <= t).map_or(0, |&e| e as i64 * 1000),
+            }];
+            inputs.extend(ticks.iter().filter(|&&e| e == t).map(|_| Input::Event(7)));
+            let step = l.step(&mut s, &device, t, &inputs, &mut Vec::new());
+            if step.report.is_some() != open {
+                open = !open;
+                changes.push((t, open));
+            }
+        }
+        changes
+    }
+
+    #[test]
+    fn a_quiet_device_opens_within_a_minute_or_two_and_closes_when_back() {
+        // 30 events a minute for 40 minutes, quiet for 10, back for 5.
+        let ticks: Vec<u64> = (0..2400).step_by(2).chain((3000..3300).step_by(2)).collect();
+        let c = drive(&ticks, 3300);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(c[0].1 && (2400..2520).contains(&c[0].0), "{c:?}");
+        // Closed once the 5-minute window shows enough traffic again.
+        assert!(!c[1].1 && (3000..3150).contains(&c[1].0), "{c:?}");
+        // Steady traffic never opens.
+        let steady: Vec<u64> = (0..3300).step_by(2).collect();
+        assert!(drive(&steady, 3300).is_empty());
+    }
+
+    #[test]
+    fn the_rate_after_a_burst_is_not_a_collapse() {
+        // 10 a minute, 180 a minute for 15 minutes, then 10 a minute again.
+        let mut ticks: Vec<u64> = (0..1500).step_by(6).collect();
+        ticks.extend((1500..2400).flat_map(|t| [t, t, t]));
+        ticks.extend((2400..4800).step_by(6));
+        ticks.sort_unstable();
+        assert!(drive(&ticks, 4800).is_empty());
+    }
+
+    #[test]
+    fn robust_rate_leaves_out_bursts_and_needs_history() {
+        let mut m = Minutes::default();
+        for k in 0..60u64 {
+            m.add(1000 + k, if (1020..1035).contains(&(1000 + k)) { 200 } else { 10 });
+        }
+        let r = m.robust(1060, 5, 3.0).expect("an hour of history");
+        assert!((r - 10.0).abs() < 1e-9, "{r}");
+        // Minutes after the last event count as empty ones.
+        assert!(m.robust(1070, 5, 3.0).unwrap() < 10.0);
+        let mut young = Minutes::default();
+        young.add(5, 10);
+        assert_eq!(young.robust(20, 5, 3.0), None);
+    }
+
+    #[test]
+    fn neighbours_are_grouped_by_subnet_and_onset() {
+        assert_eq!(
+            subnet(crate::event::Ip::from_addr("10.5.5.17".parse().unwrap())),
+            subnet(crate::event::Ip::from_addr("10.5.5.200".parse().unwrap()))
+        );
+        assert_ne!(
+            subnet(crate::event::Ip::from_addr("10.5.5.17".parse().unwrap())),
+            subnet(crate::event::Ip::from_addr("10.5.6.17".parse().unwrap()))
+        );
+        let names: Vec<DeviceId> = ["a", "b", "c", "d"].iter().map(|&n| DeviceId::from(n)).collect();
+        // a, b, c within a minute of each other; d ten minutes later.
+        let onsets = [(0, &names[0]), (20_000, &names[1]), (50_000, &names[2]), (600_000, &names[3])];
+        let g = groups::grouped(&onsets, 3, 60_000);
+        let grouped: Vec<&str> = g.iter().map(|(_, d)| d.as_str()).collect();
+        assert_eq!(grouped, ["a", "b", "c"]);
+        assert!(groups::grouped(&onsets, 4, 60_000).is_empty());
+    }
+}

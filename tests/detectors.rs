@@ -119,8 +119,14 @@ fn silence_fires_on_a_quiet_device_resolves_when_it_returns_and_ignores_normal_t
     assert_eq!(c.len(), 2, "{c:?}");
     assert_eq!((c[0].1, c[1].1), ("insert", "retract"));
     // Reported `confirm` (4m) after it shows, so peers going quiet together are seen first.
-    assert!((74..=76).contains(&c[0].2), "fires within a minute or two, plus confirm: {c:?}");
-    assert!((89..=91).contains(&c[1].2), "resolves when the device returns, plus confirm: {c:?}");
+    assert!(
+        (74..=76).contains(&c[0].2),
+        "fires within a minute or two, plus confirm: {c:?}"
+    );
+    assert!(
+        (89..=91).contains(&c[1].2),
+        "resolves when the device returns, plus confirm: {c:?}"
+    );
 }
 
 #[test]
@@ -176,14 +182,22 @@ fn silence_ignores_a_group_going_quiet_together_but_not_a_lone_device() {
     busy_from(&mut csv, "lone", "10.6.6.6", 0, 70);
     busy_from(&mut csv, "lone", "10.6.6.6", 85, 100);
     busy_from(&mut csv, "steady", "10.5.5.99", 0, 100);
-    let (_, captured) = run_captured(&only("silence", ""), &csv.bytes(), None, 1);
+    let data = csv.bytes();
+    let (_, captured) = run_captured(&only("silence", ""), &data, None, 1);
     let c = changes(&captured.anomalies, "silence");
     assert!(c.iter().all(|x| x.0 == "lone"), "the group was reported: {c:?}");
-    assert_eq!(c.iter().map(|x| x.1).collect::<Vec<_>>(), ["insert", "retract"], "{c:?}");
+    assert_eq!(
+        c.iter().map(|x| x.1).collect::<Vec<_>>(),
+        ["insert", "retract"],
+        "{c:?}"
+    );
     // Grouping off: every quiet device is reported.
     let off = only("silence", "[detectors.silence]\ngroup_min = 0\n");
-    let (_, captured) = run_captured(&off, &csv.bytes(), None, 1);
-    let opened = changes(&captured.anomalies, "silence").iter().filter(|x| x.1 == "insert").count();
+    let (_, captured) = run_captured(&off, &data, None, 1);
+    let opened = changes(&captured.anomalies, "silence")
+        .iter()
+        .filter(|x| x.1 == "insert")
+        .count();
     assert_eq!(opened, 6);
 }
 
@@ -192,9 +206,15 @@ fn silence_ignores_the_normal_rate_after_a_batch_burst() {
     let mut csv = Csv::default();
     // 10 events a minute, 20 minutes at 200 a minute, then 10 a minute again.
     let d = "batch";
-    csv.steady(d, 0, 40, 6_000, |i, ts| Csv::flow(ts, d, "10.7.0.2", "10.1.2.3", 900 + i as u64 % 5, 300));
-    csv.steady(d, 40, 60, 300, |i, ts| Csv::flow(ts + 1, d, "10.7.0.2", "10.1.2.4", 900 + i as u64 % 5, 300));
-    csv.steady(d, 60, 120, 6_000, |i, ts| Csv::flow(ts + 2, d, "10.7.0.2", "10.1.2.3", 900 + i as u64 % 5, 300));
+    csv.steady(d, 0, 40, 6_000, |i, ts| {
+        Csv::flow(ts, d, "10.7.0.2", "10.1.2.3", 900 + i as u64 % 5, 300)
+    });
+    csv.steady(d, 40, 60, 300, |i, ts| {
+        Csv::flow(ts + 1, d, "10.7.0.2", "10.1.2.4", 900 + i as u64 % 5, 300)
+    });
+    csv.steady(d, 60, 120, 6_000, |i, ts| {
+        Csv::flow(ts + 2, d, "10.7.0.2", "10.1.2.3", 900 + i as u64 % 5, 300)
+    });
     let (_, captured) = run_captured(&only("silence", ""), &csv.bytes(), None, 1);
     let c = changes(&captured.anomalies, "silence");
     assert!(c.is_empty(), "the rate after a burst is not a collapse: {c:?}");
@@ -218,7 +238,17 @@ fn exfiltration_ignores_backups_to_known_storage_downloads_and_one_upload() {
         Csv::flow(ts + 600, "desk", "10.0.0.1", &dst, 400_000, 60_000_000)
     });
     // ... and one upload of a 15 MB file to a new site.
-    csv.rows.push((at(70 * MIN) + 800, Csv::flow(at(70 * MIN) + 800, "desk", "10.0.0.1", "203.0.113.77", 15_000_000, 40_000)));
+    csv.rows.push((
+        at(70 * MIN) + 800,
+        Csv::flow(
+            at(70 * MIN) + 800,
+            "desk",
+            "10.0.0.1",
+            "203.0.113.77",
+            15_000_000,
+            40_000,
+        ),
+    ));
     let (_, captured) = run_captured(&only("exfiltration", ""), &csv.bytes(), None, 1);
     let c = changes(&captured.anomalies, "exfiltration");
     assert!(c.is_empty(), "benign look-alikes fired: {c:?}");
@@ -472,7 +502,11 @@ fn every_detector_documents_its_parameters() {
 #[test]
 fn every_labelled_threat_has_a_detector_and_eval_maps_labels_through_the_registry() {
     use vigil::generate::{IncidentKind, Label};
-    for kind in [IncidentKind::Silence, IncidentKind::Exfiltration, IncidentKind::Corruption] {
+    for kind in [
+        IncidentKind::Silence,
+        IncidentKind::Exfiltration,
+        IncidentKind::Corruption,
+    ] {
         let threat = kind.threat().expect("an incident is a threat");
         assert!(
             vigil::detect::registry().iter().any(|d| d.threat() == Some(threat)),
@@ -481,9 +515,15 @@ fn every_labelled_threat_has_a_detector_and_eval_maps_labels_through_the_registr
     }
     assert_eq!(IncidentKind::Benign.threat(), None);
     // Each registered detector is scored against the labels of its own threat only.
-    let detectors: Vec<(&str, Option<vigil::detect::Threat>)> =
-        vigil::detect::registry().iter().map(|d| (d.name(), d.threat())).collect();
-    let kinds = [IncidentKind::Silence, IncidentKind::Exfiltration, IncidentKind::Corruption];
+    let detectors: Vec<(&str, Option<vigil::detect::Threat>)> = vigil::detect::registry()
+        .iter()
+        .map(|d| (d.name(), d.threat()))
+        .collect();
+    let kinds = [
+        IncidentKind::Silence,
+        IncidentKind::Exfiltration,
+        IncidentKind::Corruption,
+    ];
     let labels: Vec<Label> = kinds
         .iter()
         .map(|&kind| Label {

@@ -40,8 +40,10 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let episodes = read_episodes(open(&args.anomalies)?)
         .with_context(|| format!("reading anomalies {}", args.anomalies.display()))?;
     // What each detector targets, as it declares it in its own file.
-    let detectors: Vec<(&str, Option<vigil::detect::Threat>)> =
-        vigil::detect::registry().iter().map(|d| (d.name(), d.threat())).collect();
+    let detectors: Vec<(&str, Option<vigil::detect::Threat>)> = vigil::detect::registry()
+        .iter()
+        .map(|d| (d.name(), d.threat()))
+        .collect();
     let report = evaluate(&labels, &episodes, grace.0 as i64, &detectors);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);

@@ -157,12 +157,7 @@ fn overlaps(e: &Episode, l: &Label, grace_ms: i64) -> bool {
 /// Scores `episodes` against `labels`; `detectors` lists the detectors with the threat each
 /// targets (from the registry: `vigil::detect::registry()`), reported even without episodes;
 /// a detector found only in the episodes is reported, not scored.
-pub fn evaluate(
-    labels: &[Label],
-    episodes: &[Episode],
-    grace_ms: i64,
-    detectors: &[(&str, Option<Threat>)],
-) -> Report {
+pub fn evaluate(labels: &[Label], episodes: &[Episode], grace_ms: i64, detectors: &[(&str, Option<Threat>)]) -> Report {
     let threat_of = |name: &str| detectors.iter().find(|d| d.0 == name).and_then(|d| d.1);
     let mut names: Vec<String> = detectors.iter().map(|s| s.0.to_string()).collect();
     names.extend(episodes.iter().map(|e| e.detector.clone()));
@@ -301,7 +296,10 @@ impl Report {
             s += "\n| detector | benign look-alike | labels | flagged | false-positive episodes on it |\n";
             s += "|---|---|---:|---:|---:|\n";
             for ((name, detail), b) in &self.benign {
-                s += &format!("| {name} | {detail} | {} | {} | {} |\n", b.labels, b.flagged, b.episodes);
+                s += &format!(
+                    "| {name} | {detail} | {} | {} | {} |\n",
+                    b.labels, b.flagged, b.episodes
+                );
             }
         }
         s

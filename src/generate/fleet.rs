@@ -262,7 +262,9 @@ impl Device {
 
     /// Whether `[start, end)` keeps `gap` away from every window of the device.
     pub fn free(&self, start: i64, end: i64, gap: i64) -> bool {
-        self.windows.iter().all(|w| end + gap <= w.start || w.end + gap <= start)
+        self.windows
+            .iter()
+            .all(|w| end + gap <= w.start || w.end + gap <= start)
     }
 
     /// Expected bytes out per minute in normal operation (rhythm 1).

@@ -163,7 +163,11 @@ pub(crate) fn place(
     }
     for &d in candidates.iter().take(plan.backups as usize) {
         let hosts: Vec<u32> = (0..1 + rng.below(2))
-            .map(|_| fleet.ips.intern(EXT_STORAGE[rng.below(EXT_STORAGE.len() as u64) as usize]))
+            .map(|_| {
+                fleet
+                    .ips
+                    .intern(EXT_STORAGE[rng.below(EXT_STORAGE.len() as u64) as usize])
+            })
             .collect();
         let rate = fleet.devices[d as usize].rate.max(0.1);
         for &h in &hosts {
@@ -173,7 +177,11 @@ pub(crate) fn place(
         let (period, offset, size) = if hourly {
             (60 * MIN, (rng.f64() * 60.0) as i64 * MIN, rng.log_range(50e6, 400e6))
         } else {
-            (DAY_MS, (30 + (rng.f64() * 120.0) as i64) * MIN, rng.log_range(200e6, 1.5e9))
+            (
+                DAY_MS,
+                (30 + (rng.f64() * 120.0) as i64) * MIN,
+                rng.log_range(200e6, 1.5e9),
+            )
         };
         let dur_min = rng.range(4.0, 12.0);
         let flows_per_min = rng.range(2.0, 8.0);
@@ -206,7 +214,10 @@ pub(crate) fn place(
     if desks.is_empty() {
         desks = talkers.clone();
     }
-    let plans = [(plan.updates, &talkers, "update"), (plan.site_uploads, &desks, "site_upload")];
+    let plans = [
+        (plan.updates, &talkers, "update"),
+        (plan.site_uploads, &desks, "site_upload"),
+    ];
     for (count, pool, detail) in plans {
         if pool.is_empty() {
             continue;

@@ -115,7 +115,10 @@ impl GeneratorConfig {
             return Err(format!("start_ms {} is outside 2000-01-01..2100-01-01", self.start_ms));
         }
         if self.benign.total() > 100_000 {
-            return Err(format!("{} look-alikes is too many (at most 100000)", self.benign.total()));
+            return Err(format!(
+                "{} look-alikes is too many (at most 100000)",
+                self.benign.total()
+            ));
         }
         if self.incidents.total() > 100_000 {
             return Err(format!(
@@ -194,7 +197,14 @@ pub fn generate<W: Write>(cfg: &GeneratorConfig, format: OutputFormat, out: W) -
         ));
     }
     let (mut labels, mut exfils) = incident::place(&cfg.incidents, &mut fleet, cfg.start_ms, end, cfg.seed);
-    labels.extend(lookalike::place(&cfg.benign, &mut fleet, cfg.start_ms, end, cfg.seed, &mut exfils));
+    labels.extend(lookalike::place(
+        &cfg.benign,
+        &mut fleet,
+        cfg.start_ms,
+        end,
+        cfg.seed,
+        &mut exfils,
+    ));
     labels.sort_by(|a, b| (a.start_ms, &a.device, a.kind).cmp(&(b.start_ms, &b.device, b.kind)));
     let (first, last) = engine::run(cfg, &mut fleet, &mut exfils, &mut sink)?;
     labels.retain(|l| l.start_ms <= last);
