@@ -13,7 +13,7 @@
 //! The baseline rate is robust to bursts (a batch job at 20× its rate for ten minutes would
 //! make the normal rate after it look like a collapse): it is at most the device's *robust*
 //! per-minute rate, the mean of its per-minute event counts over the hour before the recent
-//! 5 minutes, leaving out burst minutes (above `burst_factor` × the lower quartile + 3).
+//! 5 minutes (up to its last event), leaving out burst minutes (above `burst_factor` × the lower quartile + 3).
 //!
 //! Rejected records of the device count as observed (records that arrive but do not decode
 //! are corruption, not silence). Once open, a candidate holds while some window still shows
@@ -358,15 +358,14 @@ impl Minutes {
         self.robust_at = m;
         self.robust = None;
         let first = self.first?;
-        // Minutes after `minute` had no events; those before the ring are gone.
+        // The rate while the device was active: the quiet minutes since its last event (the
+        // silence being judged) do not count; minutes before the ring are gone.
         let lo = (first + 1).max(m.saturating_sub(59));
-        let hi = m.checked_sub(recent + 1)?;
+        let hi = m.checked_sub(recent + 1)?.min(self.minute);
         if hi < lo || hi - lo + 1 < 20 {
             return None;
         }
-        let mut v: smallvec::SmallVec<[u16; 60]> = (lo..=hi)
-            .map(|k| if k > self.minute { 0 } else { self.counts[(k % 60) as usize] })
-            .collect();
+        let mut v: smallvec::SmallVec<[u16; 60]> = (lo..=hi).map(|k| self.counts[(k % 60) as usize]).collect();
         v.sort_unstable();
         // The lower quartile: a burst longer than half the history cannot move it.
         let cut = factor * v[v.len() / 4] as f64 + 3.0;
@@ -599,8 +598,8 @@ mod tests {
         }
         let r = m.robust(1060, 5, 3.0).expect("an hour of history");
         assert!((r - 10.0).abs() < 1e-9, "{r}");
-        // Minutes after the last event count as empty ones.
-        assert!(m.robust(1070, 5, 3.0).unwrap() < 10.0);
+        // The quiet minutes since the last event are not part of it (the silence itself).
+        assert_eq!(m.robust(1070, 5, 3.0), Some(10.0));
         let mut young = Minutes::default();
         young.add(5, 10);
         assert_eq!(young.robust(20, 5, 3.0), None);
