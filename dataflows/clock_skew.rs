@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::baseline::{human_ms, parse_duration_ms};
 use crate::detect::keyed::{DeviceLogic, DeviceTick, Step};
-use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
+use crate::detect::{Threat, Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
 
 /// Detector parameters.
@@ -45,6 +45,7 @@ pub struct ClockSkew;
 impl TypedDetector for ClockSkew {
     type Params = Params;
     const NAME: &'static str = "clock_skew";
+    const THREAT: Option<Threat> = Some(Threat::DataCorruption);
     const DESCRIPTION: &'static str =
         "data corruption: records dated too far ahead of their partition's progress (rejected as too_far_ahead)";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[
@@ -145,5 +146,31 @@ impl DeviceLogic for SkewLogic {
             report: Some(report),
             wake_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_too_far_ahead_open_a_report_held_for_the_window() {
+        let l = SkewLogic {
+            min_records: 2,
+            window: 60,
+            window_ms: 60_000,
+        };
+        let mut s = l.new_state();
+        let d = DeviceId::from("d");
+        let mut step = |t: u64, inputs: &[(u32, u64)]| l.step(&mut s, &d, t, inputs, &mut Vec::new());
+        let one = step(10, &[(1, 5_000_000)]);
+        assert!(one.report.is_none(), "one record is below min_records");
+        assert_eq!(one.wake_at, Some(70));
+        let two = step(20, &[(1, 9_000_000)]);
+        let report = two.report.expect("two records in the window");
+        assert!(report.evidence.contains(&("max_ahead_ms".into(), Real(9_000_000.0))));
+        // The first leaves the window at 70: one left, below min_records; the last at 80.
+        assert!(step(70, &[]).report.is_none());
+        assert_eq!(step(80, &[]).wake_at, None);
     }
 }

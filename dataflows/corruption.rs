@@ -12,7 +12,8 @@
 //!   `min_bad` fall in `window`, held while any does;
 //! - *stuck*: a run of identical readings longer than what the device's own repeat rate makes
 //!   plausible (`P < 1e-6`, at least `min_stuck_run`), on a device whose baseline varies,
-//!   unless the value is the device's own floor or ceiling seen there before (saturation);
+//!   unless the value is the device's own floor or ceiling (the lowest or highest valid
+//!   reading it ever sent: saturation);
 //! - *shift*: the fast level more than `shift_z` σ from the baseline, held down to half that
 //!   (hysteresis); after `relearn` of continuous shift the baseline accepts the new level;
 //! - *malformed*: at least `min_rejects` rejected records in `window` making at least
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::baseline::{glob_match, human_ms, parse_duration_ms, RobustBaseline};
 use crate::detect::keyed::{DeviceLogic, DeviceTick, Step};
-use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
+use crate::detect::{Threat, Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
 use crate::window::stats::VALUE_LIMIT;
 
@@ -94,6 +95,7 @@ pub struct Corruption;
 impl TypedDetector for Corruption {
     type Params = Params;
     const NAME: &'static str = "corruption";
+    const THREAT: Option<Threat> = Some(Threat::DataCorruption);
     const DESCRIPTION: &'static str =
         "data corruption: impossible or absurd readings, stuck or shifted values, malformed-record spikes";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[
@@ -179,6 +181,9 @@ impl Obs {
         }
     }
 }
+
+/// Readings within this many σ of the baseline teach it.
+const LEARN_Z: f64 = 6.0;
 
 struct ValueLogic {
     p: Params,
@@ -345,7 +350,10 @@ impl DeviceLogic for ValueLogic {
                 s.shift_since = None;
             }
             let stuck_run = s.run >= 3;
-            if !trained(s) || (s.shift_since.is_none() && !stuck_run && s.base.z(v, floor) <= 4.0) {
+            // Learned from readings within `LEARN_Z` σ (residuals clipped at 3σ): a baseline that
+            // learned only from readings within 4σ froze at a tiny spread on devices whose
+            // readings sit on a floor (an idle CPU at 0) and then called every move absurd.
+            if !trained(s) || (s.shift_since.is_none() && !stuck_run && s.base.z(v, floor) <= LEARN_Z) {
                 s.base.update(v, p.baseline_alpha, 3.0);
             }
         }
@@ -358,13 +366,13 @@ impl DeviceLogic for ValueLogic {
         let nbad = s.bad.len() as u32;
         s.values_active = if s.values_active { nbad >= 1 } else { nbad >= p.min_bad };
         let needed = self.stuck_needed(s);
-        // A reading pinned at the device's own floor or ceiling, seen there before the run,
-        // is saturation (an idle CPU, an empty queue), not a stuck sensor.
+        // A reading pinned at the device's own floor or ceiling (the lowest or highest it ever
+        // read) is saturation (an idle CPU, an empty queue), not a stuck sensor.
         let saturated = s.last.is_some_and(|v| {
             [s.lowest, s.highest]
                 .iter()
                 .flatten()
-                .any(|&(x, n)| x == v && n > s.run + 2)
+                .any(|&(x, _)| x == v)
         });
         s.stuck_active = trained(s) && s.base.var > 0.0 && s.run >= needed && !saturated;
         let total = (s.rejected + s.accepted).max(1) as f64;
@@ -375,7 +383,8 @@ impl DeviceLogic for ValueLogic {
             s.rejected >= p.min_rejects && ratio >= p.reject_ratio
         };
         let shift_active = s.shift_since.is_some();
-        let w = human_ms(self.window_ms);
+        // Formatted only for a report (this runs for every reading of every device).
+        let w = || human_ms(self.window_ms);
         let report = if s.values_active {
             let &(_, v, kind) = s.bad.back().expect("bad readings");
             let (what, score) = match kind {
@@ -385,7 +394,8 @@ impl DeviceLogic for ValueLogic {
             };
             Some((
                 format!(
-                    "{nbad} readings in {w} {what}; latest {v}; baseline {:.3} ± {:.3}",
+                    "{nbad} readings in {} {what}; latest {v}; baseline {:.3} ± {:.3}",
+                    w(),
                     s.base.mean,
                     s.base.sd(0.0)
                 ),
@@ -400,9 +410,10 @@ impl DeviceLogic for ValueLogic {
         } else if s.malformed_active {
             Some((
                 format!(
-                    "{} of {} records in {w} rejected ({:.0}%)",
+                    "{} of {} records in {} rejected ({:.0}%)",
                     s.rejected,
                     s.rejected + s.accepted,
+                    w(),
                     ratio * 100.0
                 ),
                 (0.5 + ratio).min(1.0),
@@ -464,5 +475,63 @@ impl DeviceLogic for ValueLogic {
             .min()
             .map(|t| t + self.window);
         Step { report, wake_at: wake }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logic() -> ValueLogic {
+        ValueLogic {
+            p: Params::default(),
+            window: 300,
+            window_ms: 300_000,
+            relearn: 3600,
+        }
+    }
+
+    /// Feeds one reading per 6 s tick; returns the ticks at which the report opened.
+    fn opened(values: &[f64]) -> Vec<u64> {
+        let l = logic();
+        let mut s = l.new_state();
+        let device = DeviceId::from("d");
+        let (mut open, mut opened) = (false, Vec::new());
+        for (i, &v) in values.iter().enumerate() {
+            let t = i as u64 * 6;
+            let step = l.step(&mut s, &device, t, &[Obs::Reading(t as i64 * 1000, v)], &mut Vec::new());
+            if step.report.is_some() && !open {
+                opened.push(t);
+            }
+            open = step.report.is_some();
+        }
+        opened
+    }
+
+    /// A reading around 20 with some noise.
+    fn normal(n: usize) -> Vec<f64> {
+        (0..n).map(|i| 20.0 + ((i * 7919) % 101) as f64 / 50.0 - 1.0).collect()
+    }
+
+    #[test]
+    fn normal_readings_stay_quiet_and_each_flavour_fires() {
+        assert!(opened(&normal(600)).is_empty());
+        let mut nan = normal(400);
+        nan.extend([f64::NAN, 20.0, f64::NAN]);
+        assert_eq!(opened(&nan).len(), 1);
+        let mut stuck = normal(400);
+        stuck.extend(std::iter::repeat_n(20.37, 40));
+        assert_eq!(opened(&stuck).len(), 1);
+        let mut shifted = normal(400);
+        shifted.extend(normal(100).iter().map(|v| v + 15.0));
+        assert_eq!(opened(&shifted).len(), 1);
+    }
+
+    #[test]
+    fn a_reading_pinned_at_its_floor_is_saturation_not_stuck() {
+        // An idle CPU: varies, touches 0 now and then, then sits at 0 for a while.
+        let mut cpu: Vec<f64> = (0..400).map(|i| [0.0, 3.5, 1.2, 6.8, 0.4, 2.2][i % 6]).collect();
+        cpu.extend(std::iter::repeat_n(0.0, 60));
+        assert!(opened(&cpu).is_empty(), "{:?}", opened(&cpu));
     }
 }

@@ -1,19 +1,20 @@
-//! `exfiltration` (data loss): a device ships data out — outbound bytes to external
-//! addresses far above its own baseline, and/or a burst of bytes to external destinations it
-//! never talked to before.
+//! `exfiltration` (data loss): a device ships data out — a sustained burst of uploads to
+//! external destinations it never talked to before.
 //!
-//! Two rules, reported under one name (an episode holds while either holds):
-//! - volume (from the window state): external bytes sent in the recent window against the
-//!   device's rate in the period before it (`long - recent`, exact), scaled to the window:
-//!   `recent >= volume_factor · expected` and `recent >= min_bytes`;
-//! - new destinations (own per-device state over the events): an external destination is
-//!   *new* for `new_for` after the first contact, when the device had not talked to it within
-//!   `memory` and the device has been seen for at least `learn`; reported while, in the
-//!   recent window, at least `min_new_flows` flows went to at least `min_new_destinations` new
-//!   destinations carrying at least `min_new_bytes` and `new_bytes_factor` times the device's
-//!   usual outbound bytes per window (learned from its flows to destinations that were not
-//!   new), and has held for `confirm`; once holding, it holds while new destinations still
-//!   received half those bytes.
+//! Per device (own state over the events): an external destination is *new* for `new_for`
+//! after the first contact, when the device had not talked to it within `memory` and the
+//! device has been seen for at least `learn` (so the hosts it talks to regularly — the
+//! storage a backup agent checks in with, its update servers — are learned and a nightly
+//! backup to them is not new). Only *uploads* count: flows sending at least `min_upload_ratio`
+//! times what they receive (software updates, CDN downloads and web browsing receive far more
+//! than they send, however new their hosts). Reported while, in the recent window, at least
+//! `min_new_flows` uploads went to at least `min_new_destinations` new destinations carrying
+//! at least `min_new_bytes` and `new_bytes_factor` times the device's usual outbound bytes per
+//! window (learned from its flows to destinations that were not new), and has held for
+//! `confirm`; once holding, it holds while new destinations still received half those bytes.
+//!
+//! There is no rule on outbound volume alone: a backup of a gigabyte to the usual storage is
+//! the normal night of a database, and raw volume cannot tell it from a theft.
 //!
 //! Invariants: both rules are per device and deterministic (inputs of a tick are processed
 //! sorted); memory per device is bounded: at most `max_destinations` remembered destinations
@@ -28,21 +29,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::NetworkConfig;
 use crate::detect::baseline::{human_ms, parse_duration_ms};
-use crate::detect::keyed::{event_order, DeviceLogic, DeviceTick, StateRule, Step};
-use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
+use crate::detect::keyed::{event_order, DeviceLogic, DeviceTick, Step};
+use crate::detect::{Threat, Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::{DeviceId, Event};
-use crate::window::DeviceState;
 
 /// Detector parameters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Params {
-    /// The recent window (nearest maintained window for the volume rule).
+    /// The recent window the rule looks at.
     pub window: String,
-    /// Recent external bytes / expected external bytes that counts as far above baseline.
-    pub volume_factor: f64,
-    /// External bytes in the recent window below which the volume rule never fires.
-    pub min_bytes: u64,
+    /// A flow is an upload when it sends at least this many times what it receives.
+    pub min_upload_ratio: f64,
     /// New external destinations (in the recent window) for the new-destination rule.
     pub min_new_destinations: u32,
     /// Flows to new destinations in the recent window (one big upload is not a burst).
@@ -68,8 +66,7 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             window: "5m".into(),
-            volume_factor: 10.0,
-            min_bytes: 20_000_000,
+            min_upload_ratio: 4.0,
             min_new_destinations: 2,
             min_new_flows: 3,
             min_new_bytes: 2_000_000,
@@ -88,12 +85,15 @@ pub struct Exfiltration;
 impl TypedDetector for Exfiltration {
     type Params = Params;
     const NAME: &'static str = "exfiltration";
+    const THREAT: Option<Threat> = Some(Threat::DataLoss);
     const DESCRIPTION: &'static str =
-        "data loss: outbound bytes to external addresses far above the device's baseline, or a burst to new destinations";
+        "data loss: a sustained burst of uploads to external destinations the device never talked to";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[
-        ("window", "the recent window the rules look at"),
-        ("volume_factor", "recent external bytes / baseline expectation that fires the volume rule"),
-        ("min_bytes", "external bytes in the window below which the volume rule never fires"),
+        ("window", "the recent window the rule looks at"),
+        (
+            "min_upload_ratio",
+            "a flow counts when it sends at least this many times what it receives (an upload)",
+        ),
         ("min_new_destinations", "new external destinations in the window for the new-destination rule"),
         ("min_new_flows", "flows to new destinations in the window (one big upload is not a burst)"),
         ("min_new_bytes", "bytes sent to new destinations in the window, at least, for the new-destination rule"),
@@ -118,8 +118,8 @@ impl TypedDetector for Exfiltration {
         ] {
             parse_duration_ms(key, text)?;
         }
-        if !(p.volume_factor > 1.0 && p.volume_factor.is_finite()) {
-            return Err(("volume_factor".into(), "must be greater than 1".into()));
+        if !(p.min_upload_ratio >= 0.0 && p.min_upload_ratio.is_finite()) {
+            return Err(("min_upload_ratio".into(), "must be a non-negative number".into()));
         }
         if !(p.new_bytes_factor >= 0.0 && p.new_bytes_factor.is_finite()) {
             return Err(("new_bytes_factor".into(), "must be a non-negative number".into()));
@@ -135,47 +135,6 @@ impl TypedDetector for Exfiltration {
 
     fn build<'s>(ctx: &DetectorContext<'s>, p: &Params) -> Detected<'s> {
         let ms = |text: &str| parse_duration_ms("", text).unwrap_or(300_000);
-        let layout = ctx.windows.clone();
-        let recent = layout.nearest(ms(&p.window));
-        let long = layout.longest();
-        let (recent_len, long_len) = (layout.lens_ms[recent], layout.lens_ms[long]);
-        let (factor, min_bytes) = (p.volume_factor, p.min_bytes);
-        let spans = layout.clone();
-        let volume = StateRule(move |device: &DeviceId, tick: u64, state: &DeviceState| {
-            if recent_len >= long_len {
-                return None;
-            }
-            // The event time each window covers at this tick (a stepped window covers less
-            // than its length early in a step).
-            let (recent_span, long_span) = (spans.span_ms(recent, tick), spans.span_ms(long, tick));
-            let r = state.windows[recent].bytes_out_external as f64;
-            let before = (state.windows[long].bytes_out_external - state.windows[recent].bytes_out_external) as f64;
-            let expected = before / (long_span - recent_span) as f64 * recent_span as f64;
-            (r >= min_bytes as f64 && r >= factor * expected).then(|| {
-                let ratio = r / expected.max(1.0);
-                let score = (1.0 - factor / ratio).clamp(0.0, 1.0).max(0.5);
-                Anomaly {
-                    detector: Exfiltration::NAME.into(),
-                    device: device.clone(),
-                    tick: 0,
-                    window_ms: Some(recent_len),
-                    score: Real(score),
-                    severity: Severity::from_score(score),
-                    reason: format!(
-                        "{} sent to external addresses in {}; baseline {} ({ratio:.0}x)",
-                        human_bytes(r),
-                        human_ms(recent_len),
-                        human_bytes(expected)
-                    ),
-                    evidence: vec![
-                        ("bytes_out_external".into(), Real(r)),
-                        ("expected_bytes".into(), Real(expected)),
-                        ("ratio".into(), Real(ratio)),
-                    ],
-                }
-            })
-        });
-        let (volume, _) = ctx.per_device.run(volume);
         let tick = ctx.windows.tick_ms.max(1);
         let logic = NewDestinations {
             network: ctx.network.clone(),
@@ -190,9 +149,10 @@ impl TypedDetector for Exfiltration {
             min_bytes: p.min_new_bytes,
             factor: p.new_bytes_factor,
             max_known: p.max_destinations,
+            upload_ratio: p.min_upload_ratio,
         };
         let (new_dst, _) = ctx.per_device.run(logic);
-        Detected::reports(volume.concat(new_dst))
+        Detected::reports(new_dst)
     }
 }
 
@@ -219,6 +179,7 @@ struct NewDestinations {
     min_bytes: u64,
     factor: f64,
     max_known: usize,
+    upload_ratio: f64,
 }
 
 #[derive(Default)]
@@ -295,7 +256,8 @@ impl DeviceLogic for NewDestinations {
             if is_new && !learning {
                 s.new.insert(d, tick);
             }
-            if s.new.contains_key(&d) && e.bytes_out > 0 && !learning {
+            let upload = e.bytes_out as f64 >= self.upload_ratio * e.bytes_in as f64;
+            if s.new.contains_key(&d) && e.bytes_out > 0 && upload && !learning {
                 s.flows.push_back((tick, d, e.bytes_out));
                 s.bytes = s.bytes.saturating_add(e.bytes_out);
                 let to_dst = s.by_dst.entry(d).or_insert(0);
@@ -353,5 +315,100 @@ impl DeviceLogic for NewDestinations {
                 .flatten()
                 .min(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Ip, Protocol};
+
+    fn logic() -> NewDestinations {
+        let p = Params::default();
+        let ms = |text: &str| parse_duration_ms("", text).unwrap();
+        NewDestinations {
+            network: std::sync::Arc::new(NetworkConfig::default()),
+            window: ms(&p.window) / 1000,
+            learn: ms(&p.learn) / 1000,
+            memory: ms(&p.memory) / 1000,
+            new_for: ms(&p.new_for) / 1000,
+            window_ms: ms(&p.window),
+            min_new: p.min_new_destinations as usize,
+            min_flows: p.min_new_flows as usize,
+            confirm: ms(&p.confirm) / 1000,
+            min_bytes: p.min_new_bytes,
+            factor: p.new_bytes_factor,
+            max_known: p.max_destinations,
+            upload_ratio: p.min_upload_ratio,
+        }
+    }
+
+    fn flow(tick: u64, dst: &str, out: u64, inb: u64) -> Event {
+        Event {
+            ts_ms: tick as i64 * 1000,
+            device: "d".into(),
+            src_ip: Ip::from_addr("10.0.0.1".parse().unwrap()),
+            dst_ip: Ip::from_addr(dst.parse().unwrap()),
+            dst_port: 443,
+            protocol: Protocol::Tcp,
+            bytes_out: out,
+            bytes_in: inb,
+            packets: 10,
+            duration_ms: 100,
+            value: None,
+        }
+    }
+
+    /// Runs the logic over `(tick, flow)` (sorted) tick by tick up to `until`; returns the
+    /// ticks at which the report opened.
+    fn opened(flows: &[(u64, Event)], until: u64) -> Vec<u64> {
+        let l = logic();
+        let mut s = l.new_state();
+        let device = DeviceId::from("d");
+        let (mut open, mut opened) = (false, Vec::new());
+        for t in 0..until {
+            let events: Vec<Event> = flows.iter().filter(|f| f.0 == t).map(|f| f.1.clone()).collect();
+            let step = l.step(&mut s, &device, t, &events, &mut Vec::new());
+            if step.report.is_some() && !open {
+                opened.push(t);
+            }
+            open = step.report.is_some();
+        }
+        opened
+    }
+
+    /// Internal traffic every 10 s and a DNS lookup a minute over `[0, until)` s.
+    fn usual(until: u64) -> Vec<(u64, Event)> {
+        let mut v: Vec<(u64, Event)> = (0..until).step_by(10).map(|t| (t, flow(t, "10.1.2.3", 1_000, 800))).collect();
+        v.extend((5..until).step_by(60).map(|t| (t, flow(t, "8.8.8.8", 80, 200))));
+        v
+    }
+
+    fn with(mut base: Vec<(u64, Event)>, extra: impl IntoIterator<Item = (u64, Event)>) -> Vec<(u64, Event)> {
+        base.extend(extra);
+        base.sort_by_key(|f| f.0);
+        base
+    }
+
+    #[test]
+    fn uploads_to_new_hosts_fire_after_confirm() {
+        let burst = (2400..3000).step_by(20).map(|t| (t + 1, flow(t + 1, &format!("198.51.100.{}", t % 7), 3_000_000, 20_000)));
+        let o = opened(&with(usual(3600), burst), 3600);
+        assert_eq!(o.len(), 1, "{o:?}");
+        assert!((2400..2700).contains(&o[0]), "{o:?}");
+    }
+
+    #[test]
+    fn downloads_known_hosts_and_learning_do_not_fire() {
+        // Downloads from new hosts (an update): far more in than out.
+        let update = (2400..3000).step_by(20).map(|t| (t + 1, flow(t + 1, &format!("198.51.100.{}", t % 7), 300_000, 50_000_000)));
+        assert!(opened(&with(usual(3600), update), 3600).is_empty());
+        // A backup to hosts the device checks in with every 5 minutes.
+        let checkins = (0..3600).step_by(300).flat_map(|t| [(t + 2, flow(t + 2, "52.216.8.35", 1_500, 3_000)), (t + 3, flow(t + 3, "52.217.96.12", 1_500, 3_000))]);
+        let backup = (2400..3000).step_by(10).map(|t| (t + 4, flow(t + 4, if t % 20 == 0 { "52.216.8.35" } else { "52.217.96.12" }, 8_000_000, 80_000)));
+        assert!(opened(&with(with(usual(3600), checkins), backup), 3600).is_empty());
+        // Uploads to new hosts during the first `learn` of the device.
+        let early = (600..1200).step_by(20).map(|t| (t + 1, flow(t + 1, &format!("198.51.100.{}", t % 7), 3_000_000, 20_000)));
+        assert!(opened(&with(usual(1800), early), 1800).is_empty());
     }
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::detect::keyed::StateRule;
-use crate::detect::{Anomaly, Detected, DetectorContext, Real, Severity, TypedDetector};
+use crate::detect::{Threat, Anomaly, Detected, DetectorContext, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
 use crate::window::DeviceState;
 
@@ -35,6 +35,7 @@ pub struct PortScan;
 impl TypedDetector for PortScan {
     type Params = Params;
     const NAME: &'static str = "port_scan";
+    const THREAT: Option<Threat> = Some(Threat::Reconnaissance);
     const DESCRIPTION: &'static str = "reconnaissance: a burst of distinct destination ports from one device";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[
         ("min_ports", "distinct destination ports in the shortest window that make a scan"),
@@ -53,26 +54,59 @@ impl TypedDetector for PortScan {
         let window_ms = ctx.windows.lens_ms[short];
         let p = p.clone();
         let rule = StateRule(move |device: &DeviceId, _tick: u64, state: &DeviceState| {
-            let ports = state.windows[short].distinct_ports;
-            let share = ports as f64 / state.windows[long].distinct_ports.max(1) as f64;
-            (ports >= p.min_ports && share >= p.min_new_share).then(|| {
-                let score = (1.0 - p.min_ports as f64 / (2.0 * ports as f64)).clamp(0.5, 1.0);
-                Anomaly {
-                    detector: PortScan::NAME.into(),
-                    device: device.clone(),
-                    tick: 0,
-                    window_ms: Some(window_ms),
-                    score: Real(score),
-                    severity: Severity::from_score(score),
-                    reason: format!("{ports} distinct destination ports in the last minute(s); {:.0}% of the hour's", share * 100.0),
-                    evidence: vec![
-                        ("distinct_ports_short".into(), Real(ports as f64)),
-                        ("distinct_ports_long".into(), Real(state.windows[long].distinct_ports as f64)),
-                    ],
-                }
-            })
+            scan(&p, short, long, window_ms, device, state)
         });
         let (anomalies, _) = ctx.per_device.run(rule);
         Detected::reports(anomalies)
+    }
+}
+
+/// The rule on one device's window state: a burst of distinct ports in the shortest window
+/// (`short`), most of them new in the longest (`long`).
+fn scan(p: &Params, short: usize, long: usize, window_ms: u64, device: &DeviceId, state: &DeviceState) -> Option<Anomaly> {
+    let ports = state.windows[short].distinct_ports;
+    let share = ports as f64 / state.windows[long].distinct_ports.max(1) as f64;
+    (ports >= p.min_ports && share >= p.min_new_share).then(|| {
+        let score = (1.0 - p.min_ports as f64 / (2.0 * ports as f64)).clamp(0.5, 1.0);
+        Anomaly {
+            detector: PortScan::NAME.into(),
+            device: device.clone(),
+            tick: 0,
+            window_ms: Some(window_ms),
+            score: Real(score),
+            severity: Severity::from_score(score),
+            reason: format!("{ports} distinct destination ports in the last minute(s); {:.0}% of the hour's", share * 100.0),
+            evidence: vec![
+                ("distinct_ports_short".into(), Real(ports as f64)),
+                ("distinct_ports_long".into(), Real(state.windows[long].distinct_ports as f64)),
+            ],
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::{DeviceWindows, WindowStats};
+
+    fn state(short_ports: u32, long_ports: u32) -> DeviceState {
+        let w = |ports| WindowStats {
+            distinct_ports: ports,
+            ..Default::default()
+        };
+        DeviceState::new(DeviceWindows {
+            last_seen_ms: 0,
+            windows: [w(short_ports), w(long_ports)].into_iter().collect(),
+        })
+    }
+
+    #[test]
+    fn a_burst_of_new_ports_fires_a_steady_spread_does_not() {
+        let p = Params::default();
+        let d = DeviceId::from("d");
+        let fires = |s, l| scan(&p, 0, 1, 60_000, &d, &state(s, l)).is_some();
+        assert!(fires(150, 160), "150 ports in a minute, nearly all new");
+        assert!(!fires(50, 60), "below min_ports");
+        assert!(!fires(150, 1000), "a server that always uses many ports");
     }
 }

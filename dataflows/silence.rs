@@ -10,23 +10,43 @@
 //! `observed <= max_ratio · expected` and the Poisson tail bound
 //! `-ln P(X <= observed | expected) >= min_surprise`.
 //!
+//! The baseline rate is robust to bursts (a batch job at 20× its rate for ten minutes would
+//! make the normal rate after it look like a collapse): it is at most the device's *robust*
+//! per-minute rate, the mean of its per-minute event counts over the hour before the recent
+//! 5 minutes (up to its last event), leaving out burst minutes (above `burst_factor` × the lower quartile + 3).
+//!
 //! Rejected records of the device count as observed (records that arrive but do not decode
-//! are corruption, not silence). Once open, a report holds while some window still shows
+//! are corruption, not silence). Once open, a candidate holds while some window still shows
 //! `observed <= 2 · max_ratio · expected` with `expected >= min_expected / 2` (hysteresis).
+//!
+//! Groups: a planned maintenance (or an outage of a rack) makes many neighbouring devices go
+//! quiet together; that is not one device's denial of service. Every candidate has an
+//! *onset*, the device's last event time when it opened, and a *neighbourhood*, the source
+//! subnet of its events (/24, or /64 for IPv6). A candidate is reported `confirm` after it
+//! opened (delayed, with its retraction), unless at least `group_min` devices of its
+//! neighbourhood (itself included) have candidates whose onsets lie within `group_window` of
+//! its own: those go quiet as a group and are not reported. Peers come from the data (the
+//! addresses the devices send from, and who went quiet when), not from names. Onsets are remembered for `group_memory` after their candidate closed, so a
+//! group stays a group while its members come back one by one.
+//!
+//! A device is judged once it has 20 complete minutes of history (its robust rate).
 //!
 //! Invariants: driven by the device's window states, which change only once the frontier
 //! has passed a tick (so it fires only when the silence is proven, not guessed, e.g. at the
-//! tick where the window emptied); it resolves as soon as the device's recent traffic is back
-//! (the shortest window refills within a minute); memory per device is its latest window counts and
-//! the ticks of its rejected records in the longest recent window.
+//! tick where the window emptied); it resolves `confirm` after the device's recent traffic is
+//! back; the group stage is a differential computation over the candidates (exact under late
+//! data, independent of workers: keyed by onset bucket, so its cost is per candidate, not
+//! per event); memory per device is its latest window counts, 60 per-minute counts (u16)
+//! and the ticks of its rejected records in the longest recent window; the group stage keeps
+//! the candidates' onsets of the last `group_memory`.
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::baseline::{human_ms, poisson_low_surprise};
+use crate::detect::baseline::{human_ms, parse_duration_ms, poisson_low_surprise};
 use crate::detect::keyed::{DeviceLogic, DeviceTick, Step};
-use crate::detect::{Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
+use crate::detect::{Threat, Anomaly, Detected, DetectorContext, EventScore, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
 
 /// Detector parameters.
@@ -39,6 +59,17 @@ pub struct Params {
     pub max_ratio: f64,
     /// Minimum surprise (-ln of the Poisson probability of so few events).
     pub min_surprise: f64,
+    /// Minutes with more than this many times the lower quartile (+3) are bursts, left out of the
+    /// robust rate.
+    pub burst_factor: f64,
+    /// How long after it opens a candidate is reported (peers going quiet too are seen first).
+    pub confirm: String,
+    /// Devices going quiet within `group_window` of each other that make a group (a planned
+    /// maintenance, an outage), not reported one by one; 0 turns grouping off.
+    pub group_min: u32,
+    pub group_window: String,
+    /// How long a closed candidate's onset still counts for its group.
+    pub group_memory: String,
 }
 
 impl Default for Params {
@@ -47,6 +78,11 @@ impl Default for Params {
             min_expected: 10.0,
             max_ratio: 0.2,
             min_surprise: 12.0,
+            burst_factor: 3.0,
+            confirm: "4m".into(),
+            group_min: 3,
+            group_window: "1m".into(),
+            group_memory: "2h".into(),
         }
     }
 }
@@ -56,6 +92,7 @@ pub struct Silence;
 impl TypedDetector for Silence {
     type Params = Params;
     const NAME: &'static str = "silence";
+    const THREAT: Option<Threat> = Some(Threat::DenialOfService);
     const DESCRIPTION: &'static str =
         "denial of service: an active device goes quiet or its event rate collapses against its own baseline";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[
@@ -68,6 +105,17 @@ impl TypedDetector for Silence {
             "min_surprise",
             "-ln P(so few events | baseline), Poisson bound; 12 ≈ 1 in 160000",
         ),
+        (
+            "burst_factor",
+            "minutes above this × the lower quartile (+3) are bursts, left out of the robust rate",
+        ),
+        ("confirm", "how long after it opens a silence is reported (peers going quiet are seen first)"),
+        (
+            "group_min",
+            "devices going quiet within group_window of each other that make a group (maintenance), not reported; 0: off",
+        ),
+        ("group_window", "how close in time the last events of a group's devices are"),
+        ("group_memory", "how long a closed silence still counts for its group"),
     ];
 
     fn check(p: &Params) -> Result<(), (String, String)> {
@@ -80,6 +128,16 @@ impl TypedDetector for Silence {
         if !(p.min_surprise > 0.0 && p.min_surprise.is_finite()) {
             return Err(("min_surprise".into(), "must be positive".into()));
         }
+        if !(p.burst_factor >= 1.0 && p.burst_factor.is_finite()) {
+            return Err(("burst_factor".into(), "must be at least 1".into()));
+        }
+        for (key, text) in [
+            ("confirm", &p.confirm),
+            ("group_window", &p.group_window),
+            ("group_memory", &p.group_memory),
+        ] {
+            parse_duration_ms(key, text)?;
+        }
         Ok(())
     }
 
@@ -90,14 +148,108 @@ impl TypedDetector for Silence {
         let recent: Vec<usize> = (0..layout.lens_ms.len())
             .filter(|&i| layout.lens_ms[i] < long_len)
             .collect();
+        let tick_ms = layout.tick_ms.max(1);
+        let ms = |text: &str| parse_duration_ms("", text).unwrap_or(0);
         let logic = Logic {
             p: p.clone(),
             recent,
             long,
             layout,
         };
-        let (anomalies, _) = ctx.per_device.run(logic);
-        Detected::reports(anomalies)
+        let (candidates, _) = ctx.per_device.run(logic);
+        Detected::reports(groups::report(
+            candidates,
+            ms(&p.confirm).div_ceil(tick_ms),
+            p.group_min as usize,
+            ms(&p.group_window).max(1) as i64,
+            ms(&p.group_memory).div_ceil(tick_ms),
+        ))
+    }
+}
+
+/// The group stage: candidates are reported `confirm` ticks late, unless they went quiet
+/// with enough peers.
+mod groups {
+    use differential_dataflow::{AsCollection, VecCollection};
+    use timely::dataflow::operators::vec::Filter;
+
+    use crate::detect::Anomaly;
+    use crate::event::DeviceId;
+
+    fn evidence(a: &Anomaly, key: &str) -> Option<f64> {
+        a.evidence.iter().find(|(k, _)| k == key).map(|(_, v)| v.0)
+    }
+
+    /// A candidate's neighbourhood and onset: the device's source subnet (maintenance is
+    /// planned per rack, subnet or cluster) and its last event time when it opened.
+    pub fn onset(a: &Anomaly) -> (u64, i64) {
+        (
+            evidence(a, "subnet").unwrap_or(0.0) as u64,
+            evidence(a, "last_seen_ms").map_or(a.tick as i64, |v| v as i64),
+        )
+    }
+
+    /// Of `onsets` (distinct devices, sorted by onset), those with at least `min` devices
+    /// (themselves included) whose onsets lie within `window` ms of theirs.
+    pub fn grouped(onsets: &[(i64, &DeviceId)], min: usize, window: i64) -> Vec<(i64, DeviceId)> {
+        let mut out = Vec::new();
+        for (i, &(o, d)) in onsets.iter().enumerate() {
+            let lo = onsets[..i].partition_point(|x| x.0 < o - window);
+            let hi = i + onsets[i..].partition_point(|x| x.0 <= o + window);
+            let mut peers: Vec<&DeviceId> = onsets[lo..hi].iter().map(|x| x.1).collect();
+            peers.sort();
+            peers.dedup();
+            if peers.len() >= min {
+                out.push((o, d.clone()));
+            }
+        }
+        out
+    }
+
+    pub fn report<'s>(
+        candidates: VecCollection<'s, u64, Anomaly>,
+        confirm: u64,
+        min: usize,
+        window: i64,
+        memory: u64,
+    ) -> VecCollection<'s, u64, Anomaly> {
+        let delayed = candidates.clone().delay(move |t| t + confirm);
+        if min <= 1 {
+            return delayed;
+        }
+        // Onsets, kept `memory` after their candidate closed.
+        let opened = candidates.inner.clone().filter(|(_, _, d)| *d > 0).as_collection();
+        let closed = candidates
+            .inner
+            .filter(|(_, _, d)| *d < 0)
+            .as_collection()
+            .delay(move |t| t + memory);
+        let onsets = opened
+            .concat(closed)
+            .map(|a| (a.device.clone(), onset(&a)))
+            .distinct();
+        // Per neighbourhood (subnet).
+        // Each onset under its bucket of `window` ms and, as a neighbour, the buckets beside.
+        let grouped = onsets
+            .flat_map(move |(device, (net, o))| {
+                let b = o.div_euclid(window);
+                [(b - 1, false), (b, true), (b + 1, false)]
+                    .map(move |(k, own)| ((net, k), (o, !own, device.clone())))
+            })
+            .reduce_named("SilenceGroups", move |&(net, _), input, output| {
+                let all: Vec<(i64, &DeviceId)> = input.iter().map(|(v, _)| (v.0, &v.2)).collect();
+                for (o, d) in grouped(&all, min, window) {
+                    // Only the bucket's own onsets (not its neighbours') are decided here.
+                    if input.iter().any(|(v, _)| v.0 == o && !v.1 && v.2 == d) {
+                        output.push(((d, (net, o)), 1isize));
+                    }
+                }
+            })
+            .map(|(_, key)| key);
+        delayed
+            .map(|a| ((a.device.clone(), onset(&a)), a))
+            .antijoin(grouped.map(|(d, o)| (d, o)))
+            .map(|(_, a)| a)
     }
 }
 
@@ -111,6 +263,10 @@ pub enum Input {
         counts: smallvec::SmallVec<[u64; 3]>,
         last_seen_ms: i64,
     },
+    /// Its accepted events at the tick (for the per-minute counts).
+    /// One accepted event at the tick, with its source subnet (for the per-minute counts and
+    /// the device's neighbourhood).
+    Event(u64),
     Reject,
 }
 
@@ -135,6 +291,92 @@ struct State {
     /// Ticks of rejected records within the longest recent window.
     rejects: VecDeque<u64>,
     open: bool,
+    /// Events per minute of event time, by minute mod 60, up to `minute`.
+    minutes: Minutes,
+    /// Its source subnet (its neighbours in the address plan: a rack, a cluster).
+    subnet: u64,
+}
+
+/// A device's network neighbourhood: its source /24 (IPv4) or /64 (IPv6), as a number an
+/// `f64` holds exactly (0 before any event).
+fn subnet(ip: crate::event::Ip) -> u64 {
+    if ip.0 >> 32 == 0xffff {
+        ((ip.0 as u32) >> 8) as u64
+    } else {
+        ((ip.0 >> 64) as u64) & ((1 << 52) - 1)
+    }
+}
+
+/// A device's event counts of the last 60 minutes, and its robust rate (cached per minute).
+struct Minutes {
+    counts: [u16; 60],
+    /// The latest minute counted, and the first (None before any event).
+    minute: u64,
+    first: Option<u64>,
+    /// The robust rate per minute as of `robust_at` (None: not enough history).
+    robust: Option<f64>,
+    robust_at: u64,
+}
+
+impl Default for Minutes {
+    fn default() -> Self {
+        Minutes {
+            counts: [0; 60],
+            minute: 0,
+            first: None,
+            robust: None,
+            robust_at: 0,
+        }
+    }
+}
+
+impl Minutes {
+    /// Counts `n` events at minute `m` (minutes never go back: ticks come in order).
+    fn add(&mut self, m: u64, n: u32) {
+        if self.first.is_none() {
+            self.first = Some(m);
+            self.minute = m;
+        }
+        if m > self.minute {
+            let from = if m - self.minute >= 60 { m - 59 } else { self.minute + 1 };
+            for k in from..=m {
+                self.counts[(k % 60) as usize] = 0;
+            }
+            self.minute = m;
+        }
+        let c = &mut self.counts[(m % 60) as usize];
+        *c = c.saturating_add(n.min(u16::MAX as u32) as u16);
+    }
+
+    /// The mean events per minute over the complete minutes of the hour before the last
+    /// `recent` minutes (at least 20 of them), leaving out those above `factor` × the lower quartile
+    /// + 3 (bursts); cached per minute.
+    fn robust(&mut self, m: u64, recent: u64, factor: f64) -> Option<f64> {
+        if self.robust_at == m && m != 0 {
+            return self.robust;
+        }
+        self.robust_at = m;
+        self.robust = None;
+        let first = self.first?;
+        // The rate while the device was active: the quiet minutes since its last event (the
+        // silence being judged) do not count; minutes before the ring are gone.
+        let lo = (first + 1).max(m.saturating_sub(59));
+        let hi = m.checked_sub(recent + 1)?.min(self.minute);
+        if hi < lo || hi - lo + 1 < 20 {
+            return None;
+        }
+        let mut v: smallvec::SmallVec<[u16; 60]> = (lo..=hi).map(|k| self.counts[(k % 60) as usize]).collect();
+        v.sort_unstable();
+        // The lower quartile: a burst longer than half the history cannot move it.
+        let cut = factor * v[v.len() / 4] as f64 + 3.0;
+        let (sum, n) = v
+            .iter()
+            .map(|&c| c as f64)
+            .filter(|&c| c <= cut)
+            .fold((0.0, 0u32), |(s, n), c| (s + c, n + 1));
+        self.robust = Some(sum / n.max(1) as f64);
+        self.robust
+    }
 }
 
 impl Logic {
@@ -156,12 +398,21 @@ impl DeviceLogic for Logic {
             counts: s.windows.iter().map(|w| w.count).collect(),
             last_seen_ms: s.last_seen_ms,
         }));
+        out.extend(tick.events.iter().map(|e| Input::Event(subnet(e.src_ip))));
         out.extend((0..tick.rejects).map(|_| Input::Reject));
     }
 
     fn order(a: &Input, b: &Input) -> std::cmp::Ordering {
-        let rank = |i: &Input| matches!(i, Input::Reject) as u8;
-        rank(a).cmp(&rank(b))
+        let rank = |i: &Input| match i {
+            Input::State { .. } => 0u8,
+            Input::Event(_) => 1,
+            Input::Reject => 2,
+        };
+        let net = |i: &Input| match i {
+            Input::Event(n) => *n,
+            _ => 0,
+        };
+        rank(a).cmp(&rank(b)).then(net(a).cmp(&net(b)))
     }
 
     fn step(&self, s: &mut State, device: &DeviceId, tick: u64, inputs: &[Input], _: &mut Vec<EventScore>) -> Step {
@@ -172,6 +423,10 @@ impl DeviceLogic for Logic {
                         counts: counts.clone(),
                         last_seen_ms: *last_seen_ms,
                     });
+                }
+                Input::Event(subnet) => {
+                    s.minutes.add(tick * self.tick_ms() / 60_000, 1);
+                    s.subnet = *subnet;
                 }
                 Input::Reject => s.rejects.push_back(tick),
             }
@@ -186,6 +441,14 @@ impl DeviceLogic for Logic {
         let p = &self.p;
         let long_len = self.layout.span_ms(self.long, tick);
         let long_count = state.counts[self.long];
+        let minute = tick * self.tick_ms() / 60_000;
+        // No report before the device has a robust rate (20 complete minutes of history): a
+        // young device's mean may be all burst.
+        let Some(robust_per_ms) = s.minutes.robust(minute, 5, p.burst_factor).map(|r| r / 60_000.0) else {
+            s.open = false;
+            return Step::default();
+        };
+        let robust_per_ms = Some(robust_per_ms);
         // The strongest shortfall over the recent windows (opening thresholds, or the relaxed
         // holding ones while an episode is open).
         let mut best: Option<(f64, usize, f64, f64, f64)> = None;
@@ -195,7 +458,8 @@ impl DeviceLogic for Logic {
             let rejected = s.rejects.iter().filter(|&&t| t + len / self.tick_ms() > tick).count() as f64;
             let observed = state.counts[w] as f64 + rejected;
             let before = (long_count - state.counts[w]) as f64;
-            let rate_per_ms = before / (long_len - len) as f64;
+            let mean_per_ms = before / (long_len - len) as f64;
+            let rate_per_ms = robust_per_ms.map_or(mean_per_ms, |r| r.min(mean_per_ms));
             let expected = rate_per_ms * len as f64;
             if s.open && expected >= p.min_expected / 2.0 && observed <= 2.0 * p.max_ratio * expected {
                 holds = true;
@@ -238,6 +502,7 @@ impl DeviceLogic for Logic {
                     ("baseline_rate_per_min".into(), Real(per_min)),
                     ("surprise".into(), Real(surprise)),
                     ("last_seen_ms".into(), Real(state.last_seen_ms as f64)),
+                    ("subnet".into(), Real(s.subnet as f64)),
                 ],
             }
         });
@@ -255,5 +520,107 @@ impl DeviceLogic for Logic {
             })
         });
         Step { report, wake_at: None }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::WindowLayout;
+
+    fn logic() -> Logic {
+        let layout = std::sync::Arc::new(WindowLayout {
+            tick_ms: 1000,
+            lens_ms: vec![60_000, 300_000, 3_600_000],
+            steps: vec![1, 1, 1],
+            sliding: vec![0, 1, 2],
+        });
+        Logic {
+            p: Params::default(),
+            recent: vec![0, 1],
+            long: 2,
+            layout,
+        }
+    }
+
+    /// Steps a device whose events are at `ticks` (sorted) through every tick up to `until`;
+    /// returns the ticks where its report opened and closed.
+    fn drive(ticks: &[u64], until: u64) -> Vec<(u64, bool)> {
+        let l = logic();
+        let mut s = l.new_state();
+        let device = DeviceId::from("d");
+        let mut changes = Vec::new();
+        let mut open = false;
+        for t in 0..until {
+            let count = |len: u64| ticks.iter().filter(|&&e| e <= t && e + len > t).count() as u64;
+            let mut inputs = vec![Input::State {
+                counts: [count(60), count(300), count(3600)].into_iter().collect(),
+                last_seen_ms: ticks.iter().rev().find(|&&e| e <= t).map_or(0, |&e| e as i64 * 1000),
+            }];
+            inputs.extend(ticks.iter().filter(|&&e| e == t).map(|_| Input::Event(7)));
+            let step = l.step(&mut s, &device, t, &inputs, &mut Vec::new());
+            if step.report.is_some() != open {
+                open = !open;
+                changes.push((t, open));
+            }
+        }
+        changes
+    }
+
+    #[test]
+    fn a_quiet_device_opens_within_a_minute_or_two_and_closes_when_back() {
+        // 30 events a minute for 40 minutes, quiet for 10, back for 5.
+        let ticks: Vec<u64> = (0..2400).step_by(2).chain((3000..3300).step_by(2)).collect();
+        let c = drive(&ticks, 3300);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(c[0].1 && (2400..2520).contains(&c[0].0), "{c:?}");
+        // Closed once the 5-minute window shows enough traffic again.
+        assert!(!c[1].1 && (3000..3150).contains(&c[1].0), "{c:?}");
+        // Steady traffic never opens.
+        let steady: Vec<u64> = (0..3300).step_by(2).collect();
+        assert!(drive(&steady, 3300).is_empty());
+    }
+
+    #[test]
+    fn the_rate_after_a_burst_is_not_a_collapse() {
+        // 10 a minute, 180 a minute for 15 minutes, then 10 a minute again.
+        let mut ticks: Vec<u64> = (0..1500).step_by(6).collect();
+        ticks.extend((1500..2400).flat_map(|t| [t, t, t]));
+        ticks.extend((2400..4800).step_by(6));
+        ticks.sort_unstable();
+        assert!(drive(&ticks, 4800).is_empty());
+    }
+
+    #[test]
+    fn robust_rate_leaves_out_bursts_and_needs_history() {
+        let mut m = Minutes::default();
+        for k in 0..60u64 {
+            m.add(1000 + k, if (1020..1035).contains(&(1000 + k)) { 200 } else { 10 });
+        }
+        let r = m.robust(1060, 5, 3.0).expect("an hour of history");
+        assert!((r - 10.0).abs() < 1e-9, "{r}");
+        // The quiet minutes since the last event are not part of it (the silence itself).
+        assert_eq!(m.robust(1070, 5, 3.0), Some(10.0));
+        let mut young = Minutes::default();
+        young.add(5, 10);
+        assert_eq!(young.robust(20, 5, 3.0), None);
+    }
+
+    #[test]
+    fn neighbours_are_grouped_by_subnet_and_onset() {
+        assert_eq!(
+            subnet(crate::event::Ip::from_addr("10.5.5.17".parse().unwrap())),
+            subnet(crate::event::Ip::from_addr("10.5.5.200".parse().unwrap()))
+        );
+        assert_ne!(
+            subnet(crate::event::Ip::from_addr("10.5.5.17".parse().unwrap())),
+            subnet(crate::event::Ip::from_addr("10.5.6.17".parse().unwrap()))
+        );
+        let names: Vec<DeviceId> = ["a", "b", "c", "d"].iter().map(|&n| DeviceId::from(n)).collect();
+        // a, b, c within a minute of each other; d ten minutes later.
+        let onsets = [(0, &names[0]), (20_000, &names[1]), (50_000, &names[2]), (600_000, &names[3])];
+        let g = groups::grouped(&onsets, 3, 60_000);
+        let grouped: Vec<&str> = g.iter().map(|(_, d)| d.as_str()).collect();
+        assert_eq!(grouped, ["a", "b", "c"]);
+        assert!(groups::grouped(&onsets, 4, 60_000).is_empty());
     }
 }

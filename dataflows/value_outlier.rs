@@ -96,6 +96,7 @@ pub struct ValueOutlier;
 impl TypedDetector for ValueOutlier {
     type Params = Params;
     const NAME: &'static str = "value_outlier";
+    const THREAT: Option<crate::detect::Threat> = Some(crate::detect::Threat::DataCorruption);
     const DESCRIPTION: &'static str =
         "scores every reading by the likelihood of its recent surprises given the device's own past";
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)] = &[

@@ -130,8 +130,12 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         read_labels(open(labels_path)?).with_context(|| format!("reading labels {}", labels_path.display()))?;
     let episodes = read_episodes(open(anomalies_path)?)
         .with_context(|| format!("reading anomalies {}", anomalies_path.display()))?;
-    let names: Vec<&str> = vigil::detect::registry().iter().map(|d| d.name()).collect();
-    let report = evaluate(&labels, &episodes, grace.0 as i64, &names);
+    // What each detector targets, as it declares it in its own file.
+    let detectors: Vec<(&str, Option<vigil::detect::Threat>)> = vigil::detect::registry()
+        .iter()
+        .map(|d| (d.name(), d.threat()))
+        .collect();
+    let report = evaluate(&labels, &episodes, grace.0 as i64, &detectors);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {

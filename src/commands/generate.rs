@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use vigil::generate::{generate as gen, write_labels, GeneratorConfig, OutputFormat};
+use vigil::generate::{generate as gen, write_labels, BenignPlan, GeneratorConfig, OutputFormat};
 
 use super::UsageError;
 
@@ -73,6 +73,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         rate_per_min: args.rate,
         lateness_ms: args.lateness_ms,
+        benign: BenignPlan::for_devices(args.devices),
         ..GeneratorConfig::default()
     };
     if let Some(s) = args.late_share {
@@ -102,11 +103,12 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         write_labels(&summary.labels, std::io::BufWriter::new(file))?;
     }
     eprintln!(
-        "generated {} records ({} malformed, {} late), {} incidents, event time {}..{}",
+        "generated {} records ({} malformed, {} late), {} incidents, {} benign look-alikes, event time {}..{}",
         summary.records,
         summary.malformed,
         summary.late,
-        summary.labels.len(),
+        summary.labels.iter().filter(|l| l.kind.threat().is_some()).count(),
+        summary.labels.iter().filter(|l| l.kind.threat().is_none()).count(),
         summary.first_ts_ms,
         summary.last_ts_ms
     );

@@ -138,10 +138,46 @@ pub struct ParameterDoc {
     pub description: String,
 }
 
+/// The threat a detector targets: what `vigil eval` scores it against (a label kind maps to
+/// a threat through [`crate::generate::IncidentKind::threat`], never through detector names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Threat {
+    /// A device stops working: it goes silent or its traffic collapses.
+    DenialOfService,
+    /// A rogue agent ships data out of the network.
+    DataLoss,
+    /// A device sends erroneous data.
+    DataCorruption,
+    /// Someone maps the network (scans).
+    Reconnaissance,
+}
+
+impl Threat {
+    pub const ALL: [Threat; 4] = [
+        Threat::DenialOfService,
+        Threat::DataLoss,
+        Threat::DataCorruption,
+        Threat::Reconnaissance,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Threat::DenialOfService => "denial_of_service",
+            Threat::DataLoss => "data_loss",
+            Threat::DataCorruption => "data_corruption",
+            Threat::Reconnaissance => "reconnaissance",
+        }
+    }
+}
+
 /// The interface of a registered detector (object-safe; implement [`TypedDetector`]).
 pub trait Detector: Sync {
     fn name(&self) -> &'static str;
     fn description(&self) -> &'static str;
+    /// The threat it targets (None: it reports behaviour, not one threat), declared in the
+    /// detector's own file ([`TypedDetector::THREAT`]).
+    fn threat(&self) -> Option<Threat>;
     /// Whether it runs when the config does not mention it.
     fn enabled_by_default(&self) -> bool;
     fn parameters(&self) -> Vec<ParameterDoc>;
@@ -157,6 +193,8 @@ pub trait TypedDetector: Sync + 'static {
     type Params: Serialize + DeserializeOwned + Default + Clone + 'static;
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
+    /// The threat it targets (what evaluation scores it against); None: not scored.
+    const THREAT: Option<Threat> = None;
     const ENABLED_BY_DEFAULT: bool = true;
     /// `(parameter, description)` for each field of `Params`.
     const PARAMETER_DOCS: &'static [(&'static str, &'static str)];
@@ -187,6 +225,9 @@ impl<T: TypedDetector> Detector for T {
     }
     fn description(&self) -> &'static str {
         T::DESCRIPTION
+    }
+    fn threat(&self) -> Option<Threat> {
+        T::THREAT
     }
     fn enabled_by_default(&self) -> bool {
         T::ENABLED_BY_DEFAULT

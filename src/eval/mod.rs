@@ -3,12 +3,16 @@
 //!
 //! Definitions: an episode is an `insert` of `(detector, device)` up to its `retract` (or the
 //! end of the output when never retracted), as `[open_ms, close_ms)` in event time. A detector
-//! targets one incident kind ([`target_kind`]). An episode *matches* a label of its target
-//! kind on the same device when `[open_ms, close_ms)` overlaps `[start_ms, end_ms + grace)`.
+//! targets the threat it declares in its own file (`TypedDetector::THREAT`, passed in by the
+//! caller from the registry); a label is an instance of the threat of its kind
+//! ([`IncidentKind::threat`]). An episode *matches* a label of its threat on the same device
+//! when `[open_ms, close_ms)` overlaps `[start_ms, end_ms + grace)`.
 //! Per detector: precision = matching episodes / episodes; recall = labels matched by at
 //! least one episode / labels of the kind; time-to-detect of a label = open of the first
 //! matching episode − label start (0 when the episode was already open), median over the
-//! matched labels. Per incident flavour (`detail`): the same recall and time-to-detect.
+//! matched labels. Per incident flavour (`detail`): the same recall and time-to-detect. Per
+//! benign look-alike (labels of kind `benign`, by `detail`): the episodes that match no
+//! incident and overlap one (false positives a reader can put a name on).
 //!
 //! Invariants: pure functions of their inputs; the report lists detectors and flavours in a
 //! fixed order (by name), so two evaluations of the same files print the same table.
@@ -23,6 +27,7 @@ use std::io::BufRead;
 
 use serde::Serialize;
 
+use crate::detect::Threat;
 use crate::generate::{IncidentKind, Label};
 
 /// A malformed input file.
@@ -42,24 +47,6 @@ pub struct Episode {
     pub open_ms: i64,
     /// None: still open at the end of the output.
     pub close_ms: Option<i64>,
-}
-
-/// Which incident kind a detector is scored against (None: reported, not scored).
-pub fn target_kind(detector: &str) -> Option<IncidentKind> {
-    match detector {
-        "silence" => Some(IncidentKind::Silence),
-        "exfiltration" => Some(IncidentKind::Exfiltration),
-        "corruption" | "value_outlier" => Some(IncidentKind::Corruption),
-        _ => None,
-    }
-}
-
-fn kind_name(k: IncidentKind) -> &'static str {
-    match k {
-        IncidentKind::Silence => "silence",
-        IncidentKind::Exfiltration => "exfiltration",
-        IncidentKind::Corruption => "corruption",
-    }
 }
 
 /// Reads `anomalies.jsonl` into episodes (inserts paired with the retracts that follow them).
@@ -128,14 +115,27 @@ pub struct Figures {
     pub median_ttd_s: Option<f64>,
 }
 
+/// False positives on one benign look-alike.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Benign {
+    /// Benign labels of this flavour (all devices).
+    pub labels: usize,
+    /// Of those, the labels some episode of the detector overlaps (matching no incident).
+    pub flagged: usize,
+    /// Episodes of the detector matching no incident that overlap a label of this flavour.
+    pub episodes: usize,
+}
+
 /// The evaluation of every detector found in the episodes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
     pub grace_ms: i64,
-    /// Per detector: its target kind and figures.
+    /// Per detector: its target threat and figures.
     pub detectors: BTreeMap<String, (Option<String>, Figures)>,
     /// Per detector and label flavour (`detail`): recall and time-to-detect.
     pub flavours: BTreeMap<(String, String), Figures>,
+    /// Per scored detector and benign flavour: what it flagged.
+    pub benign: BTreeMap<(String, String), Benign>,
 }
 
 fn ratio(a: usize, b: usize) -> Option<f64> {
@@ -159,13 +159,19 @@ fn overlaps(e: &Episode, l: &Label, grace_ms: i64) -> bool {
     e.device == l.device && e.open_ms < l.end_ms + grace_ms && e.close_ms.is_none_or(|c| c > l.start_ms)
 }
 
-/// Scores `episodes` against `labels`; `detectors` lists detectors to report even without
-/// episodes.
-pub fn evaluate(labels: &[Label], episodes: &[Episode], grace_ms: i64, detectors: &[&str]) -> Report {
-    let mut names: Vec<String> = detectors.iter().map(|s| s.to_string()).collect();
+/// Scores `episodes` against `labels`; `detectors` lists the detectors with the threat each
+/// targets (from the registry: `vigil::detect::registry()`), reported even without episodes;
+/// a detector found only in the episodes is reported, not scored.
+pub fn evaluate(labels: &[Label], episodes: &[Episode], grace_ms: i64, detectors: &[(&str, Option<Threat>)]) -> Report {
+    let threat_of = |name: &str| detectors.iter().find(|d| d.0 == name).and_then(|d| d.1);
+    let mut names: Vec<String> = detectors.iter().map(|s| s.0.to_string()).collect();
     names.extend(episodes.iter().map(|e| e.detector.clone()));
     names.sort();
     names.dedup();
+    let mut benign_labels: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in labels.iter().filter(|l| l.kind == IncidentKind::Benign) {
+        *benign_labels.entry(l.detail.as_str()).or_default() += 1;
+    }
     let mut by_device: HashMap<&str, Vec<&Label>> = HashMap::new();
     for l in labels {
         by_device.entry(l.device.as_str()).or_default().push(l);
@@ -175,27 +181,46 @@ pub fn evaluate(labels: &[Label], episodes: &[Episode], grace_ms: i64, detectors
         ..Default::default()
     };
     for name in names {
-        let kind = target_kind(&name);
         let mine: Vec<&Episode> = episodes.iter().filter(|e| e.detector == name).collect();
         let mut f = Figures {
             episodes: mine.len(),
             ..Default::default()
         };
-        let Some(kind) = kind else {
+        let Some(threat) = threat_of(&name) else {
             report.detectors.insert(name, (None, f));
             continue;
         };
-        f.matching_episodes = mine
-            .iter()
-            .filter(|e| {
-                by_device
-                    .get(e.device.as_str())
-                    .is_some_and(|ls| ls.iter().any(|l| l.kind == kind && overlaps(e, l, grace_ms)))
-            })
-            .count();
+        let targets = |l: &Label| l.kind.threat() == Some(threat);
+        let (matching, unmatched): (Vec<&Episode>, Vec<&Episode>) = mine.iter().partition(|e| {
+            by_device
+                .get(e.device.as_str())
+                .is_some_and(|ls| ls.iter().any(|l| targets(l) && overlaps(e, l, grace_ms)))
+        });
+        f.matching_episodes = matching.len();
+        for (&detail, &n) in &benign_labels {
+            let benign = |l: &&&Label| l.kind == IncidentKind::Benign && l.detail == detail;
+            let mut b = Benign {
+                labels: n,
+                ..Default::default()
+            };
+            b.episodes = unmatched
+                .iter()
+                .filter(|e| {
+                    by_device
+                        .get(e.device.as_str())
+                        .is_some_and(|ls| ls.iter().filter(benign).any(|l| overlaps(e, l, grace_ms)))
+                })
+                .count();
+            b.flagged = labels
+                .iter()
+                .filter(|l| l.kind == IncidentKind::Benign && l.detail == detail)
+                .filter(|l| unmatched.iter().any(|e| overlaps(e, l, grace_ms)))
+                .count();
+            report.benign.insert((name.clone(), detail.to_string()), b);
+        }
         let mut ttds = Vec::new();
         let mut per_flavour: BTreeMap<String, (usize, usize, Vec<f64>)> = BTreeMap::new();
-        for l in labels.iter().filter(|l| l.kind == kind) {
+        for l in labels.iter().filter(|l| targets(l)) {
             f.labels += 1;
             let entry = per_flavour.entry(l.detail.clone()).or_default();
             entry.0 += 1;
@@ -232,7 +257,7 @@ pub fn evaluate(labels: &[Label], episodes: &[Episode], grace_ms: i64, detectors
                 },
             );
         }
-        report.detectors.insert(name, (Some(kind_name(kind).to_string()), f));
+        report.detectors.insert(name, (Some(threat.name().to_string()), f));
     }
     report
 }
@@ -272,6 +297,16 @@ impl Report {
                 opt(f.median_ttd_s, 0)
             );
         }
+        if !self.benign.is_empty() {
+            s += "\n| detector | benign look-alike | labels | flagged | false-positive episodes on it |\n";
+            s += "|---|---|---:|---:|---:|\n";
+            for ((name, detail), b) in &self.benign {
+                s += &format!(
+                    "| {name} | {detail} | {} | {} | {} |\n",
+                    b.labels, b.flagged, b.episodes
+                );
+            }
+        }
         s
     }
 
@@ -300,7 +335,19 @@ impl Report {
                 v
             })
             .collect();
-        serde_json::json!({"grace_ms": self.grace_ms, "detectors": detectors, "flavours": flavours})
+        let benign: Vec<serde_json::Value> = self
+            .benign
+            .iter()
+            .map(|((n, d), b)| {
+                let mut v = serde_json::to_value(b).unwrap_or_default();
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("detector".into(), n.clone().into());
+                    m.insert("detail".into(), d.clone().into());
+                }
+                v
+            })
+            .collect();
+        serde_json::json!({"grace_ms": self.grace_ms, "detectors": detectors, "flavours": flavours, "benign": benign})
     }
 }
 
@@ -348,12 +395,34 @@ mod tests {
         };
         // a: detected after 2 s; c: wrong kind (false positive); b: missed; late one within grace.
         let episodes = vec![ep("a", 3000, Some(6000)), ep("c", 2000, None), ep("a", 5500, None)];
-        let r = evaluate(&labels, &episodes, 1000, &["silence"]);
+        let r = evaluate(&labels, &episodes, 1000, &[("silence", Some(Threat::DenialOfService))]);
         let (kind, f) = &r.detectors["silence"];
-        assert_eq!(kind.as_deref(), Some("silence"));
+        assert_eq!(kind.as_deref(), Some("denial_of_service"));
         assert_eq!((f.episodes, f.matching_episodes, f.labels, f.detected), (3, 2, 2, 1));
         assert_eq!(f.recall, Some(0.5));
         assert_eq!(f.median_ttd_s, Some(2.0));
         assert!(r.table().contains("| silence |"));
+    }
+
+    #[test]
+    fn benign_look_alikes_name_the_false_positives() {
+        let mut backup = label(IncidentKind::Benign, "a", 1000, 5000);
+        backup.detail = "backup".into();
+        let labels = vec![backup, label(IncidentKind::Exfiltration, "b", 1000, 5000)];
+        let ep = |d: &str| Episode {
+            detector: "exfiltration".into(),
+            device: d.into(),
+            open_ms: 2000,
+            close_ms: Some(3000),
+        };
+        let detectors = [("exfiltration", Some(Threat::DataLoss)), ("kmeans", None)];
+        let r = evaluate(&labels, &[ep("a"), ep("b")], 0, &detectors);
+        let (threat, f) = &r.detectors["exfiltration"];
+        assert_eq!(threat.as_deref(), Some("data_loss"));
+        assert_eq!((f.episodes, f.matching_episodes, f.detected), (2, 1, 1));
+        let b = &r.benign[&("exfiltration".to_string(), "backup".to_string())];
+        assert_eq!((b.labels, b.flagged, b.episodes), (1, 1, 1));
+        assert_eq!(r.detectors["kmeans"].0, None);
+        assert!(r.table().contains("| exfiltration | backup | 1 | 1 | 1 |"));
     }
 }

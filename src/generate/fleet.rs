@@ -243,6 +243,30 @@ impl Device {
             .map(|w| w.effect)
     }
 
+    /// Adds a destination that gets `share` of the device's flows (the others keep their
+    /// proportions): e.g. the storage host a backup agent checks in with.
+    pub fn add_dest(&mut self, ip: u32, svc: usize, share: f64) {
+        let keep = 1.0 - share.clamp(0.0, 0.5);
+        for d in &mut self.dests {
+            d.cum *= keep;
+        }
+        if let Some(last) = self.dests.last_mut() {
+            last.cum = keep;
+        }
+        self.dests.push(Dest {
+            ip,
+            svc: svc as u8,
+            cum: 1.0,
+        });
+    }
+
+    /// Whether `[start, end)` keeps `gap` away from every window of the device.
+    pub fn free(&self, start: i64, end: i64, gap: i64) -> bool {
+        self.windows
+            .iter()
+            .all(|w| end + gap <= w.start || w.end + gap <= start)
+    }
+
     /// Expected bytes out per minute in normal operation (rhythm 1).
     pub fn usual_out_per_min(&self) -> f64 {
         let mut prev = 0.0;
@@ -276,6 +300,7 @@ impl Device {
         match self.effect(t) {
             Some(Effect::Silent) => false,
             Some(Effect::Collapse(m)) => self.rng.chance(m),
+            Some(Effect::Quiet) => false,
             _ => true,
         }
     }
@@ -288,7 +313,11 @@ impl Device {
                 Arrivals::Periodic if self.rng.chance(0.004) => self.rng.range(200.0, 3000.0), // retry
                 Arrivals::Periodic => 60_000.0 / self.rate * (1.0 + 0.02 * self.rng.normal()).max(0.5),
                 Arrivals::Poisson => {
-                    60_000.0 * self.rng.exp1() / (self.rate * rhythm.at(self.profile, t, self.shift)).max(1e-6)
+                    let burst = match self.effect(t) {
+                        Some(Effect::Burst(m)) => m,
+                        _ => 1.0,
+                    };
+                    60_000.0 * self.rng.exp1() / (self.rate * burst * rhythm.at(self.profile, t, self.shift)).max(1e-6)
                 }
             };
             t += (gap as i64).max(1);
@@ -374,7 +403,7 @@ impl Device {
             value,
             decimals: self.metric.as_ref().map_or(0, |m| m.kind.decimals()),
             fault,
-            incident: effect.is_some(),
+            incident: effect.is_some_and(Effect::is_incident),
         }
     }
 }

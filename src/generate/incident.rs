@@ -15,10 +15,11 @@ use super::fleet::Fleet;
 use super::net::random_public;
 use super::profile::Profile;
 use super::rng::Rng64;
+use crate::detect::Threat;
 use crate::event::Protocol;
 
-/// The three threats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a label marks: one of the three threats, or a benign look-alike (not an incident).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentKind {
     /// Denial of service: the device goes silent or its traffic collapses.
@@ -27,6 +28,21 @@ pub enum IncidentKind {
     Exfiltration,
     /// Data corruption: erroneous readings or malformed records.
     Corruption,
+    /// Benign behaviour that looks like one (a backup, an update, a batch burst, a planned
+    /// maintenance, an upload to a new web site): detectors should stay quiet on it.
+    Benign,
+}
+
+impl IncidentKind {
+    /// The threat a label of this kind is an instance of (None: benign).
+    pub fn threat(self) -> Option<Threat> {
+        match self {
+            IncidentKind::Silence => Some(Threat::DenialOfService),
+            IncidentKind::Exfiltration => Some(Threat::DataLoss),
+            IncidentKind::Corruption => Some(Threat::DataCorruption),
+            IncidentKind::Benign => None,
+        }
+    }
 }
 
 /// Ground truth for one injected incident (event time, `[start_ms, end_ms)`).
@@ -37,7 +53,8 @@ pub struct Label {
     pub start_ms: i64,
     pub end_ms: i64,
     /// The flavour: `silent`, `collapse`, `burst_new_hosts`, `out_of_range`, `nan`,
-    /// `stuck`, `shift` or `malformed`.
+    /// `stuck`, `shift` or `malformed`; for benign labels `backup`, `update`, `batch_burst`,
+    /// `maintenance` or `site_upload`.
     pub detail: String,
 }
 
@@ -66,7 +83,7 @@ impl IncidentPlan {
     }
 }
 
-/// What an incident does to its device's own traffic.
+/// What an incident (or a benign look-alike) does to its device's own traffic.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Effect {
     Silent,
@@ -75,6 +92,27 @@ pub(crate) enum Effect {
     /// Normal traffic continues; the extra flows come from an [`Exfil`] stream.
     Exfil,
     Corrupt(Corrupt),
+    /// Benign: a planned maintenance, no events (like `Silent`, but not an incident).
+    Quiet,
+    /// Benign: a batch job, events at this many times the usual rate.
+    Burst(f64),
+}
+
+impl Effect {
+    /// Whether the effect is an injected incident (its records are never delayed or broken
+    /// by delivery noise); look-alikes are benign.
+    pub fn is_incident(self) -> bool {
+        !matches!(self, Effect::Quiet | Effect::Burst(_))
+    }
+}
+
+/// The volumes of an extra flow stream.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Shape {
+    /// Uploads: bytes out log-normal around `out_median`, a little in (acks, responses).
+    Upload,
+    /// Downloads: bytes in log-normal around this median, bytes out around `out_median`.
+    Download { in_median: f64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -93,17 +131,21 @@ pub(crate) struct Window {
     pub effect: Effect,
 }
 
-/// The extra outbound flows of one exfiltration.
+/// The extra flows of one exfiltration, or of a benign look-alike (a backup, an update, an
+/// upload): a Poisson stream of flows from a device to a few external hosts.
 #[derive(Debug)]
 pub(crate) struct Exfil {
     pub device: u32,
-    start: i64,
-    end: i64,
-    dests: Vec<u32>,
-    port: u16,
-    flows_per_ms: f64,
-    out_median: f64,
-    rng: Rng64,
+    pub start: i64,
+    pub end: i64,
+    pub dests: Vec<u32>,
+    pub port: u16,
+    pub flows_per_ms: f64,
+    pub out_median: f64,
+    pub shape: Shape,
+    /// Whether its records belong to an incident (see [`Effect::is_incident`]).
+    pub incident: bool,
+    pub rng: Rng64,
 }
 
 impl Exfil {
@@ -119,8 +161,16 @@ impl Exfil {
 
     pub fn record(&mut self, ts: i64, src: u32) -> Record {
         let rng = &mut self.rng;
-        let bytes_out = rng.log_normal(self.out_median, 0.5).round().max(1.0) as u64;
-        let bytes_in = 2_000 + (bytes_out as f64 * rng.range(0.005, 0.02)) as u64;
+        let (bytes_out, bytes_in) = match self.shape {
+            Shape::Upload => {
+                let out = rng.log_normal(self.out_median, 0.5).round().max(1.0) as u64;
+                (out, 2_000 + (out as f64 * rng.range(0.005, 0.02)) as u64)
+            }
+            Shape::Download { in_median } => (
+                rng.log_normal(self.out_median, 0.8).round().max(1.0) as u64,
+                rng.log_normal(in_median, 0.6).round().max(1.0) as u64,
+            ),
+        };
         let throughput = rng.range(1_000.0, 5_000.0); // bytes per ms
         Record {
             ts,
@@ -136,12 +186,12 @@ impl Exfil {
             value: None,
             decimals: 0,
             fault: Fault::None,
-            incident: true,
+            incident: self.incident,
         }
     }
 }
 
-const MIN: i64 = 60_000;
+pub(crate) const MIN: i64 = 60_000;
 const CORRUPTIONS: [&str; 5] = ["out_of_range", "nan", "stuck", "shift", "malformed"];
 
 /// Devices to draw from: unused ones first, in a random order.
@@ -266,10 +316,13 @@ pub(crate) fn place(
                         port: [443, 443, 443, 22, 8443, 873][rng.below(6) as usize],
                         flows_per_ms: flows_per_min / MIN as f64,
                         out_median: target / flows_per_min / (0.125f64).exp(),
+                        shape: Shape::Upload,
+                        incident: true,
                         rng: Rng64::stream(seed, 4_000_000 + exfils.len() as u64),
                     });
                     (Effect::Exfil, "burst_new_hosts")
                 }
+                IncidentKind::Benign => continue,
                 IncidentKind::Corruption => {
                     let detail = match &device.metric {
                         Some(_) => CORRUPTIONS[(i + offset) % CORRUPTIONS.len()],

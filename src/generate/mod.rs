@@ -3,8 +3,10 @@
 //! A fleet of web servers, databases, batch workers, IoT sensors and workstations talks to
 //! its usual (mostly internal) destinations with per-profile rates, daily and weekly rhythm,
 //! heavy-tailed volumes and per-device telemetry readings; on top of that, silences,
-//! exfiltrations and corruptions are injected and returned as ground-truth [`Label`]s, and
-//! delivery noise (out-of-order, late and malformed records) is added like a real pipeline's.
+//! exfiltrations and corruptions are injected and returned as ground-truth [`Label`]s, benign
+//! look-alikes (backups, updates, batch bursts, planned maintenance, uploads to new sites:
+//! [`BenignPlan`]) are added and labelled `benign`, and delivery noise (out-of-order, late and
+//! malformed records) is added like a real pipeline's.
 //!
 //! Invariants: the output is a pure function of the configuration (same config and seed,
 //! same bytes); exactly `events` records are written, in arrival order, after the CSV
@@ -16,6 +18,7 @@ mod emit;
 mod engine;
 mod fleet;
 mod incident;
+mod lookalike;
 mod metric;
 mod net;
 mod profile;
@@ -29,6 +32,7 @@ use std::io::{self, BufRead, Write};
 use serde::{Deserialize, Serialize};
 
 pub use incident::{IncidentKind, IncidentPlan, Label};
+pub use lookalike::BenignPlan;
 pub use profile::Profile;
 pub(crate) use rng::Rng64;
 
@@ -61,6 +65,8 @@ pub struct GeneratorConfig {
     /// Share of records outside incidents turned into malformed lines.
     pub malformed_share: f64,
     pub incidents: IncidentPlan,
+    /// Benign look-alikes (labelled `benign`, not incidents).
+    pub benign: BenignPlan,
 }
 
 impl GeneratorConfig {
@@ -78,6 +84,7 @@ impl GeneratorConfig {
             lateness_ms: 5_000,
             malformed_share: 0.0005,
             incidents: IncidentPlan::for_devices(devices),
+            benign: BenignPlan::for_devices(devices),
         }
     }
 
@@ -106,6 +113,12 @@ impl GeneratorConfig {
         }
         if !(MIN_TS_MS..MAX_TS_MS).contains(&self.start_ms) {
             return Err(format!("start_ms {} is outside 2000-01-01..2100-01-01", self.start_ms));
+        }
+        if self.benign.total() > 100_000 {
+            return Err(format!(
+                "{} look-alikes is too many (at most 100000)",
+                self.benign.total()
+            ));
         }
         if self.incidents.total() > 100_000 {
             return Err(format!(
@@ -184,6 +197,15 @@ pub fn generate<W: Write>(cfg: &GeneratorConfig, format: OutputFormat, out: W) -
         ));
     }
     let (mut labels, mut exfils) = incident::place(&cfg.incidents, &mut fleet, cfg.start_ms, end, cfg.seed);
+    labels.extend(lookalike::place(
+        &cfg.benign,
+        &mut fleet,
+        cfg.start_ms,
+        end,
+        cfg.seed,
+        &mut exfils,
+    ));
+    labels.sort_by(|a, b| (a.start_ms, &a.device, a.kind).cmp(&(b.start_ms, &b.device, b.kind)));
     let (first, last) = engine::run(cfg, &mut fleet, &mut exfils, &mut sink)?;
     labels.retain(|l| l.start_ms <= last);
     for l in &mut labels {

@@ -66,6 +66,15 @@ const EXT_CLOUD: &[u32] = &[v4(52, 94, 236, 248), v4(52, 119, 168, 48), v4(34, 1
 const EXT_REGISTRY: &[u32] = &[v4(44, 205, 64, 79), v4(54, 236, 113, 205)];
 const EXT_IOT: &[u32] = &[v4(35, 156, 58, 17), v4(18, 184, 104, 180)];
 const EXT_MEDIA: &[u32] = &[v4(52, 112, 0, 10), v4(52, 113, 194, 132), v4(13, 107, 64, 2)];
+/// Cloud object storage endpoints backups go to.
+pub(crate) const EXT_STORAGE: &[u32] = &[
+    v4(52, 216, 8, 35),
+    v4(52, 217, 96, 12),
+    v4(3, 5, 140, 2),
+    v4(142, 250, 153, 128),
+    v4(20, 60, 40, 4),
+    v4(20, 150, 90, 36),
+];
 
 /// Every fixed external address of the catalog.
 pub(crate) const KNOWN_EXTERNAL: &[&[u32]] = &[
@@ -76,6 +85,7 @@ pub(crate) const KNOWN_EXTERNAL: &[&[u32]] = &[
     EXT_REGISTRY,
     EXT_IOT,
     EXT_MEDIA,
+    EXT_STORAGE,
 ];
 
 const fn svc(
@@ -241,6 +251,15 @@ pub(crate) const SERVICES: &[Service] = &[
         (450_000.0, 1.0),
         (60_000.0, 1.0),
     ),
+    svc(
+        443,
+        Tcp,
+        Fixed(EXT_STORAGE),
+        true,
+        (1500.0, 0.6),
+        (3000.0, 0.8),
+        (80.0, 0.8),
+    ),
 ];
 
 pub(crate) const S_DNS: usize = 0;
@@ -269,3 +288,5 @@ pub(crate) const S_EXT_REGISTRY: usize = 22;
 pub(crate) const S_EXT_IOT: usize = 23;
 pub(crate) const S_EXT_WEB: usize = 24;
 pub(crate) const S_EXT_MEDIA: usize = 25;
+/// A backup agent's check-in with its storage (listing, small metadata calls).
+pub(crate) const S_EXT_STORAGE: usize = 26;

@@ -185,7 +185,14 @@ fn labels_are_placed_sanely_and_leave_evidence() {
         .flatten()
         .collect();
     let labels = &summary.labels;
-    assert_eq!(labels.len() as u32, cfg.incidents.total());
+    let benign = labels.iter().filter(|l| l.kind == IncidentKind::Benign).count();
+    assert_eq!((labels.len() - benign) as u32, cfg.incidents.total());
+    let labels: Vec<Label> = labels
+        .iter()
+        .filter(|l| l.kind != IncidentKind::Benign)
+        .cloned()
+        .collect();
+    let labels = &labels;
     let span = summary.last_ts_ms - summary.first_ts_ms;
     let mut by_device: HashMap<&str, Vec<&Label>> = HashMap::new();
     for l in labels {
@@ -395,4 +402,73 @@ impl std::io::Write for CountingSink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+#[test]
+fn benign_look_alikes_appear_leave_their_evidence_and_never_overlap_incidents() {
+    let cfg = GeneratorConfig::new(300_000, 300, 11);
+    let (bytes, summary) = run(&cfg, OutputFormat::Csv);
+    let (_, again) = run(&cfg, OutputFormat::Csv);
+    assert_eq!(summary.labels, again.labels, "deterministic per seed");
+    let benign: Vec<&Label> = summary
+        .labels
+        .iter()
+        .filter(|l| l.kind == IncidentKind::Benign)
+        .collect();
+    let details: HashSet<&str> = benign.iter().map(|l| l.detail.as_str()).collect();
+    for d in ["backup", "update", "batch_burst", "maintenance", "site_upload"] {
+        assert!(details.contains(d), "no {d} look-alike: {details:?}");
+    }
+    for b in &benign {
+        for l in summary
+            .labels
+            .iter()
+            .filter(|l| l.kind != IncidentKind::Benign && l.device == b.device)
+        {
+            let end = if b.detail == "batch_burst" {
+                b.end_ms - 3_600_000
+            } else {
+                b.end_ms
+            };
+            assert!(end <= l.start_ms || l.end_ms <= b.start_ms, "{b:?} overlaps {l:?}");
+        }
+    }
+    let events: Vec<Event> = decode_all(&bytes, Format::Csv, cfg.lateness_ms as i64)
+        .into_iter()
+        .flatten()
+        .collect();
+    let during = |l: &Label| -> Vec<&Event> {
+        events
+            .iter()
+            .filter(|e| e.device.as_str() == l.device && (l.start_ms..l.end_ms).contains(&e.ts_ms))
+            .collect()
+    };
+    let maintenance: Vec<&&Label> = benign.iter().filter(|l| l.detail == "maintenance").collect();
+    assert!(maintenance.len() >= 3, "a group, not one device");
+    for l in &maintenance {
+        assert!(during(l).is_empty(), "{l:?} is quiet");
+    }
+    let out = |es: &[&Event], f: fn(&Event) -> u64| es.iter().map(|e| f(e)).sum::<u64>();
+    for l in benign.iter().filter(|l| l.detail == "backup") {
+        let ext: Vec<&Event> = during(l).into_iter().filter(|e| !internal(e.dst_ip)).collect();
+        assert!(out(&ext, |e| e.bytes_out) > 10_000_000, "{l:?}: a large upload");
+        let hosts: HashSet<Ip> = ext
+            .iter()
+            .filter(|e| e.bytes_out > 1_000_000)
+            .map(|e| e.dst_ip)
+            .collect();
+        assert!(hosts.len() <= 2, "{l:?}: to its one or two storage hosts");
+    }
+    for l in benign.iter().filter(|l| l.detail == "update") {
+        let ext: Vec<&Event> = during(l).into_iter().filter(|e| !internal(e.dst_ip)).collect();
+        assert!(
+            out(&ext, |e| e.bytes_in) > 10 * out(&ext, |e| e.bytes_out),
+            "{l:?}: downloads"
+        );
+    }
+    // A plan of none leaves only incidents.
+    let mut plain = GeneratorConfig::new(50_000, 100, 11);
+    plain.benign = BenignPlan::default();
+    let (_, s) = run(&plain, OutputFormat::Csv);
+    assert!(s.labels.iter().all(|l| l.kind != IncidentKind::Benign));
 }
