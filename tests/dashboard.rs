@@ -95,16 +95,18 @@ fn serve(dir: &Path) -> (Serving, String) {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The generator's incidents are over before its data ends; these open some at the end
-    // (readings far off their sensors' baselines, gigabytes to an external address).
+    // (two readings far off each sensor's baseline: `value_outlier` and `corruption`;
+    // gigabytes to an external address).
     let text = std::fs::read_to_string(&input).unwrap();
     let last: i64 = text.lines().last().unwrap().split(',').next().unwrap().parse().unwrap();
     let mut more = String::new();
     for i in 1..=5 {
-        more += &format!(
-            "{},sensor-000{i},192.168.16.{},192.168.1.10,8883,tcp,1500,150,7,20,99999.5\n",
-            last - 500,
-            i + 1
-        );
+        for at in [last - 500, last - 499] {
+            more += &format!(
+                "{at},sensor-000{i},192.168.16.{},192.168.1.10,8883,tcp,1500,150,7,20,99999.5\n",
+                i + 1
+            );
+        }
     }
     for i in 2..=3 {
         more += &format!(
