@@ -42,8 +42,10 @@ export VIGIL_REQUIRE_MLFLOW=${VIGIL_REQUIRE_MLFLOW:-1}
 scripts/browser.sh setup
 export VIGIL_REQUIRE_BROWSER=${VIGIL_REQUIRE_BROWSER:-1}
 # Superset on Pinot (tests/superset_e2e.rs): the test installs (cached venv) and starts
-# Superset itself through scripts/superset.sh; about 3 minutes on a fresh machine.
+# Superset itself through scripts/superset.sh; about 3 minutes on a fresh machine. Stopped at
+# exit unless it was running before.
 export VIGIL_SUPERSET=${VIGIL_SUPERSET:-1}
+if ! scripts/superset.sh status >/dev/null 2>&1; then started_services+=("superset"); fi
 
 echo "== tests"
 VIGIL_REQUIRE_KAFKA=1 VIGIL_KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT:-19092} cargo test --release --no-fail-fast "$@"
