@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use super::suricata::{once_fast, Counters, Eve, EveDevice, Scalar};
+use super::suricata::{once_fast, Counters, Eve, EveDevice, EveSlot, Scalar};
 
 /// Deeper nesting goes to serde (whose own limit is 128).
 pub const MAX_DEPTH: usize = 64;
@@ -208,20 +208,9 @@ impl<'a> Walker<'a> {
             present: true,
             ..Counters::default()
         };
-        self.object(2, |w, key| {
-            let slot = match key {
-                "pkts_toserver" => &mut c.pkts_toserver,
-                "pkts_toclient" => &mut c.pkts_toclient,
-                "bytes_toserver" => &mut c.bytes_toserver,
-                "bytes_toclient" => &mut c.bytes_toclient,
-                "pkts" => &mut c.pkts,
-                "bytes" => &mut c.bytes,
-                "start" => &mut c.start,
-                "end" => &mut c.end,
-                _ => return w.skip(2),
-            };
-            let v = w.scalar()?;
-            once_fast(slot, v)
+        self.object(2, |w, key| match c.slot(key) {
+            Some(slot) => once_fast(slot, w.scalar()?),
+            None => w.skip(2),
         })?;
         Some(c)
     }
@@ -244,33 +233,20 @@ pub(super) fn parse<'a>(line: &'a str, device: &EveDevice) -> Option<Eve<'a>> {
     w.object(1, |w, key| {
         if field == Some(key) {
             let v = w.scalar()?;
-            match key {
-                "src_ip" => once_fast(&mut e.src_ip, v.clone())?,
-                "dest_ip" => once_fast(&mut e.dest_ip, v.clone())?,
-                _ => {}
-            }
-            return once_fast(&mut e.device, v);
+            return e.put_device(key, v);
         }
-        let slot = match key {
-            "timestamp" => &mut e.timestamp,
-            "event_type" => &mut e.event_type,
-            "src_ip" => &mut e.src_ip,
-            "dest_ip" => &mut e.dest_ip,
-            "dest_port" => &mut e.dest_port,
-            "proto" => &mut e.proto,
-            "flow" | "netflow" => {
+        match e.slot(key) {
+            EveSlot::Scalar(slot) => once_fast(slot, w.scalar()?),
+            EveSlot::Counters(target) => {
                 let c = w.counters()?;
-                let target = if key == "flow" { &mut e.flow } else { &mut e.netflow };
                 if target.present {
                     return None;
                 }
                 *target = c;
-                return Some(());
+                Some(())
             }
-            _ => return w.skip(1),
-        };
-        let v = w.scalar()?;
-        once_fast(slot, v)
+            EveSlot::Other => w.skip(1),
+        }
     })?;
     w.ws();
     (w.i == w.b.len()).then_some(e)

@@ -167,13 +167,67 @@ pub(super) fn once_fast<'a>(slot: &mut Scalar<'a>, value: Scalar<'a>) -> Option<
     slot.is_absent().then(|| *slot = value)
 }
 
+impl<'a> Counters<'a> {
+    /// Where the value of `key` of a `flow` / `netflow` object goes (`None`: not read).
+    pub(super) fn slot(&mut self, key: &str) -> Option<&mut Scalar<'a>> {
+        Some(match key {
+            "pkts_toserver" => &mut self.pkts_toserver,
+            "pkts_toclient" => &mut self.pkts_toclient,
+            "bytes_toserver" => &mut self.bytes_toserver,
+            "bytes_toclient" => &mut self.bytes_toclient,
+            "pkts" => &mut self.pkts,
+            "bytes" => &mut self.bytes,
+            "start" => &mut self.start,
+            "end" => &mut self.end,
+            _ => return None,
+        })
+    }
+}
+
+/// Where the value of a top-level key goes (both readers decide by this).
+pub(super) enum EveSlot<'e, 'a> {
+    Scalar(&'e mut Scalar<'a>),
+    /// `flow` or `netflow`: an object of counters, once.
+    Counters(&'e mut Counters<'a>),
+    /// Not read (its value is checked and skipped).
+    Other,
+}
+
+impl<'a> Eve<'a> {
+    /// Where the value of top-level `key` goes, unless `key` is the configured device field.
+    pub(super) fn slot(&mut self, key: &str) -> EveSlot<'_, 'a> {
+        EveSlot::Scalar(match key {
+            "timestamp" => &mut self.timestamp,
+            "event_type" => &mut self.event_type,
+            "src_ip" => &mut self.src_ip,
+            "dest_ip" => &mut self.dest_ip,
+            "dest_port" => &mut self.dest_port,
+            "proto" => &mut self.proto,
+            "flow" => return EveSlot::Counters(&mut self.flow),
+            "netflow" => return EveSlot::Counters(&mut self.netflow),
+            _ => return EveSlot::Other,
+        })
+    }
+
+    /// Stores the value of the configured device field `key` (also as `src_ip` / `dest_ip`
+    /// when it is one of them); `None`: the key came before.
+    pub(super) fn put_device(&mut self, key: &str, v: Scalar<'a>) -> Option<()> {
+        match key {
+            "src_ip" => once_fast(&mut self.src_ip, v.clone())?,
+            "dest_ip" => once_fast(&mut self.dest_ip, v.clone())?,
+            _ => {}
+        }
+        once_fast(&mut self.device, v)
+    }
+}
+
+fn duplicate<E: de::Error>(key: &str) -> E {
+    E::custom(format_args!("duplicate key `{key}`"))
+}
+
 /// Stores `value` in `slot` unless the key came before.
 fn once<'a, E: de::Error>(slot: &mut Scalar<'a>, value: Scalar<'a>, key: &str) -> Result<(), E> {
-    if !slot.is_absent() {
-        return Err(E::custom(format_args!("duplicate key `{key}`")));
-    }
-    *slot = value;
-    Ok(())
+    once_fast(slot, value).ok_or_else(|| duplicate(key))
 }
 
 impl<'de> de::Deserialize<'de> for Counters<'de> {
@@ -190,21 +244,12 @@ impl<'de> de::Deserialize<'de> for Counters<'de> {
                     ..Counters::default()
                 };
                 while let Some(key) = m.next_key::<Cow<'de, str>>()? {
-                    let slot = match key.as_ref() {
-                        "pkts_toserver" => &mut c.pkts_toserver,
-                        "pkts_toclient" => &mut c.pkts_toclient,
-                        "bytes_toserver" => &mut c.bytes_toserver,
-                        "bytes_toclient" => &mut c.bytes_toclient,
-                        "pkts" => &mut c.pkts,
-                        "bytes" => &mut c.bytes,
-                        "start" => &mut c.start,
-                        "end" => &mut c.end,
-                        _ => {
+                    match c.slot(&key) {
+                        Some(slot) => once(slot, m.next_value()?, &key)?,
+                        None => {
                             m.next_value::<IgnoredAny>()?;
-                            continue;
                         }
-                    };
-                    once(slot, m.next_value()?, &key)?;
+                    }
                 }
                 Ok(c)
             }
@@ -252,36 +297,22 @@ impl<'de> Visitor<'de> for EveSeed<'_> {
             let key = key.as_ref();
             if field == Some(key) {
                 let v: Scalar<'de> = m.next_value()?;
-                match key {
-                    "src_ip" => once(&mut e.src_ip, v.clone(), key)?,
-                    "dest_ip" => once(&mut e.dest_ip, v.clone(), key)?,
-                    _ => {}
-                }
-                once(&mut e.device, v, key)?;
+                e.put_device(key, v).ok_or_else(|| duplicate(key))?;
                 continue;
             }
-            let slot = match key {
-                "timestamp" => &mut e.timestamp,
-                "event_type" => &mut e.event_type,
-                "src_ip" => &mut e.src_ip,
-                "dest_ip" => &mut e.dest_ip,
-                "dest_port" => &mut e.dest_port,
-                "proto" => &mut e.proto,
-                "flow" | "netflow" => {
+            match e.slot(key) {
+                EveSlot::Scalar(slot) => once(slot, m.next_value()?, key)?,
+                EveSlot::Counters(target) => {
                     let c: Counters<'de> = m.next_value()?;
-                    let target = if key == "flow" { &mut e.flow } else { &mut e.netflow };
                     if target.present {
-                        return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                        return Err(duplicate(key));
                     }
                     *target = c;
-                    continue;
                 }
-                _ => {
+                EveSlot::Other => {
                     m.next_value::<IgnoredAny>()?;
-                    continue;
                 }
-            };
-            once(slot, m.next_value()?, key)?;
+            }
         }
         Ok(e)
     }
