@@ -49,7 +49,7 @@ impl TypedDetector for KMeansDetector {
 
     fn build<'s>(ctx: &DetectorContext<'s>, params: &Params) -> Detected<'s> {
         let threshold = params.threshold;
-        let scores = score_devices(ctx.arranged.clone(), ctx.models.clone(), ctx.features.clone(), threshold);
+        let scores = score_devices(ctx.arranged.clone(), ctx.states.clone(), ctx.models.clone(), ctx.features.clone(), threshold);
         let anomalies = scores.clone().flat_map(pausing(move |(device, s): (DeviceId, DeviceScore)| {
             (s.score.0 >= threshold).then(|| {
                 let ratio = s.distance.0 / s.spread.0;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::detect::keyed::StateRule;
 use crate::detect::{Threat, Anomaly, Detected, DetectorContext, Real, Severity, TypedDetector};
 use crate::event::DeviceId;
-use crate::window::DeviceState;
+use crate::window::DeviceWindows;
 
 /// Detector parameters.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,7 +53,7 @@ impl TypedDetector for PortScan {
         let (short, long) = (ctx.windows.shortest(), ctx.windows.longest());
         let window_ms = ctx.windows.lens_ms[short];
         let p = p.clone();
-        let rule = StateRule(move |device: &DeviceId, _tick: u64, state: &DeviceState| {
+        let rule = StateRule(move |device: &DeviceId, _tick: u64, state: &DeviceWindows| {
             scan(&p, short, long, window_ms, device, state)
         });
         let (anomalies, _) = ctx.per_device.run(rule);
@@ -63,7 +63,7 @@ impl TypedDetector for PortScan {
 
 /// The rule on one device's window state: a burst of distinct ports in the shortest window
 /// (`short`), most of them new in the longest (`long`).
-fn scan(p: &Params, short: usize, long: usize, window_ms: u64, device: &DeviceId, state: &DeviceState) -> Option<Anomaly> {
+fn scan(p: &Params, short: usize, long: usize, window_ms: u64, device: &DeviceId, state: &DeviceWindows) -> Option<Anomaly> {
     let ports = state.windows[short].distinct_ports;
     let share = ports as f64 / state.windows[long].distinct_ports.max(1) as f64;
     (ports >= p.min_ports && share >= p.min_new_share).then(|| {
@@ -87,17 +87,17 @@ fn scan(p: &Params, short: usize, long: usize, window_ms: u64, device: &DeviceId
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::{DeviceWindows, WindowStats};
+    use crate::window::WindowStats;
 
-    fn state(short_ports: u32, long_ports: u32) -> DeviceState {
+    fn state(short_ports: u32, long_ports: u32) -> DeviceWindows {
         let w = |ports| WindowStats {
             distinct_ports: ports,
             ..Default::default()
         };
-        DeviceState::new(DeviceWindows {
+        DeviceWindows {
             last_seen_ms: 0,
             windows: [w(short_ports), w(long_ports)].into_iter().collect(),
-        })
+        }
     }
 
     #[test]

@@ -14,8 +14,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use differential_dataflow::operators::arrange::arrangement::arrange_core;
-use differential_dataflow::trace::implementations::ValBatcher;
 use differential_dataflow::AsCollection;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -35,7 +33,6 @@ use crate::output::{SinkFactory, WorkerSink};
 use crate::source::file::InputSpec;
 use crate::source::{open_input, InputBatch, Poll, SourceError, WorkerInput};
 use crate::window::operator::{window_stats, WindowGauges, WindowSpec};
-use crate::window::DeviceState;
 
 mod progress;
 mod stepping;
@@ -249,6 +246,8 @@ struct MainHandles {
     reject_input: VecInput<(DeviceId, u64, u64)>,
     model_input: differential_dataflow::input::InputSession<u64, crate::model::Model, isize>,
     features: crate::feature_store::FeatureTrace,
+    /// The store the features trace's handles point into.
+    states: Rc<crate::window::StateStore>,
     query_traces: Option<QueryTraceHandles>,
 }
 
@@ -274,6 +273,7 @@ fn build_main_dataflow(
     probe: &ProbeHandle<u64>,
     gauges: &Rc<WindowGauges>,
 ) -> Result<MainHandles, RunError> {
+    let states = crate::window::StateStore::new();
     let index = worker.index();
     let wants_changes = sink.borrow().wants_changes();
     let window_spec = WindowSpec::from_config(config);
@@ -281,7 +281,7 @@ fn build_main_dataflow(
         let (input, events) = scope.new_input::<(u64, Event)>();
         let (reject_input, rejects) = scope.new_input::<(DeviceId, u64, u64)>();
         let (model_input, models) = crate::model::driver::model_collection(scope);
-        let windows = window_stats(events, rejects, window_spec, gauges.clone());
+        let windows = window_stats(events, rejects, window_spec, states.clone(), gauges.clone());
         let (changes, rows) = (windows.changes, windows.rows);
         let history = hub
             .as_ref()
@@ -297,24 +297,31 @@ fn build_main_dataflow(
         let changes = changes.as_collection();
         let changes = if wants_changes {
             let change_sink = sink.clone();
-            changes.inspect_batch(move |_t, batch| change_sink.borrow_mut().changes(batch))
+            let states = states.clone();
+            let mut read = Vec::new();
+            changes.inspect_batch(move |_t, batch| {
+                // Read before the arrangement sees the batch: every state in it is in the store.
+                read.extend(
+                    batch
+                        .iter()
+                        .map(|((d, s), t, r)| ((d.clone(), states.snapshot(*s)), *t, *r)),
+                );
+                change_sink.borrow_mut().changes(&read);
+                read.clear();
+            })
         } else {
             changes
         };
         // The window operator emits each change on the worker that owns its device (it was
         // exchanged by the same key hash the arrangement uses): arranged in place, without a
         // second exchange.
-        let arranged = arrange_core::<_, _, ValBatcher<DeviceId, DeviceState, u64, isize>, _>(
-            changes.inner,
-            Pipeline,
-            "features",
-            ValBatcher::new,
-        );
+        let arranged = crate::feature_store::arrange(changes.inner);
         arranged.stream.clone().probe_with(probe);
 
         let ctx = DetectorContext {
             scope,
             arranged: arranged.clone(),
+            states: states.clone(),
             per_device: {
                 let mut per_device = windows.per_device;
                 per_device.want_scores(sink.borrow().wants_scores());
@@ -360,6 +367,7 @@ fn build_main_dataflow(
             reject_input,
             model_input,
             features: arranged.trace,
+            states: states.clone(),
             query_traces,
         })
     })
@@ -396,11 +404,13 @@ fn run_input(
         model_input,
         features: trace,
         query_traces,
+        states,
     } = build_main_dataflow(worker, config, metrics, hub.as_ref(), &sink, &probe, &gauges)?;
-    let mut store = FeatureStore::new(trace);
+    let mut store = FeatureStore::new(trace, states.clone());
     queries.attach(
         query_traces.map(|(anomalies, history, model_scores)| crate::query::QueryTraces {
             features: store.trace().clone(),
+            states: states.clone(),
             anomalies,
             history: Some(history),
             model_scores,

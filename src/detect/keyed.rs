@@ -27,7 +27,7 @@ use timely::dataflow::StreamVec;
 
 use super::anomaly::{Anomaly, EventScore};
 use crate::event::{DeviceId, Event};
-use crate::window::DeviceState;
+use crate::window::DeviceWindows;
 
 /// What a device's logic decided at one tick.
 #[derive(Debug, Default)]
@@ -46,7 +46,7 @@ pub struct DeviceTick<'a> {
     /// Its accepted events at this tick, in [`event_order`].
     pub events: &'a [Event],
     /// Its window state, when it changed at this tick (an event entered or one expired).
-    pub state: Option<&'a DeviceState>,
+    pub state: Option<&'a DeviceWindows>,
     /// Its rejected records at this tick (those whose device could be read).
     pub rejects: u32,
     /// Of those, the records rejected as too far ahead of their partition's progress (or of
@@ -273,24 +273,25 @@ pub struct StateRule<F>(pub F);
 
 impl<F> DeviceLogic for StateRule<F>
 where
-    F: Fn(&DeviceId, u64, &DeviceState) -> Option<Anomaly> + 'static,
+    F: Fn(&DeviceId, u64, &DeviceWindows) -> Option<Anomaly> + 'static,
 {
-    type Input = DeviceState;
+    /// What the rule says of the device's new state (evaluated where the state is read).
+    type Input = Option<Anomaly>;
     type State = ();
 
     fn new_state(&self) {}
 
-    fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<DeviceState>) {
-        out.extend(tick.state.cloned());
+    fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<Option<Anomaly>>) {
+        out.extend(tick.state.map(|state| (self.0)(tick.device, tick.tick, state)));
     }
 
-    fn order(_: &DeviceState, _: &DeviceState) -> std::cmp::Ordering {
+    fn order(_: &Option<Anomaly>, _: &Option<Anomaly>) -> std::cmp::Ordering {
         std::cmp::Ordering::Equal
     }
 
-    fn step(&self, _: &mut (), device: &DeviceId, tick: u64, inputs: &[DeviceState], _: &mut Vec<EventScore>) -> Step {
+    fn step(&self, _: &mut (), _: &DeviceId, _: u64, inputs: &[Option<Anomaly>], _: &mut Vec<EventScore>) -> Step {
         Step {
-            report: inputs.last().and_then(|state| (self.0)(device, tick, state)),
+            report: inputs.last().cloned().flatten(),
             wake_at: None,
         }
     }

@@ -94,6 +94,8 @@ pub struct DetectorContext<'s> {
     /// The window-stats collection `(device, state)`, one per device at any time, arranged
     /// by device (the feature store).
     pub arranged: Arranged<'s, FeatureTrace>,
+    /// The worker's store the arrangement's handles point into.
+    pub states: std::rc::Rc<crate::window::StateStore>,
     /// Where per-device logic runs ([`keyed::DeviceLogic`]): inside the window operator,
     /// with each device's events, state changes and rejected records of every tick.
     pub per_device: keyed::PerDevice<'s>,

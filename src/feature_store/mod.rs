@@ -1,5 +1,6 @@
 //! The feature store: the arrangement of `(device, DeviceWindows)` keyed by device, read
-//! point-in-time, with its compaction managed in one place.
+//! point-in-time, with its compaction managed in one place. The arrangement holds handles
+//! into the worker's [`StateStore`]; the store's [`Hold`] follows the compaction here.
 //!
 //! Invariants: a [`FeatureStore`] never lets compaction pass a time it may still be asked
 //! about — the logical compaction frontier trails the completed frontier by one tick (so
@@ -13,27 +14,51 @@ use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::trace::TraceReader;
 use timely::progress::frontier::{Antichain, AntichainRef};
 
+use std::rc::Rc;
+
 use crate::event::DeviceId;
 use crate::pause;
-use crate::window::DeviceState;
+use crate::window::{DeviceState, Hold, StateRef, StateStore};
 
+mod batcher;
 pub mod scan;
 
-/// The arranged window statistics (the feature store's storage).
-pub type FeatureTrace = TraceAgent<ValSpine<DeviceId, DeviceState, u64, isize>>;
+/// The arranged window statistics (the feature store's storage): handles into the worker's
+/// [`StateStore`].
+pub type FeatureTrace = TraceAgent<ValSpine<DeviceId, StateRef, u64, isize>>;
+
+/// Arranges the window-stats changes of one worker by device, in place: the changes are
+/// made on the worker that owns the device and carry handles into its store, so they are
+/// never exchanged.
+pub fn arrange<'s>(
+    changes: timely::dataflow::StreamVec<'s, u64, ((DeviceId, StateRef), u64, isize)>,
+) -> differential_dataflow::operators::arrange::Arranged<'s, FeatureTrace> {
+    use differential_dataflow::operators::arrange::arrangement::arrange_core;
+    arrange_core::<_, _, batcher::ChangeBatcher, _>(
+        changes,
+        timely::dataflow::channels::pact::Pipeline,
+        "features",
+        batcher::ChangeBatcher::new,
+    )
+}
 
 /// A worker's handle on the feature store arrangement.
 pub struct FeatureStore {
     trace: FeatureTrace,
+    states: Rc<StateStore>,
+    /// Follows the logical compaction: states retracted at or before it may be freed.
+    hold: Hold,
     /// Earliest time a reader still needs.
     pinned: Option<u64>,
     compacted_to: u64,
 }
 
 impl FeatureStore {
-    pub fn new(trace: FeatureTrace) -> Self {
+    pub fn new(trace: FeatureTrace, states: Rc<StateStore>) -> Self {
         FeatureStore {
             trace,
+            hold: states.hold(),
+            states,
             pinned: None,
             compacted_to: 0,
         }
@@ -55,6 +80,7 @@ impl FeatureStore {
             self.compacted_to = target;
             self.trace.set_logical_compaction(AntichainRef::new(&[target]));
             self.trace.set_physical_compaction(AntichainRef::new(&[target]));
+            self.hold.advance(target);
         }
     }
 
@@ -79,7 +105,7 @@ impl FeatureStore {
                     }
                 });
                 if count > 0 {
-                    out.push((key.clone(), val.clone()));
+                    out.push((key.clone(), self.states.snapshot(*val)));
                 }
                 cursor.step_val(&storage);
             }
@@ -103,5 +129,10 @@ impl FeatureStore {
     /// The trace, for importing into other dataflows (queries).
     pub fn trace(&mut self) -> &mut FeatureTrace {
         &mut self.trace
+    }
+
+    /// The store the trace's handles point into.
+    pub fn states(&self) -> &Rc<StateStore> {
+        &self.states
     }
 }

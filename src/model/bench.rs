@@ -20,7 +20,7 @@ use super::{train, Frontier, ModelError, TrainingSet};
 use crate::config::Config;
 use crate::event::DeviceId;
 use crate::features::FeatureLayout;
-use crate::window::DeviceState;
+use crate::window::{DeviceState, DeviceWindows, StateRef, StateStore};
 
 /// What the benchmark reports.
 #[derive(Clone, Debug, Serialize)]
@@ -85,13 +85,27 @@ pub fn run(devices: usize, config: &Config) -> Result<TrainBench, ModelError> {
         let updates = Rc::new(Cell::new(0u64));
         let counter = updates.clone();
         let probe = ProbeHandle::new();
+        // Every state in the worker's store once (never freed), known by its address.
+        let store = StateStore::new();
+        let mut handles: foldhash::HashMap<usize, StateRef> = Default::default();
+        let mut handle = |s: &DeviceState| {
+            *handles
+                .entry(s.address())
+                .or_insert_with(|| store.insert(DeviceWindows::clone(s)))
+        };
         let (mut state_in, mut model_in) = worker.dataflow::<u64, _, _>(|scope| {
-            let (state_in, states) = scope.new_collection::<(DeviceId, DeviceState), isize>();
+            let (state_in, states) = scope.new_collection::<(DeviceId, StateRef), isize>();
             let (model_in, models) = scope.new_collection();
-            score_devices(states.arrange_by_key(), models, layout.clone(), 0.95)
-                .inspect_batch(move |_t, batch| counter.set(counter.get() + batch.len() as u64))
-                .inner
-                .probe_with(&probe);
+            score_devices(
+                crate::feature_store::arrange(states.inner),
+                store.clone(),
+                models,
+                layout.clone(),
+                0.95,
+            )
+            .inspect_batch(move |_t, batch| counter.set(counter.get() + batch.len() as u64))
+            .inner
+            .probe_with(&probe);
             (state_in, model_in)
         });
         let step_to = |worker: &mut timely::worker::Worker, t: u64| {
@@ -100,8 +114,8 @@ pub fn run(devices: usize, config: &Config) -> Result<TrainBench, ModelError> {
             }
         };
         let t0 = Instant::now();
-        for s in states {
-            state_in.insert(s);
+        for (d, s) in states {
+            state_in.insert((d, handle(&s)));
         }
         model_in.insert(v1.clone());
         state_in.advance_to(1);
@@ -123,8 +137,8 @@ pub fn run(devices: usize, config: &Config) -> Result<TrainBench, ModelError> {
         updates.set(0);
         let t2 = Instant::now();
         for (d, old, new) in changed {
-            state_in.remove((d.clone(), old));
-            state_in.insert((d, new));
+            state_in.remove((d.clone(), handle(&old)));
+            state_in.insert((d, handle(&new)));
         }
         state_in.advance_to(3);
         model_in.advance_to(3);

@@ -12,6 +12,7 @@
 //! broadcast to every worker.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use foldhash::HashMap;
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use crate::event::DeviceId;
 use crate::feature_store::FeatureTrace;
 use crate::features::FeatureLayout;
 use crate::pause;
-use crate::window::DeviceState;
+use crate::window::{DeviceWindows, StateRef, StateStore};
 
 /// A device's score under one model version.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -58,7 +59,7 @@ struct Current {
 }
 
 impl Current {
-    fn score(&self, layout: &FeatureLayout, state: &DeviceState, detail_above: f64) -> DeviceScore {
+    fn score(&self, layout: &FeatureLayout, state: &DeviceWindows, detail_above: f64) -> DeviceScore {
         let raw = layout.vector(state);
         let raw = match &self.mapping {
             Some(m) => self.model.remap(m, &raw),
@@ -81,21 +82,21 @@ impl Current {
     }
 }
 
-/// One tick's changes: device states and models.
-type TickChanges = (Vec<((DeviceId, DeviceState), isize)>, Vec<(Model, isize)>);
+/// One tick's changes: device states (handles into the worker's store) and models.
+type TickChanges = (Vec<((DeviceId, StateRef), isize)>, Vec<(Model, isize)>);
 
 /// A span of the features arrangement's batches.
 type FeatureSpan = SpanOf<FeatureTrace>;
 
 /// Calls `each(time, (device, state), diff)` for every update of `span` later than `after`.
-fn walk(span: &FeatureSpan, after: Option<u64>, mut each: impl FnMut(u64, (DeviceId, DeviceState), isize)) {
+fn walk(span: &FeatureSpan, after: Option<u64>, mut each: impl FnMut(u64, (DeviceId, StateRef), isize)) {
     let Some(batch) = &span.inner else { return };
     let mut cursor = batch.cursor();
     while let Some(key) = cursor.get_key(batch) {
         while let Some(val) = cursor.get_val(batch) {
             cursor.map_times(batch, |t, d| {
                 if after.is_none_or(|a| *t > a) {
-                    each(*t, (key.clone(), val.clone()), *d);
+                    each(*t, (key.clone(), *val), *d);
                 }
             });
             cursor.step_val(batch);
@@ -110,12 +111,15 @@ fn walk(span: &FeatureSpan, after: Option<u64>, mut each: impl FnMut(u64, (Devic
 /// that tick out of the trace. With no model it keeps nothing: no copy of the states.
 pub fn score_devices<'s>(
     features: Arranged<'s, FeatureTrace>,
+    states: Rc<StateStore>,
     models: VecCollection<'s, u64, Model>,
     layout: Arc<FeatureLayout>,
     detail_above: f64,
 ) -> VecCollection<'s, u64, (DeviceId, DeviceScore)> {
     let models = models.inner.broadcast();
     let mut trace = features.trace.clone();
+    // Follows this operator's compaction: a state is looked up at a tick not yet passed.
+    let hold = states.hold();
     features
         .stream
         .binary_frontier(models, Pipeline, Pipeline, "KMeansScore", move |_cap, _info| {
@@ -165,7 +169,7 @@ pub fn score_devices<'s>(
                         }
                     }
                     // The devices to score at `t`, with their state there (None: gone).
-                    let mut touched: HashMap<DeviceId, Option<DeviceState>> = HashMap::default();
+                    let mut touched: HashMap<DeviceId, Option<StateRef>> = HashMap::default();
                     let mut replaced = false;
                     if model_changed {
                         let best = models
@@ -188,8 +192,10 @@ pub fn score_devices<'s>(
                         // Every device again: its state at `t` from the trace (which holds
                         // every batch through `t`: the frontier of its batches passed `t`).
                         if current.is_some() {
-                            crate::feature_store::scan::for_each_live(&mut trace, t, |device, state| {
-                                touched.insert(device.clone(), Some(state.clone()));
+                            crate::feature_store::scan::live_states(&mut trace, t, |live| {
+                                for &(device, state) in live {
+                                    touched.insert(device.clone(), Some(state));
+                                }
                             });
                         }
                         for device in emitted.keys() {
@@ -217,13 +223,13 @@ pub fn score_devices<'s>(
                             }
                         }
                     }
-                    let mut touched: Vec<(DeviceId, Option<DeviceState>)> = touched.into_iter().collect();
+                    let mut touched: Vec<(DeviceId, Option<StateRef>)> = touched.into_iter().collect();
                     touched.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                     for (n, (device, state)) in touched.into_iter().enumerate() {
                         // Waiting point queries are answered between devices.
                         pause::every(n, pause::every::DEVICES);
                         let new = match (&current, state) {
-                            (Some(c), Some(state)) => Some(c.score(&layout, &state, detail_above)),
+                            (Some(c), Some(state)) => Some(c.score(&layout, &states.get(state), detail_above)),
                             _ => None,
                         };
                         let old = emitted.get(&device);
@@ -251,11 +257,13 @@ pub fn score_devices<'s>(
                         unread.retain(|s| s.upper().iter().all(|&b| b > u));
                         trace.set_logical_compaction(AntichainRef::new(&[u]));
                         trace.set_physical_compaction(AntichainRef::new(&[u]));
+                        hold.advance(u);
                     }
                     None => {
                         unread.clear();
                         trace.set_logical_compaction(AntichainRef::new(&[]));
                         trace.set_physical_compaction(AntichainRef::new(&[]));
+                        hold.advance(u64::MAX);
                     }
                 }
             }
@@ -276,6 +284,7 @@ mod tests {
     use crate::config::Config;
     use crate::model::synth::fleet;
     use crate::model::{train, Frontier, TrainingSet};
+    use crate::window::DeviceState;
 
     type Output = Vec<((DeviceId, DeviceScore), u64, isize)>;
 
@@ -379,23 +388,38 @@ mod tests {
             let out: Rc<RefCell<Output>> = Rc::default();
             let sink = out.clone();
             let probe = ProbeHandle::new();
+            // Every state of the script in the store once, never freed: a state is known by
+            // its address.
+            let store = StateStore::new();
+            let mut handles: HashMap<usize, StateRef> = HashMap::default();
+            let mut handle = |s: &DeviceState| {
+                *handles
+                    .entry(s.address())
+                    .or_insert_with(|| store.insert(DeviceWindows::clone(s)))
+            };
             let (mut state_in, mut model_in) = worker.dataflow::<u64, _, _>(|scope| {
-                let (state_in, states) = scope.new_collection::<(DeviceId, DeviceState), isize>();
+                let (state_in, states) = scope.new_collection::<(DeviceId, StateRef), isize>();
                 let (model_in, models) = scope.new_collection();
-                score_devices(states.arrange_by_key(), models, layout.clone(), 0.5)
-                    .inspect_batch(move |_t, batch| sink.borrow_mut().extend_from_slice(batch))
-                    .inner
-                    .probe_with(&probe);
+                score_devices(
+                    crate::feature_store::arrange(states.inner),
+                    store.clone(),
+                    models,
+                    layout.clone(),
+                    0.5,
+                )
+                .inspect_batch(move |_t, batch| sink.borrow_mut().extend_from_slice(batch))
+                .inner
+                .probe_with(&probe);
                 (state_in, model_in)
             });
             let mut model_now: Option<Model> = None;
             for (tick, (changes, m)) in script.ticks.iter().enumerate() {
                 for (d, old, new) in changes {
                     if let Some(old) = old {
-                        state_in.remove((d.clone(), old.clone()));
+                        state_in.remove((d.clone(), handle(old)));
                     }
                     if let Some(new) = new {
-                        state_in.insert((d.clone(), new.clone()));
+                        state_in.insert((d.clone(), handle(new)));
                     }
                 }
                 if let Some(m) = m {

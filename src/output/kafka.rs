@@ -269,7 +269,7 @@ impl WorkerSink for KafkaSink {
         }
     }
 
-    fn changes(&mut self, changes: &[crate::window::operator::WindowChange]) {
+    fn changes(&mut self, changes: &[crate::window::operator::StateChange]) {
         if self.every == 0 {
             return;
         }

@@ -30,7 +30,7 @@ pub trait WorkerSink {
     /// Per-event scores.
     fn scores(&mut self, _scores: &[EventScore]) {}
     /// Changes of the window-stats collection (only sinks that capture them want them).
-    fn changes(&mut self, _changes: &[crate::window::operator::WindowChange]) {}
+    fn changes(&mut self, _changes: &[crate::window::operator::StateChange]) {}
     /// Whether [`WorkerSink::changes`] should be fed.
     fn wants_changes(&self) -> bool {
         false
@@ -74,7 +74,7 @@ pub struct Captured {
     pub rejects: Vec<Reject>,
     /// Feature snapshots: (as-of tick, device, state).
     pub features: Vec<(u64, DeviceId, DeviceState)>,
-    pub changes: Vec<crate::window::operator::WindowChange>,
+    pub changes: Vec<crate::window::operator::StateChange>,
     pub anomalies: Vec<(Anomaly, u64, isize)>,
     pub scores: Vec<EventScore>,
 }
@@ -101,7 +101,7 @@ impl WorkerSink for CaptureSink {
         c.features
             .extend(states.iter().map(|(d, s)| (as_of_tick, d.clone(), s.clone())));
     }
-    fn changes(&mut self, changes: &[crate::window::operator::WindowChange]) {
+    fn changes(&mut self, changes: &[crate::window::operator::StateChange]) {
         self.0.lock().expect("capture lock").changes.extend_from_slice(changes);
     }
     fn anomalies(&mut self, changes: &[(Anomaly, u64, isize)]) {

@@ -8,6 +8,7 @@
 //! dataflow's frontier), so no read asks for a compacted-away time.
 
 use std::collections::BinaryHeap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use differential_dataflow::operators::arrange::TraceAgent;
@@ -23,7 +24,7 @@ use crate::event::DeviceId;
 use crate::feature_store::FeatureTrace;
 use crate::features::FeatureLayout;
 use crate::model::rescore::DeviceScore;
-use crate::window::WindowRow;
+use crate::window::{Hold, StateStore, WindowRow};
 
 /// The arranged anomalies (device → open anomaly).
 pub type AnomalyTrace = TraceAgent<ValSpine<DeviceId, Anomaly, u64, isize>>;
@@ -35,6 +36,8 @@ pub type ScoreTrace = TraceAgent<ValSpine<DeviceId, DeviceScore, u64, isize>>;
 #[derive(Clone)]
 pub struct QueryTraces {
     pub features: FeatureTrace,
+    /// The store the features trace's handles point into.
+    pub states: Rc<StateStore>,
     pub anomalies: AnomalyTrace,
     /// Absent when the main dataflow keeps no history.
     pub history: Option<HistoryTrace>,
@@ -80,6 +83,9 @@ macro_rules! scan {
 /// Reads one worker's shard of the arrangements.
 pub(super) struct Reader {
     features: FeatureTrace,
+    states: Rc<StateStore>,
+    /// Follows the compaction: no read below it, so the states retracted by then may go.
+    hold: Hold,
     anomalies: AnomalyTrace,
     history: Option<HistoryTrace>,
     model_scores: Option<ScoreTrace>,
@@ -92,6 +98,8 @@ impl Reader {
     pub(super) fn new(traces: QueryTraces, layout: Arc<FeatureLayout>, tick_ms: i64) -> Self {
         Reader {
             features: traces.features,
+            hold: traces.states.hold(),
+            states: traces.states,
             anomalies: traces.anomalies,
             history: traces.history,
             model_scores: traces.model_scores,
@@ -105,8 +113,9 @@ impl Reader {
         match query {
             Query::Device { device } => {
                 let mut state = None;
+                let states = &self.states;
                 scan!(self.features, Some(device), at, |_k, v| {
-                    state = Some(Box::new(crate::window::DeviceWindows::clone(v)));
+                    state = Some(Box::new(crate::window::DeviceWindows::clone(&states.get(*v))));
                 });
                 let mut anomalies = Vec::new();
                 scan!(self.anomalies, Some(device), at, |_k, v| {
@@ -184,11 +193,14 @@ impl Reader {
             Query::Top { feature, k } => {
                 let mut heap: BinaryHeap<std::cmp::Reverse<Ranked>> = BinaryHeap::new();
                 let layout = &self.layout;
+                let store = &self.states;
                 crate::feature_store::scan::live_states(&mut self.features, at, |live| {
                     let mut values = Vec::with_capacity(live.len());
                     for chunk in live.chunks(crate::pause::every::ENTRIES) {
-                        let states: Vec<&crate::window::DeviceWindows> = chunk.iter().map(|(_, s)| &***s).collect();
+                        let held: Vec<_> = chunk.iter().map(|(_, s)| store.get(*s)).collect();
+                        let states: Vec<&crate::window::DeviceWindows> = held.iter().map(|s| &**s).collect();
                         values.extend(layout.values(&states, *feature));
+                        drop(held);
                         super::poll::poll();
                     }
                     for (&(device, _), &value) in live.iter().zip(&values) {
@@ -214,7 +226,7 @@ impl Reader {
             Query::Retrain { .. } => {
                 let mut shard = Vec::new();
                 let layout = &self.layout;
-                crate::feature_store::scan::for_each_live(&mut self.features, at, |device, state| {
+                crate::feature_store::scan::for_each_live(&mut self.features, &self.states, at, |device, _, state| {
                     shard.push((device.clone(), layout.vector(state)));
                 });
                 shard.sort_by(|a, b| a.0.cmp(&b.0));
@@ -242,6 +254,7 @@ impl Reader {
         self.compacted = frontier.to_owned();
         self.features.set_logical_compaction(frontier);
         self.features.set_physical_compaction(frontier);
+        self.hold.advance(frontier.first().copied().unwrap_or(u64::MAX));
         self.anomalies.set_logical_compaction(frontier);
         self.anomalies.set_physical_compaction(frontier);
         if let Some(h) = self.history.as_mut() {

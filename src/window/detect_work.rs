@@ -72,10 +72,27 @@ impl DetectWork {
         woken.sort_unstable();
         woken.dedup();
         poll();
-        self.inserted
-            .sort_by(|(a, x), (b, y)| a.cmp(b).then_with(|| event_order(x, y)));
+        // By device, then in event order, equal events as inserted: an order of (slot, index)
+        // pairs (8 bytes each, the events themselves compared only within a device), then the
+        // events moved into it once.
+        let inserted = std::mem::take(&mut self.inserted);
+        let mut order: Vec<(u32, u32)> = inserted
+            .iter()
+            .enumerate()
+            .map(|(i, (slot, _))| (*slot, i as u32))
+            .collect();
+        order.sort_unstable_by(|&(a, i), &(b, j)| {
+            a.cmp(&b)
+                .then_with(|| event_order(&inserted[i as usize].1, &inserted[j as usize].1))
+                .then(i.cmp(&j))
+        });
         poll();
-        (self.event_slots, self.events) = std::mem::take(&mut self.inserted).into_iter().unzip();
+        let mut events: Vec<Option<Event>> = inserted.into_iter().map(|(_, e)| Some(e)).collect();
+        self.event_slots = order.iter().map(|&(slot, _)| slot).collect();
+        self.events = order
+            .iter()
+            .map(|&(_, i)| events[i as usize].take().expect("each event placed once"))
+            .collect();
         let mut devices: Vec<u32> = touched.to_vec();
         devices.extend(rejected.iter().map(|&(slot, _)| slot));
         devices.extend(woken.iter().map(|&(i, _)| i));

@@ -8,7 +8,9 @@ mod detect_work;
 pub mod operator;
 mod prefetch;
 pub mod sliding;
+pub mod state_store;
 pub mod stats;
 
 pub use prefetch::prefetch;
+pub use state_store::{Hold, StateRef, StateStore};
 pub use stats::{DeviceState, DeviceWindows, WindowRow, WindowStats};

@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 
 use foldhash::HashMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use differential_dataflow::hashable::Hashable;
@@ -33,14 +34,20 @@ use timely::progress::frontier::MutableAntichain;
 
 use super::detect_work::DetectWork;
 use super::sliding::{DeviceSlide, Obs};
-use super::stats::{DeviceState, DeviceWindows, WindowRow};
+use super::state_store::{StateRef, StateStore};
+use super::stats::{DeviceWindows, WindowRow};
 use crate::config::{Config, NetworkConfig};
 use crate::detect::anomaly::{Anomaly, EventScore};
 use crate::detect::keyed::{DeviceTick, HostOutput, HostedLogics, PerDevice};
 use crate::event::{DeviceId, Event};
 
-/// A change of the window-stats collection: `((device, state), tick, diff)`.
-pub type WindowChange = ((DeviceId, DeviceState), u64, isize);
+/// A change of the window-stats collection: `((device, state), tick, diff)`, the state a
+/// handle into the worker's [`StateStore`].
+pub type WindowChange = ((DeviceId, StateRef), u64, isize);
+
+/// A change of the window-stats collection with its state read out of the store (what the
+/// sinks are handed).
+pub type StateChange = ((DeviceId, super::DeviceState), u64, isize);
 
 /// The window layout the operator maintains.
 #[derive(Clone, Debug)]
@@ -89,7 +96,7 @@ struct DeviceSlot {
     slide: DeviceSlide,
     last_seen_ms: i64,
     /// The state most recently emitted (None before the first).
-    emitted: Option<DeviceState>,
+    emitted: Option<StateRef>,
     /// Tick of the latest processing of this device (expiries applied up to it).
     processed: u64,
     /// Tick of the latest insertion.
@@ -133,6 +140,8 @@ enum Stage {
 /// Every device's windows on this worker.
 struct WindowState {
     spec: WindowSpec,
+    /// Where the emitted states are kept (the collection carries handles).
+    states: Rc<StateStore>,
     index: HashMap<DeviceId, u32>,
     slots: Vec<DeviceSlot>,
     /// Events not yet processed, by tick.
@@ -167,10 +176,11 @@ pub struct WindowGauges {
 }
 
 impl WindowState {
-    fn new(spec: WindowSpec, logics: HostedLogics) -> Self {
+    fn new(spec: WindowSpec, logics: HostedLogics, states: Rc<StateStore>) -> Self {
         let periods = vec![BTreeMap::new(); spec.tumbling.len()];
         WindowState {
             spec,
+            states,
             index: HashMap::default(),
             slots: Vec::new(),
             pending: BTreeMap::new(),
@@ -277,6 +287,8 @@ impl WindowState {
                 work
             }
             None => {
+                // The states every reader has moved past are freed (their slots reused).
+                self.states.collect();
                 self.touched.clear();
                 let events = self.pending.remove(&now).unwrap_or_default();
                 self.pending_events -= events.len();
@@ -396,8 +408,8 @@ impl WindowState {
         if let Some(&i) = list.get(pos + AHEAD / 2) {
             let slot = &self.slots[i as usize];
             slot.slide.prefetch();
-            if let Some(state) = &slot.emitted {
-                prefetch(state.address() as *const u8);
+            if let Some(state) = slot.emitted {
+                prefetch(self.states.address(state));
             }
         }
     }
@@ -413,8 +425,8 @@ impl WindowState {
             }
         }
         if let Some(i) = detect.upcoming(AHEAD / 2) {
-            if let Some(state) = &self.slots[i as usize].emitted {
-                prefetch(state.address() as *const u8);
+            if let Some(state) = self.slots[i as usize].emitted {
+                prefetch(self.states.address(state));
             }
         }
     }
@@ -423,15 +435,17 @@ impl WindowState {
     /// in (a touched device always changed: an event entered or one expired).
     fn emit_change(&mut self, i: u32, now: u64, out: &mut Vec<WindowChange>) {
         let slot = &mut self.slots[i as usize];
-        let state = DeviceState::new(DeviceWindows {
+        let windows = DeviceWindows {
             last_seen_ms: slot.last_seen_ms,
             windows: slot.slide.all_stats(),
-        });
+        };
         if let Some(old) = slot.emitted.take() {
-            debug_assert!(*old != *state, "a touched device changes");
+            debug_assert!(*self.states.get(old) != windows, "a touched device changes");
+            self.states.retire(old, now);
             out.push(((slot.name.clone(), old), now, -1));
         }
-        out.push(((slot.name.clone(), state.clone()), now, 1));
+        let state = self.states.insert(windows);
+        out.push(((slot.name.clone(), state), now, 1));
         slot.emitted = Some(state);
     }
 
@@ -453,16 +467,16 @@ impl WindowState {
         let i = inputs.slot;
         let now = work.now;
         let slot = &self.slots[i as usize];
+        let state = match slot.emitted {
+            Some(state) if slot.processed == now => Some(self.states.get(state)),
+            _ => None,
+        };
         let view = DeviceTick {
             device: &slot.name,
             tick: now,
             // The events of one device are contiguous: the view borrows them in place.
             events: &work.detect.events()[inputs.events.clone()],
-            state: if slot.processed == now {
-                slot.emitted.as_ref()
-            } else {
-                None
-            },
+            state: state.as_deref(),
             rejects: inputs.rejects,
             ahead: inputs.ahead,
             ahead_ms: inputs.ahead_ms,
@@ -558,7 +572,8 @@ pub fn window_stats<'s>(
     events: StreamVec<'s, u64, (u64, Event)>,
     rejects: StreamVec<'s, u64, (DeviceId, u64, u64)>,
     spec: WindowSpec,
-    gauges: std::rc::Rc<WindowGauges>,
+    states: Rc<StateStore>,
+    gauges: Rc<WindowGauges>,
 ) -> WindowOutputs<'s> {
     let scope = events.scope();
     let mut builder = OperatorBuilder::new("WindowStats".to_owned(), scope);
@@ -574,7 +589,7 @@ pub fn window_stats<'s>(
     builder.build(move |initial: Vec<Capability<u64>>| {
         // One capability per output, held at the earliest time any may still emit.
         let mut caps: Option<Vec<Capability<u64>>> = Some(initial);
-        let mut state = WindowState::new(spec, logics);
+        let mut state = WindowState::new(spec, logics, states);
         let mut changes_buf = Vec::new();
         let mut rows_buf = Vec::new();
         move |frontiers: &[MutableAntichain<u64>]| {
@@ -639,7 +654,7 @@ pub fn window_stats<'s>(
                 None if yielded => {}
                 None => {
                     caps = None;
-                    state = WindowState::new(state.spec.clone(), state.logics.clone());
+                    state = WindowState::new(state.spec.clone(), state.logics.clone(), state.states.clone());
                 }
                 Some(u) => {
                     crate::tick_buffer::downgrade_to(held, crate::tick_buffer::hold_target(u, state.next_tick(true)))
@@ -675,10 +690,14 @@ mod tests {
         }
     }
 
+    /// A change with its state read out of the store.
+    type ReadChange = ((DeviceId, DeviceWindows), u64, isize);
+
     /// Runs every tick to the end, each call with `deadline`; returns the changes, the rows
     /// and how many calls it took.
-    fn drain(spec: &WindowSpec, deadline: impl Fn() -> Option<Instant>) -> (Vec<WindowChange>, Vec<WindowRow>, usize) {
-        let mut state = WindowState::new(spec.clone(), HostedLogics::default());
+    fn drain(spec: &WindowSpec, deadline: impl Fn() -> Option<Instant>) -> (Vec<ReadChange>, Vec<WindowRow>, usize) {
+        let states = StateStore::new();
+        let mut state = WindowState::new(spec.clone(), HostedLogics::default(), states.clone());
         for i in 0..3_000i64 {
             let device = format!("d{}", i % 301);
             let ts = i * 10;
@@ -696,6 +715,10 @@ mod tests {
             calls += 1;
             state.process_tick(t, true, &mut changes, &mut rows, deadline());
         }
+        let changes = changes
+            .into_iter()
+            .map(|((d, s), t, r)| ((d, states.get(s).clone()), t, r))
+            .collect();
         (changes, rows, calls)
     }
 
