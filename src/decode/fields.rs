@@ -27,6 +27,68 @@ pub(crate) fn quote(text: &str) -> String {
     format!("`{t}`")
 }
 
+/// `text.trim()`, without its scan of both ends when they are plainly not whitespace (an
+/// ASCII byte that is not one of the six ASCII white-space characters `char::is_whitespace`
+/// knows): the common case of a clean field.
+#[inline]
+fn trim(text: &str) -> &str {
+    let clean = |b: u8| b < 0x80 && !matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
+    match text.as_bytes() {
+        [first, .., last] if clean(*first) && clean(*last) => text,
+        [only] if clean(*only) => text,
+        _ => text.trim(),
+    }
+}
+
+/// The value of `t` when it is 1 to 18 ASCII digits (what `parse` gives for them, without
+/// overflow), else None: the caller parses the general case.
+#[inline]
+fn digits(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.is_empty() || b.len() > 18 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    Some(v)
+}
+
+/// A dotted-quad IPv4 address exactly as the standard parser reads one (four groups of one to
+/// three digits, no leading zero in a group of two or more, each at most 255, nothing else),
+/// else None: the caller parses the general case.
+#[inline]
+fn dotted_quad(t: &str) -> Option<std::net::Ipv4Addr> {
+    let b = t.as_bytes();
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v = 0u32;
+        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
+            v = v * 10 + u32::from(b[i] - b'0');
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || v > 255 || (len > 1 && b[start] == b'0') {
+            return None;
+        }
+        *octet = v as u8;
+    }
+    (i == b.len()).then(|| std::net::Ipv4Addr::from(octets))
+}
+
 /// Checks the accepted event-time range.
 pub fn check_ts_range(ts_ms: i64, field: &str) -> Result<i64, DecodeError> {
     if (MIN_TS_MS..MAX_TS_MS).contains(&ts_ms) {
@@ -41,14 +103,16 @@ pub fn check_ts_range(ts_ms: i64, field: &str) -> Result<i64, DecodeError> {
 
 /// Epoch milliseconds (an integer) or an RFC 3339 date-time.
 pub fn parse_ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
-    let t = text.trim();
+    let t = trim(text);
     if t.is_empty() {
         return Err(DecodeError::new(
             RejectReason::MissingField,
             format!("{field} is empty"),
         ));
     }
-    let ms = if t.as_bytes()[0].is_ascii_digit() && t.bytes().all(|b| b.is_ascii_digit()) {
+    let ms = if let Some(v) = digits(t) {
+        v as i64
+    } else if t.as_bytes()[0].is_ascii_digit() && t.bytes().all(|b| b.is_ascii_digit()) {
         t.parse::<i64>()
             .map_err(|_| DecodeError::new(RejectReason::BadTimestamp, format!("{field} {} is too large", quote(t))))?
     } else if t.starts_with('-') && t[1..].bytes().all(|b| b.is_ascii_digit()) && t.len() > 1 {
@@ -71,9 +135,12 @@ pub fn parse_ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
 
 /// A non-negative integer counter of at most `max`; empty means 0.
 pub fn parse_counter(text: &str, field: &str, max: u64) -> Result<u64, DecodeError> {
-    let t = text.trim();
+    let t = trim(text);
     if t.is_empty() {
         return Ok(0);
+    }
+    if let Some(v) = digits(t) {
+        return check_max(v, max, field, t);
     }
     if let Ok(v) = t.parse::<u64>() {
         return check_max(v, max, field, t);
@@ -123,11 +190,11 @@ pub fn parse_seconds_as_ms(value: f64, field: &str) -> Result<u64, DecodeError> 
 
 /// A destination port; empty means 0.
 pub fn parse_port(text: &str, field: &str) -> Result<u16, DecodeError> {
-    let t = text.trim();
+    let t = trim(text);
     if t.is_empty() {
         return Ok(0);
     }
-    match t.parse::<i64>() {
+    match digits(t).map(|v| v as i64).ok_or(()).or_else(|_| t.parse::<i64>()) {
         Ok(p) if (0..=65535).contains(&p) => Ok(p as u16),
         Ok(_) => Err(DecodeError::new(
             RejectReason::BadPort,
@@ -142,9 +209,12 @@ pub fn parse_port(text: &str, field: &str) -> Result<u16, DecodeError> {
 
 /// An IP address; empty means "no address" (`::`).
 pub fn parse_ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
-    let t = text.trim();
+    let t = trim(text);
     if t.is_empty() {
         return Ok(Ip(0));
+    }
+    if let Some(v4) = dotted_quad(t) {
+        return Ok(Ip::from_addr(std::net::IpAddr::V4(v4)));
     }
     t.parse::<std::net::IpAddr>().map(Ip::from_addr).map_err(|_| {
         DecodeError::new(
@@ -156,7 +226,7 @@ pub fn parse_ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
 
 /// The device's reading: empty means none; NaN and infinities are kept (they are evidence).
 pub fn parse_value(text: &str, field: &str) -> Result<Option<f64>, DecodeError> {
-    let t = text.trim();
+    let t = trim(text);
     if t.is_empty() {
         return Ok(None);
     }
@@ -167,7 +237,7 @@ pub fn parse_value(text: &str, field: &str) -> Result<Option<f64>, DecodeError> 
 
 /// The device name: required, trimmed, at most 256 bytes.
 pub fn parse_device(text: &str, field: &str) -> Result<crate::event::DeviceId, DecodeError> {
-    let t = text.trim();
+    let t = trim(text);
     if t.is_empty() {
         return Err(DecodeError::new(
             RejectReason::MissingField,
@@ -186,6 +256,71 @@ pub fn parse_device(text: &str, field: &str) -> Result<crate::event::DeviceId, D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Odd texts for the fast paths: white space of every kind at either end, signs, leading
+    /// zeros, overflow, non-ASCII digits and near-addresses.
+    const ODD: &[&str] = &[
+        "",
+        " ",
+        "0",
+        "7",
+        " 7",
+        "7 ",
+        "\t7\n",
+        "\u{b}7",
+        "7\u{c}",
+        "\u{a0}7",
+        "7\u{85}",
+        "\u{3000}",
+        "+7",
+        "-7",
+        "007",
+        "18446744073709551615",
+        "18446744073709551616",
+        "999999999999999999",
+        "1000000000000000000",
+        "1e3",
+        "٣",
+        "7.0",
+        "1.2.3.4",
+        "01.2.3.4",
+        "1.2.3.04",
+        "0.0.0.0",
+        "255.255.255.255",
+        "256.1.1.1",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1..3.4",
+        "1.2.3.4 ",
+        "1.2.3.4x",
+        "1234.1.1.1",
+        "::1",
+        "::ffff:1.2.3.4",
+        "1.2.3.-4",
+        "10.0.0.50",
+    ];
+
+    #[test]
+    fn fast_paths_read_as_the_standard_parsers_do() {
+        for &t in ODD {
+            assert_eq!(trim(t), t.trim(), "trim {t:?}");
+            if let Some(v) = digits(t) {
+                assert_eq!(Ok(v), t.parse::<u64>(), "digits {t:?}");
+            }
+            if let Some(v4) = dotted_quad(t) {
+                assert_eq!(Ok(v4), t.parse::<std::net::Ipv4Addr>(), "address {t:?}");
+            } else {
+                assert!(
+                    t.parse::<std::net::Ipv4Addr>().is_err() || t.len() > 15,
+                    "the fast path misses no plain address: {t:?}"
+                );
+            }
+        }
+        for a in 0..=300u32 {
+            let t = format!("{a}.{}.0.{}", a % 7, 300 - a);
+            assert_eq!(dotted_quad(&t), t.parse().ok(), "{t}");
+        }
+    }
 
     #[test]
     fn timestamps() {
