@@ -1,5 +1,6 @@
-//! Per-device windows: the statistics record, the sliding-window state of one device, and
-//! the timely operator that maintains them for every device as the frontier advances.
+//! Per-device windows: the statistics record, the sliding-window state of one device, the
+//! timely operator that maintains them for every device as the frontier advances, and the
+//! worker's store of the states it emits (the `features` arrangement holds handles into it).
 //!
 //! Invariant: the operator's output, accumulated up to tick `T`, equals
 //! `{ (device, DeviceWindows(device, T)) }` as defined in `docs/semantics.md`.
@@ -10,6 +11,7 @@ mod prefetch;
 pub mod sliding;
 pub mod state_store;
 pub mod stats;
+mod worker_state;
 
 pub use prefetch::prefetch;
 pub use state_store::{Hold, StateRef, StateStore};

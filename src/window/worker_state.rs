@@ -1,0 +1,554 @@
+//! Every device's windows on one worker, worked tick by tick: what the `window_stats`
+//! operator ([`super::operator`]) drives. A tick's work is in stages — expiries, the tick's
+//! events, the collection changes of every touched device, the hosted detectors' steps, the
+//! rows of tumbling periods closing at it — each walking a list of devices known in advance
+//! (so it asks for the memory of the devices a few places ahead), and it may be cut into
+//! slices between items and resumed.
+//!
+//! Invariants: see the operator's (expiries before insertions for every touched device, each
+//! touched device's change emitted once per tick as its old state out and its new state in,
+//! a state put in the worker's [`StateStore`] and its predecessor retired at that tick); a
+//! tick cut into slices gives exactly what it gives at once.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use foldhash::HashMap;
+
+use super::detect_work::DetectWork;
+use super::operator::{WindowChange, WindowSpec};
+use super::sliding::{DeviceSlide, Obs};
+use super::state_store::{StateRef, StateStore};
+use super::stats::{DeviceWindows, WindowRow};
+use crate::detect::keyed::{DeviceTick, HostOutput, HostedLogics};
+use crate::event::{DeviceId, Event};
+
+struct DeviceSlot {
+    name: DeviceId,
+    slide: DeviceSlide,
+    last_seen_ms: i64,
+    /// The state most recently emitted (None before the first).
+    emitted: Option<StateRef>,
+    /// Tick of the latest processing of this device (expiries applied up to it).
+    processed: u64,
+    /// Tick of the latest insertion.
+    latest_tick: Option<u64>,
+    /// Per tumbling window: boundary tick of the period this device is listed in (inline:
+    /// read for every event).
+    tumble_mark: smallvec::SmallVec<[u64; 2]>,
+}
+
+/// Where the work on one tick stands (see [`WindowState::process_tick`]).
+struct TickWork {
+    now: u64,
+    /// Whether the tick's collection changes are emitted (see the operator).
+    emit: bool,
+    stage: Stage,
+    /// Devices with an expiry at `now`, and the events of `now`.
+    wakeups: Vec<u32>,
+    events: std::vec::IntoIter<Event>,
+    /// The slot of each of the tick's events, in order (found before the insertions, so that
+    /// they can ask for the memory of the devices ahead).
+    event_slots: Vec<u32>,
+    /// Position in the current stage's list.
+    pos: usize,
+    /// Rows: the tumbling window being written, and its devices in name order.
+    period: usize,
+    devices: Vec<u32>,
+    /// Detection: the devices the hosted logics step, and what each did at the tick.
+    detect: DetectWork,
+}
+
+/// The stages of a tick, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Expiries,
+    Insertions,
+    Changes,
+    Detect,
+    Rows,
+}
+
+/// Every device's windows on this worker.
+pub(super) struct WindowState {
+    pub(super) spec: WindowSpec,
+    /// Where the emitted states are kept (the collection carries handles).
+    pub(super) states: Rc<StateStore>,
+    index: HashMap<DeviceId, u32>,
+    slots: Vec<DeviceSlot>,
+    /// Events not yet processed, by tick.
+    pub(super) pending: BTreeMap<u64, Vec<Event>>,
+    /// Devices with an expiry at a tick.
+    wakeups: BTreeMap<u64, Vec<u32>>,
+    /// Per tumbling window: boundary tick → devices with events in that period.
+    periods: Vec<BTreeMap<u64, Vec<u32>>>,
+    touched: Vec<u32>,
+    /// The tick being worked on, when an activation ran out of time in the middle of it.
+    current: Option<TickWork>,
+    /// Events held in device windows, and events waiting in `pending`.
+    pub(super) held: usize,
+    pub(super) pending_events: usize,
+    /// Devices with at least one event (slots also exist for devices seen only in rejects).
+    with_events: usize,
+    /// The hosted per-device logics, their rejected-record inputs by tick, and the
+    /// `(slot, logic)` pairs woken at a tick.
+    pub(super) logics: HostedLogics,
+    /// `(device, ms ahead)` of the rejected records of a tick (0: not too far ahead).
+    pub(super) pending_rejects: BTreeMap<u64, Vec<(DeviceId, u64)>>,
+    logic_wakeups: BTreeMap<u64, Vec<(u32, u32)>>,
+    pub(super) host_out: HostOutput,
+}
+
+impl WindowState {
+    pub(super) fn new(spec: WindowSpec, logics: HostedLogics, states: Rc<StateStore>) -> Self {
+        let periods = vec![BTreeMap::new(); spec.tumbling.len()];
+        WindowState {
+            spec,
+            states,
+            index: HashMap::default(),
+            slots: Vec::new(),
+            pending: BTreeMap::new(),
+            wakeups: BTreeMap::new(),
+            periods,
+            touched: Vec::new(),
+            current: None,
+            held: 0,
+            pending_events: 0,
+            with_events: 0,
+            logics,
+            pending_rejects: BTreeMap::new(),
+            logic_wakeups: BTreeMap::new(),
+            host_out: HostOutput::default(),
+        }
+    }
+
+    /// The earliest tick with work to do (`running`: the input is not exhausted, so hosted
+    /// logics' wake-ups still count).
+    pub(super) fn next_tick(&self, running: bool) -> Option<u64> {
+        if let Some(work) = &self.current {
+            return Some(work.now);
+        }
+        let mut next = self.pending.keys().next().copied();
+        let mut consider = |t: Option<u64>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.wakeups.keys().next().copied());
+        consider(self.pending_rejects.keys().next().copied());
+        if running {
+            consider(self.logic_wakeups.keys().next().copied());
+        }
+        for p in &self.periods {
+            consider(p.keys().next().copied());
+        }
+        next
+    }
+
+    /// Whether nothing is left to do once the input is exhausted.
+    pub(super) fn finished(&self) -> bool {
+        self.current.is_none()
+            && self.pending.is_empty()
+            && self.pending_rejects.is_empty()
+            && self.periods.iter().all(|p| p.is_empty())
+    }
+
+    fn slot_for(&mut self, name: &DeviceId) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.slots.len() as u32;
+        self.slots.push(DeviceSlot {
+            name: name.clone(),
+            slide: DeviceSlide::new(&self.spec.lens, &self.spec.steps),
+            last_seen_ms: i64::MIN,
+            emitted: None,
+            processed: u64::MAX,
+            latest_tick: None,
+            tumble_mark: smallvec::smallvec![u64::MAX; self.spec.tumbling.len()],
+        });
+        self.index.insert(name.clone(), i);
+        i
+    }
+
+    /// Applies device `i`'s expiries up to `now`, once per tick; true the first time.
+    fn expire_to(&mut self, i: u32, now: u64) -> bool {
+        let slot = &mut self.slots[i as usize];
+        if slot.processed == now {
+            return false;
+        }
+        let before = slot.slide.held();
+        slot.slide.advance_to(now);
+        self.held -= before - slot.slide.held();
+        slot.processed = now;
+        true
+    }
+
+    /// Brings device `i` to `now` and lists it among the devices whose state changes at `now`.
+    fn touch(&mut self, i: u32, now: u64) {
+        if self.expire_to(i, now) {
+            self.touched.push(i);
+        }
+    }
+
+    /// Works on tick `now` (the earliest with work, see [`WindowState::next_tick`]):
+    /// expiries, insertions, then the changes of every touched device (when `emit`), then the
+    /// tumbling rows of periods ending at `now`; `emit` counts when the tick is started.
+    /// Stops early once `deadline` has passed and returns false; the next call goes on where
+    /// this one stopped (the input frontier is past `now`, so nothing new arrives for it
+    /// meanwhile). True when the tick is done.
+    pub(super) fn process_tick(
+        &mut self,
+        now: u64,
+        emit: bool,
+        out: &mut Vec<WindowChange>,
+        rows: &mut Vec<WindowRow>,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let mut work = match self.current.take() {
+            Some(work) => {
+                debug_assert_eq!(work.now, now);
+                work
+            }
+            None => {
+                // The states every reader has moved past are freed (their slots reused).
+                self.states.collect();
+                self.touched.clear();
+                let events = self.pending.remove(&now).unwrap_or_default();
+                self.pending_events -= events.len();
+                let detect = DetectWork::new(!self.logics.borrow().is_empty(), events.len());
+                let event_slots = events.iter().map(|e| self.slot_for(&e.device)).collect();
+                TickWork {
+                    now,
+                    emit,
+                    stage: Stage::Expiries,
+                    wakeups: self.wakeups.remove(&now).unwrap_or_default(),
+                    events: events.into_iter(),
+                    event_slots,
+                    pos: 0,
+                    period: 0,
+                    devices: Vec::new(),
+                    detect,
+                }
+            }
+        };
+        // Every CHECK_EVERY items the worker answers its waiting point queries and reads the
+        // clock (reading it costs more than one item).
+        const CHECK_EVERY: usize = 32;
+        let past = |done: usize| {
+            done % CHECK_EVERY == CHECK_EVERY - 1 && {
+                crate::pause::now();
+                deadline.is_some_and(|d| Instant::now() >= d)
+            }
+        };
+        // One item done: past the deadline, keep the work for the next call and stop.
+        macro_rules! checkpoint {
+            ($state:ident, $work:ident) => {
+                $work.pos += 1;
+                if past($work.pos) {
+                    $state.current = Some($work);
+                    return false;
+                }
+            };
+        }
+        loop {
+            match work.stage {
+                Stage::Expiries => {
+                    while work.pos < work.wakeups.len() {
+                        self.prefetch_ahead(&work.wakeups, work.pos);
+                        self.touch(work.wakeups[work.pos], now);
+                        checkpoint!(self, work);
+                    }
+                    work.stage = Stage::Insertions;
+                    work.pos = 0;
+                }
+                Stage::Insertions => {
+                    while let Some(event) = work.events.next() {
+                        self.prefetch_ahead(&work.event_slots, work.pos);
+                        let i = work.event_slots[work.pos];
+                        self.insert(i, now, &event);
+                        work.detect.keep(i, event);
+                        checkpoint!(self, work);
+                    }
+                    work.stage = if work.emit { Stage::Changes } else { Stage::Rows };
+                    work.pos = 0;
+                }
+                Stage::Changes => {
+                    while work.pos < self.touched.len() {
+                        self.prefetch_ahead(&self.touched, work.pos);
+                        self.emit_change(self.touched[work.pos], now, out);
+                        checkpoint!(self, work);
+                    }
+                    work.stage = Stage::Detect;
+                    work.pos = 0;
+                    self.prepare_detect(&mut work);
+                }
+                Stage::Detect => {
+                    while !work.detect.done() {
+                        self.prefetch_detect(&work.detect);
+                        self.detect_device(&mut work);
+                        checkpoint!(self, work);
+                    }
+                    work.stage = Stage::Rows;
+                    work.pos = 0;
+                    work.detect.finish();
+                }
+                Stage::Rows => {
+                    while work.period < self.spec.tumbling.len() {
+                        if work.pos == 0 && work.devices.is_empty() {
+                            let mut devices = self.periods[work.period].remove(&now).unwrap_or_default();
+                            // Every device of a closing period at once: one pass over the
+                            // slots for the names, not one per comparison, and polls around.
+                            crate::pause::now();
+                            devices.sort_by_cached_key(|&i| self.slots[i as usize].name.clone());
+                            crate::pause::now();
+                            work.devices = devices;
+                        }
+                        while work.pos < work.devices.len() {
+                            let i = work.devices[work.pos];
+                            rows.push(self.row(i, now, work.period));
+                            checkpoint!(self, work);
+                        }
+                        work.period += 1;
+                        work.pos = 0;
+                        work.devices.clear();
+                    }
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Asks for the memory of the devices a few places after `pos` in `list`: the slot of
+    /// the one `AHEAD` places on, the windows of the one half as far (its slot is in cache by
+    /// then).
+    fn prefetch_ahead(&self, list: &[u32], pos: usize) {
+        use super::prefetch::{prefetch, AHEAD};
+        if let Some(&i) = list.get(pos + AHEAD) {
+            let slot: *const DeviceSlot = &self.slots[i as usize];
+            prefetch(slot);
+            prefetch(slot.wrapping_byte_add(64));
+        }
+        if let Some(&i) = list.get(pos + AHEAD / 2) {
+            let slot = &self.slots[i as usize];
+            slot.slide.prefetch();
+            if let Some(state) = slot.emitted {
+                prefetch(self.states.address(state));
+            }
+        }
+    }
+
+    /// The detection stage's [`WindowState::prefetch_ahead`]: the slots and every hosted
+    /// logic's state of the device `AHEAD` places on, the state of the one half as far.
+    fn prefetch_detect(&self, detect: &DetectWork) {
+        use super::prefetch::{prefetch, AHEAD};
+        if let Some(i) = detect.upcoming(AHEAD) {
+            prefetch(&self.slots[i as usize] as *const DeviceSlot);
+            for logic in self.logics.borrow().iter() {
+                logic.prefetch(i);
+            }
+        }
+        if let Some(i) = detect.upcoming(AHEAD / 2) {
+            if let Some(state) = self.slots[i as usize].emitted {
+                prefetch(self.states.address(state));
+            }
+        }
+    }
+
+    /// Emits the change of touched device `i` at `now`: its previous state out, its new one
+    /// in (a touched device always changed: an event entered or one expired).
+    fn emit_change(&mut self, i: u32, now: u64, out: &mut Vec<WindowChange>) {
+        let slot = &mut self.slots[i as usize];
+        let windows = DeviceWindows {
+            last_seen_ms: slot.last_seen_ms,
+            windows: slot.slide.all_stats(),
+        };
+        if let Some(old) = slot.emitted.take() {
+            debug_assert!(*self.states.get(old) != windows, "a touched device changes");
+            self.states.retire(old, now);
+            out.push(((slot.name.clone(), old), now, -1));
+        }
+        let state = self.states.insert(windows);
+        out.push(((slot.name.clone(), state), now, 1));
+        slot.emitted = Some(state);
+    }
+
+    /// Lists the devices the hosted logics step at `work.now`: every touched device (its
+    /// state changed), every device with rejected records there, every woken device.
+    fn prepare_detect(&mut self, work: &mut TickWork) {
+        let rejects = self.pending_rejects.remove(&work.now).unwrap_or_default();
+        if !work.detect.hosting {
+            return;
+        }
+        let rejected: Vec<(u32, u64)> = rejects.iter().map(|(d, ahead)| (self.slot_for(d), *ahead)).collect();
+        let woken = self.logic_wakeups.remove(&work.now).unwrap_or_default();
+        work.detect.prepare(&self.touched, rejected, woken, crate::pause::now);
+    }
+
+    /// Steps the next device of the detection stage with every hosted logic.
+    fn detect_device(&mut self, work: &mut TickWork) {
+        let inputs = work.detect.next();
+        let i = inputs.slot;
+        let now = work.now;
+        let slot = &self.slots[i as usize];
+        let state = match slot.emitted {
+            Some(state) if slot.processed == now => Some(self.states.get(state)),
+            _ => None,
+        };
+        let view = DeviceTick {
+            device: &slot.name,
+            tick: now,
+            // The events of one device are contiguous: the view borrows them in place.
+            events: &work.detect.events()[inputs.events.clone()],
+            state: state.as_deref(),
+            rejects: inputs.rejects,
+            ahead: inputs.ahead,
+            ahead_ms: inputs.ahead_ms,
+        };
+        let mut logics = self.logics.borrow_mut();
+        for (k, logic) in logics.iter_mut().enumerate() {
+            let woken = work.detect.woken(&inputs, k as u32);
+            if let Some(w) = logic.step(i, &view, woken, &mut self.host_out) {
+                self.logic_wakeups.entry(w).or_default().push((i, k as u32));
+            }
+        }
+    }
+
+    /// Inserts `event` at tick `now` into the windows of its device, slot `i`.
+    fn insert(&mut self, i: u32, now: u64, event: &Event) {
+        self.touch(i, now);
+        let external = event.dst_ip.0 != 0 && self.spec.network.is_external(event.dst_ip);
+        let obs = Obs::new(
+            now,
+            event.bytes_out,
+            event.bytes_in,
+            event.packets,
+            external,
+            event.dst_ip.0,
+            event.dst_port,
+            event.value,
+        );
+        let slot = &mut self.slots[i as usize];
+        let before = slot.slide.held();
+        slot.slide.insert(obs);
+        self.held += slot.slide.held() - before;
+        slot.last_seen_ms = slot.last_seen_ms.max(event.ts_ms);
+        if slot.latest_tick.is_none() {
+            self.with_events += 1;
+        }
+        if slot.latest_tick != Some(now) {
+            let previous = slot.latest_tick.replace(now);
+            for (&len, &step) in self.spec.lens.iter().zip(&self.spec.steps) {
+                // A window sliding every tick loses the event `len` ticks on; a stepped one
+                // loses the event's whole step when the step `len` ticks after it begins.
+                if step == 1 {
+                    self.wakeups.entry(now + len).or_default().push(i);
+                } else if previous.is_none_or(|p| p / step != now / step) {
+                    self.wakeups.entry(now / step * step + len).or_default().push(i);
+                }
+            }
+            for (k, &wi) in self.spec.tumbling.iter().enumerate() {
+                let len = self.spec.lens[wi];
+                let boundary = (now / len) * len + len - 1;
+                if slot.tumble_mark[k] != boundary {
+                    slot.tumble_mark[k] = boundary;
+                    self.periods[k].entry(boundary).or_default().push(i);
+                }
+            }
+        }
+    }
+
+    /// The row of device `i`'s tumbling window number `k`, closing at `now`.
+    fn row(&mut self, i: u32, now: u64, k: usize) -> WindowRow {
+        let wi = self.spec.tumbling[k];
+        let len = self.spec.lens[wi];
+        let tick_ms = self.spec.tick_ms as i64;
+        self.expire_to(i, now);
+        let slot = &self.slots[i as usize];
+        WindowRow {
+            window_end_ms: (now as i64 + 1) * tick_ms,
+            window_len_ms: len * self.spec.tick_ms,
+            device: slot.name.clone(),
+            window_start_ms: (now as i64 + 1 - len as i64) * tick_ms,
+            stats: slot.slide.stats(wi).clone(),
+        }
+    }
+
+    /// Number of devices with events this worker maintains.
+    pub(super) fn devices(&self) -> usize {
+        self.with_events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Ip, Protocol};
+
+    fn event(device: &str, ts_ms: i64, value: f64) -> Event {
+        Event {
+            ts_ms,
+            device: device.into(),
+            src_ip: Ip(1),
+            dst_ip: Ip(0x0a00_0000 + (ts_ms as u128 % 7)),
+            dst_port: 443,
+            protocol: Protocol::Tcp,
+            bytes_out: 10 + ts_ms as u64 % 13,
+            bytes_in: 5,
+            packets: 1,
+            duration_ms: 1,
+            value: Some(value),
+        }
+    }
+
+    /// A change with its state read out of the store.
+    type ReadChange = ((DeviceId, DeviceWindows), u64, isize);
+
+    /// Runs every tick to the end, each call with `deadline`; returns the changes, the rows
+    /// and how many calls it took.
+    fn drain(spec: &WindowSpec, deadline: impl Fn() -> Option<Instant>) -> (Vec<ReadChange>, Vec<WindowRow>, usize) {
+        let states = StateStore::new();
+        let mut state = WindowState::new(spec.clone(), HostedLogics::default(), states.clone());
+        for i in 0..3_000i64 {
+            let device = format!("d{}", i % 301);
+            let ts = i * 10;
+            let tick = ts as u64 / spec.tick_ms;
+            state.pending_events += 1;
+            state
+                .pending
+                .entry(tick)
+                .or_default()
+                .push(event(&device, ts, (i % 11) as f64));
+        }
+        let (mut changes, mut rows, mut calls) = (Vec::new(), Vec::new(), 0);
+        while let Some(t) = state.next_tick(true) {
+            assert!(t < 10_000, "ticks end");
+            calls += 1;
+            state.process_tick(t, true, &mut changes, &mut rows, deadline());
+        }
+        let changes = changes
+            .into_iter()
+            .map(|((d, s), t, r)| ((d, states.get(s).clone()), t, r))
+            .collect();
+        (changes, rows, calls)
+    }
+
+    #[test]
+    fn a_tick_cut_into_slices_gives_what_it_gives_at_once() {
+        let config =
+            crate::config::Config::from_toml("[windows]\nsliding = [\"10s\", \"1m\"]\ntumbling = [\"10s\", \"1m\"]\n")
+                .unwrap();
+        let spec = WindowSpec::from_config(&config);
+        let (whole, whole_rows, whole_calls) = drain(&spec, || None);
+        // A deadline already past: every call stops after one check's worth of items.
+        let (sliced, sliced_rows, sliced_calls) = drain(&spec, || Some(Instant::now()));
+        assert!(!whole.is_empty() && !whole_rows.is_empty());
+        assert!(
+            sliced_calls > whole_calls,
+            "{sliced_calls} calls vs {whole_calls}: the work was cut"
+        );
+        assert_eq!(sliced, whole);
+        assert_eq!(sliced_rows, whole_rows);
+    }
+}
