@@ -451,10 +451,12 @@ impl DeviceSlide {
         }
     }
 
-    /// The current statistics of every window, in length order.
-    pub fn all_stats(&self) -> super::stats::WindowList {
+    /// Writes the current statistics of every window, in length order, into `out` (in
+    /// place: a reused state's own list).
+    pub fn write_stats(&self, out: &mut super::stats::WindowList) {
+        out.clear();
         let exact = self.exact.iter().map(|w| &w.stats);
-        exact.chain(self.stepped.iter().map(|w| &w.stats)).cloned().collect()
+        out.extend(exact.chain(self.stepped.iter().map(|w| &w.stats)).cloned());
     }
 
     /// Asks for the memory `advance_to` and `stats` read first (see `super::prefetch`).

@@ -72,18 +72,34 @@ impl StateStore {
 
     /// Keeps `windows` and returns its handle.
     pub fn insert(&self, windows: DeviceWindows) -> StateRef {
+        self.insert_with(|w| *w = windows)
+    }
+
+    /// Keeps the state `fill` writes and returns its handle. `fill` is handed a freed state
+    /// to overwrite in place (every field of it: it holds an old state's values) or a default
+    /// one, and must not use the store.
+    pub fn insert_with(&self, fill: impl FnOnce(&mut DeviceWindows)) -> StateRef {
         let mut inner = self.inner.borrow_mut();
         if let Some(index) = inner.free.pop() {
+            // The next state is written soon: ask for the memory of the slot it will take.
+            if let Some(&next) = inner.free.last() {
+                let at: *const Slot = &inner.slots[next as usize];
+                for line in 0..std::mem::size_of::<Slot>().div_ceil(64) {
+                    super::prefetch(at.cast::<u8>().wrapping_add(line * 64));
+                }
+            }
             let slot = &mut inner.slots[index as usize];
             slot.generation = slot.generation.wrapping_add(1);
             slot.live = true;
-            slot.windows = windows;
+            fill(&mut slot.windows);
             return StateRef {
                 index,
                 generation: slot.generation,
             };
         }
         let index = u32::try_from(inner.slots.len()).expect("fewer than 2^32 states on one worker");
+        let mut windows = DeviceWindows::default();
+        fill(&mut windows);
         inner.slots.push(Slot {
             generation: 0,
             live: true,

@@ -20,7 +20,7 @@ use super::detect_work::DetectWork;
 use super::operator::{WindowChange, WindowSpec};
 use super::sliding::{DeviceSlide, Obs};
 use super::state_store::{StateRef, StateStore};
-use super::stats::{DeviceWindows, WindowRow};
+use super::stats::WindowRow;
 use crate::detect::keyed::{DeviceTick, HostOutput, HostedLogics};
 use crate::event::{DeviceId, Event};
 
@@ -360,16 +360,20 @@ impl WindowState {
     /// in (a touched device always changed: an event entered or one expired).
     fn emit_change(&mut self, i: u32, now: u64, out: &mut Vec<WindowChange>) {
         let slot = &mut self.slots[i as usize];
-        let windows = DeviceWindows {
-            last_seen_ms: slot.last_seen_ms,
-            windows: slot.slide.all_stats(),
-        };
-        if let Some(old) = slot.emitted.take() {
-            debug_assert!(*self.states.get(old) != windows, "a touched device changes");
+        let old = slot.emitted.take();
+        if let Some(old) = old {
             self.states.retire(old, now);
             out.push(((slot.name.clone(), old), now, -1));
         }
-        let state = self.states.insert(windows);
+        let (slide, last_seen_ms) = (&slot.slide, slot.last_seen_ms);
+        let state = self.states.insert_with(|w| {
+            w.last_seen_ms = last_seen_ms;
+            slide.write_stats(&mut w.windows);
+        });
+        debug_assert!(
+            old.is_none_or(|old| *self.states.get(old) != *self.states.get(state)),
+            "a touched device changes"
+        );
         out.push(((slot.name.clone(), state), now, 1));
         slot.emitted = Some(state);
     }
@@ -485,6 +489,7 @@ impl WindowState {
 mod tests {
     use super::*;
     use crate::event::{Ip, Protocol};
+    use crate::window::DeviceWindows;
 
     fn event(device: &str, ts_ms: i64, value: f64) -> Event {
         Event {
