@@ -37,9 +37,46 @@ struct Slot {
     windows: DeviceWindows,
 }
 
+/// Slots per chunk of the store: the store grows a chunk at a time and never moves a slot
+/// (a growing vector would copy every state and, while it does, hold both copies).
+const CHUNK: usize = 1024;
+
+/// The slots, in chunks of [`CHUNK`].
+#[derive(Default)]
+struct Slots {
+    chunks: Vec<Vec<Slot>>,
+    len: usize,
+}
+
+impl Slots {
+    fn get(&self, index: u32) -> Option<&Slot> {
+        let i = index as usize;
+        self.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK))
+    }
+
+    fn at(&self, index: u32) -> &Slot {
+        self.get(index).expect("a handle of this store")
+    }
+
+    fn at_mut(&mut self, index: u32) -> &mut Slot {
+        let i = index as usize;
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    fn push(&mut self, slot: Slot) -> u32 {
+        let index = u32::try_from(self.len).expect("fewer than 2^32 states on one worker");
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk").push(slot);
+        self.len += 1;
+        index
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    slots: Vec<Slot>,
+    slots: Slots,
     free: Vec<u32>,
     /// Retired states by the tick they were retracted at, ticks non-decreasing.
     retired: VecDeque<(u64, StateRef)>,
@@ -83,12 +120,12 @@ impl StateStore {
         if let Some(index) = inner.free.pop() {
             // The next state is written soon: ask for the memory of the slot it will take.
             if let Some(&next) = inner.free.last() {
-                let at: *const Slot = &inner.slots[next as usize];
+                let at: *const Slot = inner.slots.at(next);
                 for line in 0..std::mem::size_of::<Slot>().div_ceil(64) {
                     super::prefetch(at.cast::<u8>().wrapping_add(line * 64));
                 }
             }
-            let slot = &mut inner.slots[index as usize];
+            let slot = inner.slots.at_mut(index);
             slot.generation = slot.generation.wrapping_add(1);
             slot.live = true;
             fill(&mut slot.windows);
@@ -97,10 +134,9 @@ impl StateStore {
                 generation: slot.generation,
             };
         }
-        let index = u32::try_from(inner.slots.len()).expect("fewer than 2^32 states on one worker");
         let mut windows = DeviceWindows::default();
         fill(&mut windows);
-        inner.slots.push(Slot {
+        let index = inner.slots.push(Slot {
             generation: 0,
             live: true,
             windows,
@@ -122,7 +158,7 @@ impl StateStore {
     /// The state behind `state`. Panics if it was freed: a reader broke its hold's promise.
     pub fn get(&self, state: StateRef) -> Ref<'_, DeviceWindows> {
         Ref::map(self.inner.borrow(), |inner| {
-            let slot = &inner.slots[state.index as usize];
+            let slot = inner.slots.at(state.index);
             assert!(
                 slot.live && slot.generation == state.generation,
                 "a state read after it was freed ({state:?}): a reader read below its hold"
@@ -142,7 +178,7 @@ impl StateStore {
         let inner = self.inner.borrow();
         inner
             .slots
-            .get(state.index as usize)
+            .get(state.index)
             .map_or(std::ptr::null(), |s| (&s.windows as *const DeviceWindows).cast())
     }
 
@@ -166,7 +202,7 @@ impl StateStore {
                 break;
             }
             inner.retired.pop_front();
-            let slot = &mut inner.slots[state.index as usize];
+            let slot = inner.slots.at_mut(state.index);
             debug_assert!(slot.live && slot.generation == state.generation, "retired once");
             slot.live = false;
             inner.free.push(state.index);
@@ -178,7 +214,7 @@ impl StateStore {
     /// States in the store (live or retired, not yet freed).
     pub fn len(&self) -> usize {
         let inner = self.inner.borrow();
-        inner.slots.len() - inner.free.len()
+        inner.slots.len - inner.free.len()
     }
 
     pub fn is_empty(&self) -> bool {
