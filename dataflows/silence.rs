@@ -12,32 +12,44 @@
 //!
 //! The baseline rate is robust to bursts (a batch job at 20× its rate for ten minutes would
 //! make the normal rate after it look like a collapse): it is at most the device's *robust*
-//! per-minute rate, the mean of its per-minute event counts over the hour before the recent
-//! 5 minutes (up to its last event), leaving out burst minutes (above `burst_factor` × the lower quartile + 3).
+//! per-minute rate, the mean of its per-minute record counts over the hour before the recent
+//! 5 minutes (up to its last record), leaving out burst minutes (above `burst_factor` × the
+//! lower quartile + 3).
+//!
+//! Longer horizons (`horizons`, 10 minutes by default): a slow device (a few records a
+//! minute) never expects `min_expected` records in the short windows, so its silence would
+//! never show there. Its records of the last `k` minutes (from its per-minute counts, the
+//! current minute up to the tick) are judged the same way against its robust rate over the
+//! minutes before them; a quiet device is woken every minute while a horizon can still see it.
 //!
 //! Rejected records of the device count as observed (records that arrive but do not decode
 //! are corruption, not silence). Once open, a candidate holds while some window still shows
-//! `observed <= 2 · max_ratio · expected` with `expected >= min_expected / 2` (hysteresis).
+//! `observed <= 2 · max_ratio · expected` with `expected >= min_expected / 2` (hysteresis);
+//! horizons open candidates but do not hold them, so an episode ends soon after the device
+//! is back.
 //!
-//! Groups: a planned maintenance (or an outage of a rack) makes many neighbouring devices go
-//! quiet together; that is not one device's denial of service. Every candidate has an
-//! *onset*, the device's last event time when it opened, and a *neighbourhood*, the source
-//! subnet of its events (/24, or /64 for IPv6). A candidate is reported `confirm` after it
-//! opened (delayed, with its retraction), unless at least `group_min` devices of its
-//! neighbourhood (itself included) have candidates whose onsets lie within `group_window` of
-//! its own: those go quiet as a group and are not reported. Peers come from the data (the
-//! addresses the devices send from, and who went quiet when), not from names. Onsets are remembered for `group_memory` after their candidate closed, so a
-//! group stays a group while its members come back one by one.
+//! A candidate is reported `confirm` after it opened if it still holds then (a busy device's
+//! one empty minute is no silence), until it closes, unless it went quiet with a group of
+//! its neighbours (the group stage, `silence/group.rs`): a planned maintenance or an outage
+//! of a rack makes many devices of one source subnet (/24, or /64 for IPv6) go quiet at one
+//! moment, which is not one device's denial of service. A device went quiet between its
+//! last event and the gap in which it would have sent `group_gap` events at its usual rate
+//! (a slow device's stop is uncertain); the moment inside most such intervals (widened by
+//! `group_window`) of a subnet, if it holds `group_min` devices, is a group's, and so on
+//! greedily, so a device that sent events after a group stopped is not taken for one of it.
+//! A member still quiet `group_outlast` after the rest of its group came back is reported
+//! after all. Peers come from the data (the addresses devices send from, and who
+//! went quiet when), not from names.
 //!
 //! A device is judged once it has 20 complete minutes of history (its robust rate).
 //!
 //! Invariants: driven by the device's window states, which change only once the frontier
 //! has passed a tick (so it fires only when the silence is proven, not guessed, e.g. at the
-//! tick where the window emptied); it resolves `confirm` after the device's recent traffic is
-//! back; the group stage is a differential computation over the candidates (exact under late
-//! data, independent of workers: keyed by onset bucket, so its cost is per candidate, not
-//! per event); memory per device is its latest window counts, 60 per-minute counts (u16)
-//! and the ticks of its rejected records in the longest recent window; the group stage keeps
+//! tick where the window emptied), and by minute wake-ups of quiet devices; a report is
+//! withdrawn when its candidate closes; the group stage is a differential computation over
+//! the candidates (exact under late data, independent of workers); memory per device is its
+//! latest window counts, 60 per-minute record counts (u16), a few cached robust rates and
+//! the ticks of its rejected records in the longest recent window; the group stage keeps
 //! the candidates' onsets of the last `group_memory`.
 
 use std::collections::VecDeque;
@@ -59,6 +71,9 @@ pub struct Params {
     pub max_ratio: f64,
     /// Minimum surprise (-ln of the Poisson probability of so few events).
     pub min_surprise: f64,
+    /// Longer horizons (whole minutes, at most 40m) over which the device's records are also
+    /// judged against its robust rate, so a slow device's silence shows once it lasts.
+    pub horizons: Vec<String>,
     /// Minutes with more than this many times the lower quartile (+3) are bursts, left out of the
     /// robust rate.
     pub burst_factor: f64,
@@ -68,6 +83,12 @@ pub struct Params {
     /// maintenance, an outage), not reported one by one; 0 turns grouping off.
     pub group_min: u32,
     pub group_window: String,
+    /// A device went quiet at most the gap in which it would have sent this many events
+    /// after its last one (so a slow device's stop is uncertain), at most `group_max_gap`.
+    pub group_gap: f64,
+    pub group_max_gap: String,
+    /// A member still quiet this long after the rest of its group came back is reported.
+    pub group_outlast: String,
     /// How long a closed candidate's onset still counts for its group.
     pub group_memory: String,
 }
@@ -78,10 +99,14 @@ impl Default for Params {
             min_expected: 10.0,
             max_ratio: 0.2,
             min_surprise: 12.0,
+            horizons: vec!["10m".into()],
             burst_factor: 3.0,
             confirm: "4m".into(),
             group_min: 3,
-            group_window: "1m".into(),
+            group_window: "15s".into(),
+            group_gap: 6.0,
+            group_max_gap: "5m".into(),
+            group_outlast: "10m".into(),
             group_memory: "2h".into(),
         }
     }
@@ -106,6 +131,10 @@ impl TypedDetector for Silence {
             "-ln P(so few events | baseline), Poisson bound; 12 ≈ 1 in 160000",
         ),
         (
+            "horizons",
+            "longer spans (whole minutes, up to 40m) the device's records are also judged over, against its robust rate",
+        ),
+        (
             "burst_factor",
             "minutes above this × the lower quartile (+3) are bursts, left out of the robust rate",
         ),
@@ -114,7 +143,16 @@ impl TypedDetector for Silence {
             "group_min",
             "devices going quiet within group_window of each other that make a group (maintenance), not reported; 0: off",
         ),
-        ("group_window", "how close in time the last events of a group's devices are"),
+        ("group_window", "how far apart the moments a group's devices went quiet may be"),
+        (
+            "group_gap",
+            "a device went quiet at most the gap in which it would have sent this many events after its last one",
+        ),
+        ("group_max_gap", "the longest such gap (a slow device's stop time is that uncertain at most)"),
+        (
+            "group_outlast",
+            "a group's device still quiet this long after the rest of the group came back is reported",
+        ),
         ("group_memory", "how long a closed silence still counts for its group"),
     ];
 
@@ -128,12 +166,26 @@ impl TypedDetector for Silence {
         if !(p.min_surprise > 0.0 && p.min_surprise.is_finite()) {
             return Err(("min_surprise".into(), "must be positive".into()));
         }
+        if !(p.group_gap >= 0.0 && p.group_gap.is_finite()) {
+            return Err(("group_gap".into(), "must be a number of events, 0 or more".into()));
+        }
         if !(p.burst_factor >= 1.0 && p.burst_factor.is_finite()) {
             return Err(("burst_factor".into(), "must be at least 1".into()));
+        }
+        for h in &p.horizons {
+            let ms = parse_duration_ms("horizons", h)?;
+            if ms % 60_000 != 0 || !(60_000..=MAX_HORIZON_MIN * 60_000).contains(&ms) {
+                return Err((
+                    "horizons".into(),
+                    format!("`{h}`: each must be whole minutes, from 1m to {MAX_HORIZON_MIN}m"),
+                ));
+            }
         }
         for (key, text) in [
             ("confirm", &p.confirm),
             ("group_window", &p.group_window),
+            ("group_max_gap", &p.group_max_gap),
+            ("group_outlast", &p.group_outlast),
             ("group_memory", &p.group_memory),
         ] {
             parse_duration_ms(key, text)?;
@@ -152,106 +204,26 @@ impl TypedDetector for Silence {
         let ms = |text: &str| parse_duration_ms("", text).unwrap_or(0);
         let logic = Logic {
             p: p.clone(),
+            horizons: p.horizons.iter().map(|h| ms(h) / 60_000).collect(),
             recent,
             long,
             layout,
         };
         let (candidates, _) = ctx.per_device.run(logic);
-        Detected::reports(groups::report(
+        Detected::reports(group::report(
             candidates,
             ms(&p.confirm).div_ceil(tick_ms),
             p.group_min as usize,
             ms(&p.group_window).max(1) as i64,
+            p.group_gap,
+            ms(&p.group_max_gap) as i64,
+            ms(&p.group_outlast).div_ceil(tick_ms),
             ms(&p.group_memory).div_ceil(tick_ms),
         ))
     }
 }
 
-/// The group stage: candidates are reported `confirm` ticks late, unless they went quiet
-/// with enough peers.
-mod groups {
-    use differential_dataflow::{AsCollection, VecCollection};
-    use timely::dataflow::operators::vec::Filter;
-
-    use crate::detect::Anomaly;
-    use crate::event::DeviceId;
-
-    fn evidence(a: &Anomaly, key: &str) -> Option<f64> {
-        a.evidence.iter().find(|(k, _)| k == key).map(|(_, v)| v.0)
-    }
-
-    /// A candidate's neighbourhood and onset: the device's source subnet (maintenance is
-    /// planned per rack, subnet or cluster) and its last event time when it opened.
-    pub fn onset(a: &Anomaly) -> (u64, i64) {
-        (
-            evidence(a, "subnet").unwrap_or(0.0) as u64,
-            evidence(a, "last_seen_ms").map_or(a.tick as i64, |v| v as i64),
-        )
-    }
-
-    /// Of `onsets` (distinct devices, sorted by onset), those with at least `min` devices
-    /// (themselves included) whose onsets lie within `window` ms of theirs.
-    pub fn grouped(onsets: &[(i64, &DeviceId)], min: usize, window: i64) -> Vec<(i64, DeviceId)> {
-        let mut out = Vec::new();
-        for (i, &(o, d)) in onsets.iter().enumerate() {
-            let lo = onsets[..i].partition_point(|x| x.0 < o - window);
-            let hi = i + onsets[i..].partition_point(|x| x.0 <= o + window);
-            let mut peers: Vec<&DeviceId> = onsets[lo..hi].iter().map(|x| x.1).collect();
-            peers.sort();
-            peers.dedup();
-            if peers.len() >= min {
-                out.push((o, d.clone()));
-            }
-        }
-        out
-    }
-
-    pub fn report<'s>(
-        candidates: VecCollection<'s, u64, Anomaly>,
-        confirm: u64,
-        min: usize,
-        window: i64,
-        memory: u64,
-    ) -> VecCollection<'s, u64, Anomaly> {
-        let delayed = candidates.clone().delay(move |t| t + confirm);
-        if min <= 1 {
-            return delayed;
-        }
-        // Onsets, kept `memory` after their candidate closed.
-        let opened = candidates.inner.clone().filter(|(_, _, d)| *d > 0).as_collection();
-        let closed = candidates
-            .inner
-            .filter(|(_, _, d)| *d < 0)
-            .as_collection()
-            .delay(move |t| t + memory);
-        let onsets = opened
-            .concat(closed)
-            .map(|a| (a.device.clone(), onset(&a)))
-            .distinct();
-        // Per neighbourhood (subnet).
-        // Each onset under its bucket of `window` ms and, as a neighbour, the buckets beside.
-        let grouped = onsets
-            .flat_map(move |(device, (net, o))| {
-                let b = o.div_euclid(window);
-                [(b - 1, false), (b, true), (b + 1, false)]
-                    .map(move |(k, own)| ((net, k), (o, !own, device.clone())))
-            })
-            .reduce_named("SilenceGroups", move |&(net, _), input, output| {
-                let all: Vec<(i64, &DeviceId)> = input.iter().map(|(v, _)| (v.0, &v.2)).collect();
-                for (o, d) in grouped(&all, min, window) {
-                    // Only the bucket's own onsets (not its neighbours') are decided here.
-                    if input.iter().any(|(v, _)| v.0 == o && !v.1 && v.2 == d) {
-                        output.push(((d, (net, o)), 1isize));
-                    }
-                }
-            })
-            .map(|(_, key)| key);
-        delayed
-            .map(|a| ((a.device.clone(), onset(&a)), a))
-            .antijoin(grouped.map(|(d, o)| (d, o)))
-            .map(|(_, a)| a)
-    }
-}
+mod group;
 
 /// What the silence logic sees: the device's new window state, or one of its rejected
 /// records (a sign of life: records that arrive but do not decode are corruption, not
@@ -270,8 +242,13 @@ pub enum Input {
     Reject,
 }
 
+/// The longest horizon: its robust rate needs 20 minutes of the 60 the device keeps.
+const MAX_HORIZON_MIN: u64 = 40;
+
 struct Logic {
     p: Params,
+    /// The horizons, in minutes.
+    horizons: Vec<u64>,
     recent: Vec<usize>,
     long: usize,
     /// For the event time a window covers at a tick (less than its length early in a step).
@@ -307,14 +284,16 @@ fn subnet(ip: crate::event::Ip) -> u64 {
     }
 }
 
-/// A device's event counts of the last 60 minutes, and its robust rate (cached per minute).
+/// A device's record counts (events and rejected records) of the last 60 minutes, and its
+/// robust rates (cached per minute).
 struct Minutes {
     counts: [u16; 60],
-    /// The latest minute counted, and the first (None before any event).
+    /// The latest minute counted, and the first (None before any record).
     minute: u64,
     first: Option<u64>,
-    /// The robust rate per minute as of `robust_at` (None: not enough history).
-    robust: Option<f64>,
+    /// The robust rates per minute as of `robust_at`, by the `recent` minutes they leave out
+    /// (None: not enough history).
+    robust: smallvec::SmallVec<[(u64, Option<f64>); 4]>,
     robust_at: u64,
 }
 
@@ -324,8 +303,8 @@ impl Default for Minutes {
             counts: [0; 60],
             minute: 0,
             first: None,
-            robust: None,
-            robust_at: 0,
+            robust: smallvec::SmallVec::new(),
+            robust_at: u64::MAX,
         }
     }
 }
@@ -348,15 +327,36 @@ impl Minutes {
         *c = c.saturating_add(n.min(u16::MAX as u32) as u16);
     }
 
-    /// The mean events per minute over the complete minutes of the hour before the last
-    /// `recent` minutes (at least 20 of them), leaving out those above `factor` × the lower quartile
-    /// + 3 (bursts); cached per minute.
-    fn robust(&mut self, m: u64, recent: u64, factor: f64) -> Option<f64> {
-        if self.robust_at == m && m != 0 {
-            return self.robust;
+    /// The records counted at minute `k` (0 outside the last 60 minutes counted).
+    fn at(&self, k: u64) -> u64 {
+        match self.first {
+            Some(first) if k >= first && k <= self.minute && k + 60 > self.minute => self.counts[(k % 60) as usize] as u64,
+            _ => 0,
         }
-        self.robust_at = m;
-        self.robust = None;
+    }
+
+    /// The records of minutes `from..=to`.
+    fn sum(&self, from: u64, to: u64) -> u64 {
+        (from..=to).map(|k| self.at(k)).sum()
+    }
+
+    /// The mean records per minute over the complete minutes of the hour before the last
+    /// `recent` minutes (at least 20 of them), leaving out those above `factor` × the lower quartile
+    /// + 3 (bursts); cached per minute and `recent`.
+    fn robust(&mut self, m: u64, recent: u64, factor: f64) -> Option<f64> {
+        if self.robust_at != m {
+            self.robust_at = m;
+            self.robust.clear();
+        }
+        if let Some(&(_, r)) = self.robust.iter().find(|(k, _)| *k == recent) {
+            return r;
+        }
+        let r = self.robust_uncached(m, recent, factor);
+        self.robust.push((recent, r));
+        r
+    }
+
+    fn robust_uncached(&self, m: u64, recent: u64, factor: f64) -> Option<f64> {
         let first = self.first?;
         // The rate while the device was active: the quiet minutes since its last event (the
         // silence being judged) do not count; minutes before the ring are gone.
@@ -374,8 +374,7 @@ impl Minutes {
             .map(|&c| c as f64)
             .filter(|&c| c <= cut)
             .fold((0.0, 0u32), |(s, n), c| (s + c, n + 1));
-        self.robust = Some(sum / n.max(1) as f64);
-        self.robust
+        Some(sum / n.max(1) as f64)
     }
 }
 
@@ -428,7 +427,10 @@ impl DeviceLogic for Logic {
                     s.minutes.add(tick * self.tick_ms() / 60_000, 1);
                     s.subnet = *subnet;
                 }
-                Input::Reject => s.rejects.push_back(tick),
+                Input::Reject => {
+                    s.rejects.push_back(tick);
+                    s.minutes.add(tick * self.tick_ms() / 60_000, 1);
+                }
             }
         }
         let horizon = self.recent.iter().map(|&w| self.layout.lens_ms[w]).max().unwrap_or(0) / self.tick_ms();
@@ -451,7 +453,8 @@ impl DeviceLogic for Logic {
         let robust_per_ms = Some(robust_per_ms);
         // The strongest shortfall over the recent windows (opening thresholds, or the relaxed
         // holding ones while an episode is open).
-        let mut best: Option<(f64, usize, f64, f64, f64)> = None;
+        // (surprise, span, nominal length, observed, expected, rate per minute)
+        let mut best: Option<(f64, u64, u64, f64, f64, f64)> = None;
         let mut holds = false;
         for &w in &self.recent {
             let len = self.layout.span_ms(w, tick);
@@ -469,13 +472,32 @@ impl DeviceLogic for Logic {
             }
             let surprise = poisson_low_surprise(observed, expected);
             if surprise >= p.min_surprise && best.is_none_or(|b| surprise > b.0) {
-                best = Some((surprise, w, observed, expected, rate_per_ms * 60_000.0));
+                best = Some((surprise, len, self.layout.lens_ms[w], observed, expected, rate_per_ms * 60_000.0));
+            }
+        }
+        // The longer horizons: the records of the last `k` minutes (the current one up to this
+        // tick) against the robust rate of the minutes before them. They open a silence (a
+        // slow device's shows only after a while); holding is left to the windows, so an
+        // episode ends soon after the device is back.
+        let end_ms = (tick + 1) * self.tick_ms();
+        for &k in &self.horizons {
+            let Some(from) = (minute + 1).checked_sub(k) else { continue };
+            let Some(per_min) = s.minutes.robust(minute, k - 1, p.burst_factor) else {
+                continue;
+            };
+            let len = end_ms.saturating_sub(from * 60_000).max(1);
+            let observed = s.minutes.sum(from, minute) as f64;
+            let expected = per_min * len as f64 / 60_000.0;
+            if expected < p.min_expected || observed > p.max_ratio * expected {
+                continue;
+            }
+            let surprise = poisson_low_surprise(observed, expected);
+            if surprise >= p.min_surprise && best.is_none_or(|b| surprise > b.0) {
+                best = Some((surprise, len, k * 60_000, observed, expected, per_min));
             }
         }
         s.open = best.is_some() || holds;
-        let report = best.map(|(surprise, w, observed, expected, per_min)| {
-            let len = self.layout.span_ms(w, tick);
-            let nominal = self.layout.lens_ms[w];
+        let report = best.map(|(surprise, len, nominal, observed, expected, per_min)| {
             let score = (1.0 - observed / expected).clamp(0.0, 1.0) * (1.0 - (-surprise / 10.0).exp());
             let reason = if observed == 0.0 {
                 format!(
@@ -519,7 +541,15 @@ impl DeviceLogic for Logic {
                 evidence: Vec::new(),
             })
         });
-        Step { report, wake_at: None }
+        // A quiet device's window state may not change for a while (nothing left to expire):
+        // woken every minute while a horizon can still see it go quiet.
+        let wake_at = self
+            .horizons
+            .iter()
+            .max()
+            .filter(|&&h| minute <= s.minutes.minute + h)
+            .map(|_| ((minute + 1) * 60_000).div_ceil(self.tick_ms()));
+        Step { report, wake_at }
     }
 }
 #[cfg(test)]
@@ -528,6 +558,10 @@ mod tests {
     use crate::detect::WindowLayout;
 
     fn logic() -> Logic {
+        logic_with(&[])
+    }
+
+    fn logic_with(horizons: &[u64]) -> Logic {
         let layout = std::sync::Arc::new(WindowLayout {
             tick_ms: 1000,
             lens_ms: vec![60_000, 300_000, 3_600_000],
@@ -536,6 +570,7 @@ mod tests {
         });
         Logic {
             p: Params::default(),
+            horizons: horizons.to_vec(),
             recent: vec![0, 1],
             long: 2,
             layout,
@@ -545,7 +580,10 @@ mod tests {
     /// Steps a device whose events are at `ticks` (sorted) through every tick up to `until`;
     /// returns the ticks where its report opened and closed.
     fn drive(ticks: &[u64], until: u64) -> Vec<(u64, bool)> {
-        let l = logic();
+        drive_with(&logic(), ticks, until)
+    }
+
+    fn drive_with(l: &Logic, ticks: &[u64], until: u64) -> Vec<(u64, bool)> {
         let mut s = l.new_state();
         let device = DeviceId::from("d");
         let mut changes = Vec::new();
@@ -581,6 +619,38 @@ mod tests {
     }
 
     #[test]
+    fn a_slow_device_is_judged_over_a_longer_horizon() {
+        // 2 events a minute for 40 minutes, then quiet: the 5-minute window never expects more
+        // than 10 (a surprise of 10, below the bar); 10 minutes of quiet expect 20.
+        let ticks: Vec<u64> = (0..2400).step_by(30).collect();
+        assert!(drive(&ticks, 3600).is_empty());
+        let c = drive_with(&logic_with(&[10]), &ticks, 3600);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].1 && (2400 + 300..=2400 + 600).contains(&c[0].0), "{c:?}");
+        // A collapse to a tenth of the rate shows too (2 records in 10 minutes against 20).
+        let collapse: Vec<u64> = (0..2400).step_by(30).chain((2400..3600).step_by(300)).collect();
+        let c = drive_with(&logic_with(&[10]), &collapse, 3600);
+        assert!(c.first().is_some_and(|x| x.1 && (2700..=3100).contains(&x.0)), "{c:?}");
+        // The same steady slow traffic never opens.
+        let steady: Vec<u64> = (0..3600).step_by(30).collect();
+        assert!(drive_with(&logic_with(&[10, 20, 30]), &steady, 3600).is_empty());
+    }
+
+    #[test]
+    fn minutes_outside_the_ring_count_nothing() {
+        let mut m = Minutes::default();
+        m.add(100, 7);
+        m.add(101, 3);
+        assert_eq!((m.at(99), m.at(100), m.at(101), m.at(102)), (0, 7, 3, 0));
+        assert_eq!(m.sum(95, 105), 10);
+        // 60 minutes later minute 100's slot is reused: its old count is gone.
+        m.add(160, 1);
+        assert_eq!((m.at(100), m.at(101), m.at(160)), (0, 3, 1));
+        m.add(161, 2);
+        assert_eq!((m.at(101), m.at(161)), (0, 2));
+    }
+
+    #[test]
     fn the_rate_after_a_burst_is_not_a_collapse() {
         // 10 a minute, 180 a minute for 15 minutes, then 10 a minute again.
         let mut ticks: Vec<u64> = (0..1500).step_by(6).collect();
@@ -600,13 +670,23 @@ mod tests {
         assert!((r - 10.0).abs() < 1e-9, "{r}");
         // The quiet minutes since the last event are not part of it (the silence itself).
         assert_eq!(m.robust(1070, 5, 3.0), Some(10.0));
+        // Leaving out more recent minutes: the burst is now part of the hour before them.
+        let mut k = Minutes::default();
+        for m in 0..60u64 {
+            k.add(m, if m >= 40 { 1 } else { 10 });
+        }
+        // A collapse 20 minutes ago: over minutes 1..=54 its 15 quiet minutes are the lower
+        // quartile, so the busy ones look like bursts; before the last 20 minutes they are not.
+        assert_eq!(k.robust(60, 5, 3.0), Some(1.0));
+        assert_eq!(k.robust(60, 19, 3.0), Some(391.0 / 40.0));
+        assert_eq!(k.robust(60, 5, 3.0), Some(1.0), "cached per horizon");
         let mut young = Minutes::default();
         young.add(5, 10);
         assert_eq!(young.robust(20, 5, 3.0), None);
     }
 
     #[test]
-    fn neighbours_are_grouped_by_subnet_and_onset() {
+    fn neighbours_share_a_subnet() {
         assert_eq!(
             subnet(crate::event::Ip::from_addr("10.5.5.17".parse().unwrap())),
             subnet(crate::event::Ip::from_addr("10.5.5.200".parse().unwrap()))
@@ -615,12 +695,5 @@ mod tests {
             subnet(crate::event::Ip::from_addr("10.5.5.17".parse().unwrap())),
             subnet(crate::event::Ip::from_addr("10.5.6.17".parse().unwrap()))
         );
-        let names: Vec<DeviceId> = ["a", "b", "c", "d"].iter().map(|&n| DeviceId::from(n)).collect();
-        // a, b, c within a minute of each other; d ten minutes later.
-        let onsets = [(0, &names[0]), (20_000, &names[1]), (50_000, &names[2]), (600_000, &names[3])];
-        let g = groups::grouped(&onsets, 3, 60_000);
-        let grouped: Vec<&str> = g.iter().map(|(_, d)| d.as_str()).collect();
-        assert_eq!(grouped, ["a", "b", "c"]);
-        assert!(groups::grouped(&onsets, 4, 60_000).is_empty());
     }
 }
