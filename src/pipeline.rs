@@ -297,6 +297,7 @@ fn build_main_dataflow(
         let changes = changes.as_collection();
         let changes = if wants_changes {
             let change_sink = sink.clone();
+            let retractions = sink.borrow().wants_retractions();
             let states = states.clone();
             let mut read = Vec::new();
             changes.inspect_batch(move |_t, batch| {
@@ -304,6 +305,7 @@ fn build_main_dataflow(
                 read.extend(
                     batch
                         .iter()
+                        .filter(|(_, _, r)| retractions || *r > 0)
                         .map(|((d, s), t, r)| ((d.clone(), states.snapshot(*s)), *t, *r)),
                 );
                 change_sink.borrow_mut().changes(&read);

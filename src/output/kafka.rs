@@ -296,6 +296,11 @@ impl WorkerSink for KafkaSink {
         self.every > 0
     }
 
+    /// The topic carries each device's latest state per period: retractions are not read.
+    fn wants_retractions(&self) -> bool {
+        false
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         match &self.shared {
             // Flush when the source is about to commit, and at the end of the run.

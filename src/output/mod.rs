@@ -35,6 +35,12 @@ pub trait WorkerSink {
     fn wants_changes(&self) -> bool {
         false
     }
+    /// Whether [`WorkerSink::changes`] should be fed the retractions too (each change is
+    /// copied out of the worker's state store: a sink that keeps only the latest state of a
+    /// device saves half the copies).
+    fn wants_retractions(&self) -> bool {
+        true
+    }
     /// Whether [`WorkerSink::scores`] should be fed (detectors skip shipping per-event
     /// scores nobody writes).
     fn wants_scores(&self) -> bool {
