@@ -194,7 +194,7 @@ pub fn parse_port(text: &str, field: &str) -> Result<u16, DecodeError> {
     if t.is_empty() {
         return Ok(0);
     }
-    match digits(t).map(|v| v as i64).ok_or(()).or_else(|_| t.parse::<i64>()) {
+    match digits(t).map_or_else(|| t.parse::<i64>(), |v| Ok(v as i64)) {
         Ok(p) if (0..=65535).contains(&p) => Ok(p as u16),
         Ok(_) => Err(DecodeError::new(
             RejectReason::BadPort,

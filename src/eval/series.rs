@@ -155,14 +155,18 @@ fn io(file: &Path) -> impl Fn(std::io::Error) -> SeriesError + '_ {
     }
 }
 
-/// Reads a SKAB run.
-pub fn read_skab(path: &Path, name: &str, input: impl BufRead) -> Result<Series, SeriesError> {
-    let file = path.display().to_string();
-    let err = |line: usize, message: String| SeriesError::Line {
-        file: file.clone(),
+/// The error of a line of `file` (1-based `line`), as the readers report one.
+fn line_error(file: &Path) -> impl Fn(usize, String) -> SeriesError + '_ {
+    move |line, message| SeriesError::Line {
+        file: file.display().to_string(),
         line,
         message,
-    };
+    }
+}
+
+/// Reads a SKAB run.
+pub fn read_skab(path: &Path, name: &str, input: impl BufRead) -> Result<Series, SeriesError> {
+    let err = line_error(path);
     let mut lines = input.lines();
     let header = lines.next().transpose().map_err(io(path))?.unwrap_or_default();
     let cols: Vec<&str> = header.trim_end().split(';').collect();
@@ -259,12 +263,7 @@ pub fn read_ucr(path: &Path, name: &str, input: impl BufRead) -> Result<Series, 
 /// Reads an events CSV (`ts`, `device_id`, `value` columns) into one series per device,
 /// labelled by `labels` (`(device, start_ms, end_ms)`).
 pub fn read_vigil(path: &Path, input: impl BufRead, labels: &[(String, i64, i64)]) -> Result<Vec<Series>, SeriesError> {
-    let file = path.display().to_string();
-    let err = |line: usize, message: String| SeriesError::Line {
-        file: file.clone(),
-        line,
-        message,
-    };
+    let err = line_error(path);
     let mut lines = input.lines();
     let header = lines.next().transpose().map_err(io(path))?.unwrap_or_default();
     let cols: Vec<&str> = header.trim().split(',').map(str::trim).collect();

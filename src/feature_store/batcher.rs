@@ -30,8 +30,6 @@ type Update = ((DeviceId, StateRef), u64, isize);
 /// documentation).
 pub struct ChangeBatcher {
     pending: Vec<Update>,
-    /// The updates of the batch being sealed.
-    ready: Vec<Update>,
     frontier: Antichain<u64>,
 }
 
@@ -40,7 +38,6 @@ impl ChangeBatcher {
     pub fn new(_logger: Option<Logger>, _operator_id: usize) -> Self {
         ChangeBatcher {
             pending: Vec::new(),
-            ready: Vec::new(),
             frontier: Antichain::new(),
         }
     }
@@ -58,8 +55,7 @@ impl Extract for ChangeBatcher {
 
     fn extract<'a>(&'a mut self, upper: AntichainRef<'_, u64>) -> (Option<Self::Output>, AntichainRef<'a, u64>) {
         let upper = upper.first().copied();
-        let ready = &mut self.ready;
-        ready.clear();
+        let mut ready = Vec::new();
         match upper {
             // Usually every pending update is ready: the whole vector is taken.
             Some(u) if self.pending.iter().any(|update| update.1 >= u) => self.pending.retain(|update| {
@@ -69,7 +65,7 @@ impl Extract for ChangeBatcher {
                 }
                 !take
             }),
-            _ => std::mem::swap(ready, &mut self.pending),
+            _ => std::mem::swap(&mut ready, &mut self.pending),
         }
         self.frontier.clear();
         if let Some(least) = self.pending.iter().map(|update| update.1).min() {
@@ -78,7 +74,7 @@ impl Extract for ChangeBatcher {
         if ready.is_empty() {
             return (None, self.frontier.borrow());
         }
-        sort(ready);
+        sort(&mut ready);
         // Consolidate: equal `(device, state, time)` summed, zeros dropped.
         let mut kept = 0;
         for i in 0..ready.len() {
@@ -99,7 +95,7 @@ impl Extract for ChangeBatcher {
         if ready.is_empty() {
             return (None, self.frontier.borrow());
         }
-        let mut chain = vec![std::mem::take(ready)];
+        let mut chain = vec![ready];
         let batch = <ValBuilder<DeviceId, StateRef, u64, isize> as Sealer<Vec<Update>>>::seal(&mut chain);
         (batch, self.frontier.borrow())
     }
