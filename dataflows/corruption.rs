@@ -262,6 +262,10 @@ impl DeviceLogic for ValueLogic {
         ValState::default()
     }
 
+    fn prefetch(&self, s: &ValState) {
+        crate::window::prefetch_ends(&s.records);
+    }
+
     fn order(a: &Obs, b: &Obs) -> std::cmp::Ordering {
         let (x, y) = (a.key(), b.key());
         (x.0, x.1).cmp(&(y.0, y.1)).then(x.2.total_cmp(&y.2))

@@ -63,6 +63,9 @@ pub trait DeviceLogic: 'static {
     /// Whether the logic writes per-input scores (`scores` of [`DeviceLogic::step`]).
     const SCORES: bool = false;
     fn new_state(&self) -> Self::State;
+    /// Asks the processor for the memory outside `state` that a step reads first (a
+    /// queue's ends, ...): the device is stepped soon (see `crate::window::prefetch`).
+    fn prefetch(&self, _state: &Self::State) {}
     /// Appends this logic's inputs from what the device did at a tick (none: no step,
     /// unless the device asked to be woken then).
     fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<Self::Input>);
@@ -124,6 +127,9 @@ pub trait Hosted {
 
     /// Asks the processor for the memory of device `slot`'s state: it is stepped soon.
     fn prefetch(&self, _slot: u32) {}
+
+    /// Asks for the memory device `slot`'s state points to (its slot is in cache by now).
+    fn prefetch_state(&self, _slot: u32) {}
 }
 
 struct Slot<S> {
@@ -148,7 +154,18 @@ struct HostedLogic<L: DeviceLogic> {
 impl<L: DeviceLogic> Hosted for HostedLogic<L> {
     fn prefetch(&self, slot: u32) {
         if let Some(s) = self.slots.get(slot as usize) {
-            crate::window::prefetch(s as *const Option<Slot<L::State>>);
+            // Every line of the slot, up to 8 (a scorer's state spans several).
+            let size = std::mem::size_of::<Option<Slot<L::State>>>().min(512);
+            let start = s as *const Option<Slot<L::State>> as *const u8;
+            for offset in (0..size).step_by(64).chain([size - 1]) {
+                crate::window::prefetch(start.wrapping_add(offset));
+            }
+        }
+    }
+
+    fn prefetch_state(&self, slot: u32) {
+        if let Some(Some(s)) = self.slots.get(slot as usize) {
+            self.logic.prefetch(&s.state);
         }
     }
 

@@ -19,3 +19,16 @@ pub fn prefetch<T>(p: *const T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
+
+/// Asks for the first and last cache lines of a queue's elements (where popping the oldest
+/// and pushing the newest read and write).
+#[inline(always)]
+pub fn prefetch_ends<T>(queue: &std::collections::VecDeque<T>) {
+    let (a, b) = queue.as_slices();
+    if let Some(first) = a.first() {
+        prefetch(first as *const T);
+    }
+    if let Some(last) = b.last().or(a.last()) {
+        prefetch(last as *const T);
+    }
+}

@@ -10,7 +10,8 @@
 //! counts rely on `dst_last` (latest tick per destination): a destination is in a window iff
 //! its latest tick is inside it. An event carries `dst_first` when it was the first with its
 //! destination at its tick, and only that event's expiry can remove the destination from a
-//! window sliding every tick; a bucket counts the destinations whose latest event it holds,
+//! window sliding every tick — unless a later tick's event had the destination too, which
+//! marks it `dst_superseded` when it is inserted (so an expiry looks nothing up); a bucket counts the destinations whose latest event it holds,
 //! and they leave a stepped window with it. Min/max use monotonic queues of (sequence number,
 //! reading) in windows sliding every tick, and the buckets' min/max in stepped ones.
 //!
@@ -48,7 +49,14 @@ pub struct Obs {
     pub external: bool,
     dst_first: bool,
     port_first: bool,
+    /// Whether a later tick's event has the same destination (port): then this event's
+    /// expiry removes it from no window (set by that event's insertion, so that an expiry
+    /// needs no look-up).
+    dst_superseded: bool,
+    port_superseded: bool,
 }
+
+const _: () = assert!(std::mem::size_of::<Obs>() == 64);
 
 /// `Obs::value` of an event without a reading.
 const ABSENT: i64 = i64::MIN;
@@ -84,6 +92,8 @@ impl Obs {
             },
             dst_first: false,
             port_first: false,
+            dst_superseded: false,
+            port_superseded: false,
         }
     }
 
@@ -209,9 +219,44 @@ pub struct DeviceSlide {
     stepped: Vec<SteppedAcc>,
     step: u64,
     buckets: VecDeque<Bucket>,
-    /// Latest tick of every destination (port) in some window.
-    dst_last: HashMap<u128, u64>,
-    port_last: HashMap<u16, u64>,
+    /// Latest tick of every destination (port) in some window, with the event that first
+    /// had it at that tick.
+    dst_last: HashMap<u128, Latest>,
+    port_last: HashMap<u16, Latest>,
+}
+
+/// When a destination (port) was last seen: the tick, and the sequence number of the tick's
+/// first event with it.
+#[derive(Clone, Copy, Debug)]
+struct Latest {
+    tick: u64,
+    seq: u64,
+}
+
+/// Records that `key` is seen at `now` by event `seq`; returns the tick it was last seen
+/// before (`Some(now)`: already seen at `now`) and the event it was seen by then, when that
+/// event is now superseded (an earlier tick's).
+fn note_latest<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Latest>,
+    key: K,
+    now: u64,
+    seq: u64,
+) -> (Option<u64>, Option<u64>) {
+    use std::collections::hash_map::Entry;
+    match map.entry(key) {
+        Entry::Vacant(v) => {
+            v.insert(Latest { tick: now, seq });
+            (None, None)
+        }
+        Entry::Occupied(mut o) => {
+            let old = *o.get();
+            if old.tick == now {
+                return (Some(now), None);
+            }
+            o.insert(Latest { tick: now, seq });
+            (Some(old.tick), Some(old.seq))
+        }
+    }
 }
 
 impl DeviceSlide {
@@ -281,13 +326,13 @@ impl DeviceSlide {
                     break;
                 }
                 remove(&mut w.stats, &obs);
-                if obs.dst() != 0 && obs.dst_first && self.dst_last.get(&obs.dst()) == Some(&obs.tick) {
+                if obs.dst_first && !obs.dst_superseded && obs.dst() != 0 {
                     w.stats.distinct_dst -= 1;
                     if wi == forget {
                         self.dst_last.remove(&obs.dst());
                     }
                 }
-                if obs.port != 0 && obs.port_first && self.port_last.get(&obs.port) == Some(&obs.tick) {
+                if obs.port_first && !obs.port_superseded && obs.port != 0 {
                     w.stats.distinct_ports -= 1;
                     if wi == forget {
                         self.port_last.remove(&obs.port);
@@ -344,25 +389,26 @@ impl DeviceSlide {
         }
         let step = self.step;
         if dsts {
-            self.dst_last.retain(|_, t| *t / step >= first);
+            self.dst_last.retain(|_, l| l.tick / step >= first);
         }
         if ports {
-            self.port_last.retain(|_, t| *t / step >= first);
+            self.port_last.retain(|_, l| l.tick / step >= first);
         }
     }
 
     /// Adds an event at tick `obs.tick`, which must be the tick last passed to `advance_to`.
     pub fn insert(&mut self, mut obs: Obs) {
         let now = obs.tick;
-        let dst_prev = if obs.dst() != 0 {
-            self.dst_last.insert(obs.dst(), now)
+        let seq = self.next_seq();
+        let (dst_prev, dst_superseded) = if obs.dst() != 0 {
+            note_latest(&mut self.dst_last, obs.dst(), now, seq)
         } else {
-            Some(now)
+            (Some(now), None)
         };
-        let port_prev = if obs.port != 0 {
-            self.port_last.insert(obs.port, now)
+        let (port_prev, port_superseded) = if obs.port != 0 {
+            note_latest(&mut self.port_last, obs.port, now, seq)
         } else {
-            Some(now)
+            (Some(now), None)
         };
         obs.dst_first = dst_prev != Some(now);
         obs.port_first = port_prev != Some(now);
@@ -372,7 +418,14 @@ impl DeviceSlide {
         if self.exact.is_empty() {
             return;
         }
-        let seq = self.next_seq();
+        // The events that had the destination (port) until now leave no window with it.
+        let base = self.base_seq;
+        if let Some(old) = dst_superseded.filter(|&s| s >= base) {
+            self.events[(old - base) as usize].dst_superseded = true;
+        }
+        if let Some(old) = port_superseded.filter(|&s| s >= base) {
+            self.events[(old - base) as usize].port_superseded = true;
+        }
         for w in self.exact.iter_mut() {
             add(&mut w.stats, &obs);
             if obs.dst_first && dst_prev.is_none_or(|l| l + w.len <= now) {

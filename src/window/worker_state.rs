@@ -353,6 +353,9 @@ impl WindowState {
             if let Some(state) = self.slots[i as usize].emitted {
                 prefetch(self.states.address(state));
             }
+            for logic in self.logics.borrow().iter() {
+                logic.prefetch_state(i);
+            }
         }
     }
 
