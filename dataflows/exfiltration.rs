@@ -10,16 +10,22 @@
 //! than they send, however new their hosts). Reported while, in the recent window, at least
 //! `min_new_flows` uploads went to at least `min_new_destinations` new destinations carrying
 //! at least `min_new_bytes` and `new_bytes_factor` times the device's usual outbound bytes per
-//! window (learned from its flows to destinations that were not new), and has held for
-//! `confirm`; once holding, it holds while new destinations still received half those bytes.
+//! window, and has held for `confirm` with uploads to new destinations still going on after it
+//! first held (a file or two sent in one go, then nothing, is not a burst); once holding, it
+//! holds while new destinations still received half those bytes.
+//!
+//! The usual outbound bytes per window are the median of the device's last `usual_windows`
+//! whole windows (aligned blocks of `window`) of bytes to destinations that were not new: a
+//! mean would be inflated by the device's own hourly backup or batch job, and an exfiltration
+//! from a device that backs up a gigabyte an hour would have to beat the backup.
 //!
 //! There is no rule on outbound volume alone: a backup of a gigabyte to the usual storage is
 //! the normal night of a database, and raw volume cannot tell it from a theft.
 //!
-//! Invariants: both rules are per device and deterministic (inputs of a tick are processed
+//! Invariants: the rule is per device and deterministic (inputs of a tick are processed
 //! sorted); memory per device is bounded: at most `max_destinations` remembered destinations
 //! (the least recently used are forgotten first, which can only make a destination look new
-//! again), and the flows of the recent window to new destinations.
+//! again), the flows of the recent window to new destinations, and `usual_windows` totals.
 
 use std::collections::VecDeque;
 
@@ -49,6 +55,9 @@ pub struct Params {
     pub min_new_bytes: u64,
     /// ... and at least this many times the device's usual outbound bytes per window.
     pub new_bytes_factor: f64,
+    /// The usual outbound bytes per window: the median of the device's last this many whole
+    /// windows (its own backups and batch jobs do not inflate it).
+    pub usual_windows: usize,
     /// How long a device is watched before its destinations can be new.
     pub learn: String,
     /// A destination not contacted for this long is new again.
@@ -57,8 +66,9 @@ pub struct Params {
     pub new_for: String,
     /// Destinations remembered per device (least recently used forgotten first).
     pub max_destinations: usize,
-    /// The new-destination rule must hold this long before it is reported (a short burst of
-    /// uploads is not an exfiltration).
+    /// The new-destination rule must hold this long, and uploads to new destinations go on
+    /// after it first held, before it is reported (a short burst of uploads is not an
+    /// exfiltration).
     pub confirm: String,
 }
 
@@ -69,8 +79,9 @@ impl Default for Params {
             min_upload_ratio: 4.0,
             min_new_destinations: 2,
             min_new_flows: 3,
-            min_new_bytes: 2_000_000,
+            min_new_bytes: 1_000_000,
             new_bytes_factor: 5.0,
+            usual_windows: 12,
             learn: "30m".into(),
             memory: "24h".into(),
             new_for: "1h".into(),
@@ -101,11 +112,18 @@ impl TypedDetector for Exfiltration {
             "new_bytes_factor",
             "... and at least this many times the device's usual outbound bytes per window",
         ),
+        (
+            "usual_windows",
+            "the usual outbound bytes per window: the median of the device's last this many whole windows",
+        ),
         ("learn", "how long a device is watched before any destination counts as new"),
         ("memory", "a destination not contacted for this long is new again"),
         ("new_for", "how long a destination stays new after the first contact"),
         ("max_destinations", "destinations remembered per device (memory bound)"),
-        ("confirm", "how long the new-destination rule must hold before it is reported"),
+        (
+            "confirm",
+            "how long the new-destination rule must hold (uploads to new hosts going on after it first held) before it is reported",
+        ),
     ];
 
     fn check(p: &Params) -> Result<(), (String, String)> {
@@ -130,6 +148,9 @@ impl TypedDetector for Exfiltration {
         if p.max_destinations == 0 {
             return Err(("max_destinations".into(), "must be at least 1".into()));
         }
+        if p.usual_windows == 0 {
+            return Err(("usual_windows".into(), "must be at least 1".into()));
+        }
         Ok(())
     }
 
@@ -138,7 +159,7 @@ impl TypedDetector for Exfiltration {
         let tick = ctx.windows.tick_ms.max(1);
         let logic = NewDestinations {
             network: ctx.network.clone(),
-            window: ms(&p.window).div_ceil(tick),
+            window: ms(&p.window).div_ceil(tick).max(1),
             learn: ms(&p.learn).div_ceil(tick),
             memory: ms(&p.memory).div_ceil(tick),
             new_for: ms(&p.new_for).div_ceil(tick),
@@ -150,6 +171,7 @@ impl TypedDetector for Exfiltration {
             factor: p.new_bytes_factor,
             max_known: p.max_destinations,
             upload_ratio: p.min_upload_ratio,
+            usual_windows: p.usual_windows,
         };
         let (new_dst, _) = ctx.per_device.run(logic);
         Detected::reports(new_dst)
@@ -180,6 +202,7 @@ struct NewDestinations {
     factor: f64,
     max_known: usize,
     upload_ratio: f64,
+    usual_windows: usize,
 }
 
 #[derive(Default)]
@@ -194,12 +217,63 @@ struct DstState {
     /// Per destination in `flows`: bytes.
     by_dst: HashMap<u128, u64>,
     bytes: u64,
-    /// Bytes sent to destinations that were not new, since the first event (the baseline).
-    usual_out: u64,
+    /// The current block of `window` ticks (tick / window) and the bytes sent in it to
+    /// destinations that were not new.
+    block: u64,
+    block_out: u64,
+    /// Those bytes of the last `usual_windows` whole blocks, oldest first (the baseline).
+    blocks: VecDeque<u64>,
     /// Whether the rule holds (then it keeps holding down to half the byte thresholds).
     open: bool,
     /// Since when the rule holds.
     since: Option<u64>,
+    /// Whether an upload to a new destination came after the tick the rule began to hold.
+    went_on: bool,
+}
+
+/// The median of `v` (the mean of the two middle values for an even length); 0 when empty.
+fn median(v: impl Iterator<Item = u64>) -> f64 {
+    let mut v: Vec<u64> = v.collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2] as f64
+    } else {
+        (v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0
+    }
+}
+
+impl NewDestinations {
+    /// Closes the blocks before `tick`'s (a block without events sent nothing), keeping the
+    /// last `usual_windows` of them.
+    fn roll_blocks(&self, s: &mut DstState, tick: u64) {
+        let block = tick / self.window;
+        if block == s.block {
+            return;
+        }
+        let empty = (block - s.block - 1).min(self.usual_windows as u64);
+        for b in std::iter::once(s.block_out).chain(std::iter::repeat_n(0, empty as usize)) {
+            if s.blocks.len() == self.usual_windows {
+                s.blocks.pop_front();
+            }
+            s.blocks.push_back(b);
+        }
+        s.block = block;
+        s.block_out = 0;
+    }
+
+    /// The device's usual outbound bytes per window: the median of its whole blocks, or, before
+    /// the first one closed, what the current block has so far.
+    fn usual(&self, s: &DstState) -> f64 {
+        if s.blocks.is_empty() {
+            s.block_out as f64
+        } else {
+            median(s.blocks.iter().copied())
+        }
+    }
 }
 
 impl DeviceLogic for NewDestinations {
@@ -219,7 +293,12 @@ impl DeviceLogic for NewDestinations {
     }
 
     fn step(&self, s: &mut DstState, device: &DeviceId, tick: u64, events: &[Event], _: &mut Vec<EventScore>) -> Step {
-        let first = *s.first_tick.get_or_insert(tick);
+        if s.first_tick.is_none() {
+            s.first_tick = Some(tick);
+            s.block = tick / self.window;
+        }
+        let first = s.first_tick.unwrap_or(tick);
+        self.roll_blocks(s, tick);
         while let Some(&(t, d, b)) = s.flows.front() {
             if t + self.window > tick {
                 break;
@@ -241,7 +320,7 @@ impl DeviceLogic for NewDestinations {
         for e in events {
             if e.dst_ip.0 == 0 || !self.network.is_external(e.dst_ip) || learning {
                 if e.dst_ip.0 == 0 || !s.new.contains_key(&e.dst_ip.0) {
-                    s.usual_out = s.usual_out.saturating_add(e.bytes_out);
+                    s.block_out = s.block_out.saturating_add(e.bytes_out);
                 }
                 if e.dst_ip.0 != 0 && self.network.is_external(e.dst_ip) {
                     s.known.insert(e.dst_ip.0, tick);
@@ -262,9 +341,12 @@ impl DeviceLogic for NewDestinations {
                 s.bytes = s.bytes.saturating_add(e.bytes_out);
                 let to_dst = s.by_dst.entry(d).or_insert(0);
                 *to_dst = to_dst.saturating_add(e.bytes_out);
+                if s.since.is_some_and(|t| t < tick) {
+                    s.went_on = true;
+                }
             }
             if !s.new.contains_key(&d) {
-                s.usual_out = s.usual_out.saturating_add(e.bytes_out);
+                s.block_out = s.block_out.saturating_add(e.bytes_out);
             }
             s.known.insert(d, tick);
         }
@@ -276,16 +358,16 @@ impl DeviceLogic for NewDestinations {
             s.known.retain(|_, t| *t > cut);
         }
         let distinct = s.by_dst.len();
-        let elapsed = (tick - first + 1).max(self.learn).max(1);
-        let usual = s.usual_out as f64 / elapsed as f64 * self.window as f64;
+        let usual = self.usual(s);
         let k = if s.open { 0.5 } else { 1.0 };
         s.open = distinct >= if s.open { 1 } else { self.min_new }
             && s.flows.len() >= if s.open { 1 } else { self.min_flows }
             && s.bytes as f64 >= k * self.min_bytes as f64
             && s.bytes as f64 >= k * self.factor * usual;
         s.since = if s.open { Some(s.since.unwrap_or(tick)) } else { None };
+        s.went_on &= s.open;
         let confirmed_at = s.since.map(|t| t + self.confirm);
-        let report = confirmed_at.is_some_and(|c| c <= tick).then(|| {
+        let report = (s.went_on && confirmed_at.is_some_and(|c| c <= tick)).then(|| {
             let score = (1.0 - self.min_bytes as f64 / (2.0 * s.bytes as f64)).clamp(0.5, 1.0);
             Anomaly {
                 detector: Exfiltration::NAME.into(),
@@ -340,6 +422,7 @@ mod tests {
             factor: p.new_bytes_factor,
             max_known: p.max_destinations,
             upload_ratio: p.min_upload_ratio,
+            usual_windows: p.usual_windows,
         }
     }
 
@@ -410,5 +493,80 @@ mod tests {
         // Uploads to new hosts during the first `learn` of the device.
         let early = (600..1200).step_by(20).map(|t| (t + 1, flow(t + 1, &format!("198.51.100.{}", t % 7), 3_000_000, 20_000)));
         assert!(opened(&with(usual(1800), early), 1800).is_empty());
+    }
+
+    #[test]
+    fn median_of_blocks() {
+        assert_eq!(median([].into_iter()), 0.0);
+        assert_eq!(median([7].into_iter()), 7.0);
+        assert_eq!(median([9, 1, 5].into_iter()), 5.0);
+        assert_eq!(median([9, 1, 5, 3].into_iter()), 4.0);
+        assert_eq!(median([u64::MAX, 0, 0].into_iter()), 0.0);
+    }
+
+    #[test]
+    fn usual_is_the_median_of_the_last_whole_windows() {
+        let l = logic(); // window 300 ticks, usual_windows 12
+        let mut s = l.new_state();
+        let device = DeviceId::from("d");
+        let step = |s: &mut DstState, t: u64, out: u64| {
+            l.step(s, &device, t, &[flow(t, "10.1.2.3", out, 10)], &mut Vec::new());
+        };
+        // Block 0 (ticks 0..300): 1,000 + 2,000 bytes; nothing whole yet: the block so far.
+        step(&mut s, 10, 1_000);
+        step(&mut s, 20, 2_000);
+        assert_eq!(l.usual(&s), 3_000.0);
+        // Block 1: 10,000; block 2 empty (no event); block 3: 500 → blocks [3000, 10000, 0].
+        step(&mut s, 310, 10_000);
+        step(&mut s, 950, 500);
+        assert_eq!(s.blocks, [3_000, 10_000, 0]);
+        assert_eq!(l.usual(&s), 3_000.0);
+        // A gap of 20 blocks: only `usual_windows` (12) are kept, all of them empty.
+        step(&mut s, 950 + 20 * 300, 1);
+        assert_eq!(s.blocks.len(), 12);
+        assert_eq!(l.usual(&s), 0.0);
+    }
+
+    #[test]
+    fn a_backup_of_its_own_does_not_hide_an_exfiltration() {
+        // The device backs up 400 MB in 5 minutes to storage it checks in with (known), then
+        // uploads 3 MB every 20 s (45 MB per window) to 7 new hosts. Its mean outbound per
+        // window over the hour is about 33 MB (5 × = 167 MB: the upload would be hidden); the
+        // median of its windows is its ordinary 30 kB (internal 1 kB / 10 s).
+        let checkins = (0..3600).step_by(300).map(|t| (t + 2, flow(t + 2, "52.216.8.35", 1_500, 3_000)));
+        let backup = (1800..2100).step_by(10).map(|t| (t + 4, flow(t + 4, "52.216.8.35", 400_000_000 / 30, 80_000)));
+        let burst = (2700..3300).step_by(20).map(|t| (t + 1, flow(t + 1, &format!("198.51.100.{}", t % 7), 3_000_000, 20_000)));
+        let o = opened(&with(with(with(usual(3600), checkins), backup), burst), 3600);
+        assert_eq!(o.len(), 1, "{o:?}");
+        assert!((2700..3000).contains(&o[0]), "{o:?}");
+    }
+
+    #[test]
+    fn uploads_in_one_go_then_nothing_are_not_sustained() {
+        // Three uploads (1.2 MB each) to two new hosts within 30 s, then nothing: the rule holds
+        // (3.6 MB ≥ 1 MB, 2 hosts, 3 flows) but nothing went on after it held.
+        let go = [(2400, "198.51.100.1"), (2410, "198.51.100.2"), (2430, "198.51.100.1")];
+        let one_go = go.iter().map(|&(t, d)| (t, flow(t, d, 1_200_000, 20_000)));
+        assert!(opened(&with(usual(3600), one_go.clone()), 3600).is_empty());
+        // One more upload to a new host a minute later: sustained, reported 2 minutes after
+        // the rule first held (2430 + 120).
+        let more = one_go.chain([(2490, flow(2490, "198.51.100.3", 1_200_000, 20_000))]);
+        assert_eq!(opened(&with(usual(3600), more), 3600), [2550]);
+        // Going on after it held, but only at the tick it first held, does not count.
+        let same_tick = [(2400, "198.51.100.1"), (2410, "198.51.100.2"), (2430, "198.51.100.1"), (2430, "198.51.100.2")];
+        let same = same_tick.iter().map(|&(t, d)| (t, flow(t, d, 1_200_000, 20_000)));
+        assert!(opened(&with(usual(3600), same), 3600).is_empty());
+    }
+
+    #[test]
+    fn a_small_device_sending_a_few_megabytes_fires() {
+        // 150 kB every 20 s to 3 new hosts (2.25 MB per window) over 10 minutes: above the
+        // 1 MB floor and far above the device's ordinary 30 kB per window.
+        let burst = (2400..3000).step_by(20).map(|t| (t + 1, flow(t + 1, &format!("198.51.100.{}", t % 3), 150_000, 3_000)));
+        let o = opened(&with(usual(3600), burst), 3600);
+        assert_eq!(o.len(), 1, "{o:?}");
+        // The same with 30 kB flows (450 kB per window) stays below the floor.
+        let small = (2400..3000).step_by(20).map(|t| (t + 1, flow(t + 1, &format!("198.51.100.{}", t % 3), 30_000, 600)));
+        assert!(opened(&with(usual(3600), small), 3600).is_empty());
     }
 }
