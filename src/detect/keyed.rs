@@ -154,12 +154,8 @@ struct HostedLogic<L: DeviceLogic> {
 impl<L: DeviceLogic> Hosted for HostedLogic<L> {
     fn prefetch(&self, slot: u32) {
         if let Some(s) = self.slots.get(slot as usize) {
-            // Every line of the slot, up to 8 (a scorer's state spans several).
-            let size = std::mem::size_of::<Option<Slot<L::State>>>().min(512);
-            let start = s as *const Option<Slot<L::State>> as *const u8;
-            for offset in (0..size).step_by(64).chain([size - 1]) {
-                crate::window::prefetch(start.wrapping_add(offset));
-            }
+            // Every line of the slot (a scorer's state spans several).
+            crate::window::prefetch_value(s as *const Option<Slot<L::State>>);
         }
     }
 

@@ -13,6 +13,6 @@ pub mod state_store;
 pub mod stats;
 mod worker_state;
 
-pub use prefetch::{prefetch, prefetch_ends};
+pub use prefetch::{prefetch, prefetch_ends, prefetch_value};
 pub use state_store::{Hold, StateRef, StateStore};
 pub use stats::{DeviceState, DeviceWindows, WindowRow, WindowStats};

@@ -24,19 +24,22 @@ use super::stats::WindowRow;
 use crate::detect::keyed::{DeviceTick, HostOutput, HostedLogics};
 use crate::event::{DeviceId, Event};
 
+/// One device's slot: whole cache lines (aligned), the fields the detection stage reads in
+/// the first one (in this order), the windows after them.
+#[repr(C, align(64))]
 struct DeviceSlot {
-    name: DeviceId,
-    slide: DeviceSlide,
-    last_seen_ms: i64,
     /// The state most recently emitted (None before the first).
     emitted: Option<StateRef>,
     /// Tick of the latest processing of this device (expiries applied up to it).
     processed: u64,
+    name: DeviceId,
+    last_seen_ms: i64,
     /// Tick of the latest insertion.
     latest_tick: Option<u64>,
     /// Per tumbling window: boundary tick of the period this device is listed in (inline:
     /// read for every event).
     tumble_mark: smallvec::SmallVec<[u64; 2]>,
+    slide: DeviceSlide,
 }
 
 /// Where the work on one tick stands (see [`WindowState::process_tick`]).
@@ -324,11 +327,9 @@ impl WindowState {
     /// the one `AHEAD` places on, the windows of the one half as far (its slot is in cache by
     /// then).
     fn prefetch_ahead(&self, list: &[u32], pos: usize) {
-        use super::prefetch::{prefetch, AHEAD};
+        use super::prefetch::{prefetch, prefetch_value, AHEAD};
         if let Some(&i) = list.get(pos + AHEAD) {
-            let slot: *const DeviceSlot = &self.slots[i as usize];
-            prefetch(slot);
-            prefetch(slot.wrapping_byte_add(64));
+            prefetch_value(&self.slots[i as usize] as *const DeviceSlot);
         }
         if let Some(&i) = list.get(pos + AHEAD / 2) {
             let slot = &self.slots[i as usize];
@@ -344,6 +345,7 @@ impl WindowState {
     fn prefetch_detect(&self, detect: &DetectWork) {
         use super::prefetch::{prefetch, AHEAD};
         if let Some(i) = detect.upcoming(AHEAD) {
+            // The stage reads the slot's first line only.
             prefetch(&self.slots[i as usize] as *const DeviceSlot);
             for logic in self.logics.borrow().iter() {
                 logic.prefetch(i);
