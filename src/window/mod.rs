@@ -6,6 +6,7 @@
 //! `{ (device, DeviceWindows(device, T)) }` as defined in `docs/semantics.md`.
 
 mod detect_work;
+mod obs;
 pub mod operator;
 mod prefetch;
 pub mod sliding;

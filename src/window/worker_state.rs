@@ -17,8 +17,9 @@ use std::time::Instant;
 use foldhash::HashMap;
 
 use super::detect_work::DetectWork;
+use super::obs::Obs;
 use super::operator::{WindowChange, WindowSpec};
-use super::sliding::{DeviceSlide, Obs};
+use super::sliding::DeviceSlide;
 use super::state_store::{StateRef, StateStore};
 use super::stats::WindowRow;
 use crate::detect::keyed::{DeviceTick, HostOutput, HostedLogics};
