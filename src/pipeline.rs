@@ -297,15 +297,18 @@ fn build_main_dataflow(
         let changes = changes.as_collection();
         let changes = if wants_changes {
             let change_sink = sink.clone();
-            let retractions = sink.borrow().wants_retractions();
+            let reads_store = sink.borrow().reads_store();
             let states = states.clone();
             let mut read = Vec::new();
             changes.inspect_batch(move |_t, batch| {
                 // Read before the arrangement sees the batch: every state in it is in the store.
+                if reads_store {
+                    change_sink.borrow_mut().store_changes(batch, &states);
+                    return;
+                }
                 read.extend(
                     batch
                         .iter()
-                        .filter(|(_, _, r)| retractions || *r > 0)
                         .map(|((d, s), t, r)| ((d.clone(), states.snapshot(*s)), *t, *r)),
                 );
                 change_sink.borrow_mut().changes(&read);

@@ -34,7 +34,7 @@ use crate::event::DeviceId;
 use crate::features::{feature_row, FeatureLayout};
 use crate::source::kafka::client::{self, TrackedProducer};
 use crate::source::kafka::KafkaShared;
-use crate::window::{DeviceState, WindowRow};
+use crate::window::{DeviceState, DeviceWindows, StateStore, WindowRow};
 
 /// One worker's Kafka outputs (the producer is shared by the workers of the process).
 pub struct KafkaSink {
@@ -49,8 +49,9 @@ pub struct KafkaSink {
     every: u64,
     /// The period of the changes in `pending`.
     period: Option<u64>,
-    /// Devices changed in the current period: their latest state.
-    pending: HashMap<DeviceId, DeviceState>,
+    /// Devices changed in the current period: their latest state (copied over in place as
+    /// it changes).
+    pending: HashMap<DeviceId, DeviceWindows>,
     error: Option<std::io::Error>,
     buf: Vec<u8>,
 }
@@ -133,7 +134,11 @@ impl KafkaSink {
     fn emit_period(&mut self) {
         let Some(period) = self.period else { return };
         let as_of_tick = (period + 1) * self.every - 1;
-        let mut pending: Vec<(DeviceId, DeviceState)> = self.pending.drain().collect();
+        let mut pending: Vec<(DeviceId, DeviceState)> = self
+            .pending
+            .drain()
+            .map(|(device, windows)| (device, DeviceState::new(windows)))
+            .collect();
         pending.sort_by(|a, b| a.0.cmp(&b.0));
         self.features(as_of_tick, false, &pending);
     }
@@ -269,7 +274,7 @@ impl WorkerSink for KafkaSink {
         }
     }
 
-    fn changes(&mut self, changes: &[crate::window::operator::StateChange]) {
+    fn store_changes(&mut self, changes: &[crate::window::operator::WindowChange], store: &StateStore) {
         if self.every == 0 {
             return;
         }
@@ -283,7 +288,13 @@ impl WorkerSink for KafkaSink {
                 self.emit_period();
             }
             self.period = Some(period);
-            self.pending.insert(device.clone(), state.clone());
+            let windows = store.get(*state);
+            match self.pending.get_mut(device) {
+                Some(kept) => kept.clone_from(&windows),
+                None => {
+                    self.pending.insert(device.clone(), windows.clone());
+                }
+            }
         }
     }
 
@@ -296,9 +307,9 @@ impl WorkerSink for KafkaSink {
         self.every > 0
     }
 
-    /// The topic carries each device's latest state per period: retractions are not read.
-    fn wants_retractions(&self) -> bool {
-        false
+    /// The topic carries each device's latest state per period: copied from the store.
+    fn reads_store(&self) -> bool {
+        true
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

@@ -35,11 +35,21 @@ pub trait WorkerSink {
     fn wants_changes(&self) -> bool {
         false
     }
-    /// Whether [`WorkerSink::changes`] should be fed the retractions too (each change is
-    /// copied out of the worker's state store: a sink that keeps only the latest state of a
-    /// device saves half the copies).
-    fn wants_retractions(&self) -> bool {
-        true
+    /// Whether the changes come as handles into the worker's state store
+    /// ([`WorkerSink::store_changes`]) instead of owned copies of every change
+    /// ([`WorkerSink::changes`]): a sink that keeps only each device's latest state copies
+    /// what it keeps, with no allocation per change.
+    fn reads_store(&self) -> bool {
+        false
+    }
+    /// The changes of the window-stats collection as handles into this worker's state store,
+    /// retractions included (when [`WorkerSink::reads_store`]): read them during the call (a
+    /// handle may be freed after it).
+    fn store_changes(
+        &mut self,
+        _changes: &[crate::window::operator::WindowChange],
+        _store: &crate::window::StateStore,
+    ) {
     }
     /// Whether [`WorkerSink::scores`] should be fed (detectors skip shipping per-event
     /// scores nobody writes).
