@@ -168,15 +168,21 @@ fn busy_from(csv: &mut Csv, device: &str, src: &str, from_min: i64, to_min: i64)
     });
 }
 
+/// A rack of five devices `rack-0..4` in 10.5.5.0/24, busy from minute 0, quiet together
+/// from 70 to 85 (planned maintenance), busy again until `end_min`.
+fn quiet_rack(csv: &mut Csv, end_min: i64) {
+    for i in 0..5 {
+        let (device, src) = (format!("rack-{i}"), format!("10.5.5.{}", 10 + i));
+        busy_from(csv, &device, &src, 0, 70);
+        busy_from(csv, &device, &src, 85, end_min);
+    }
+}
+
 #[test]
 fn silence_ignores_a_group_going_quiet_together_but_not_a_lone_device() {
     let mut csv = Csv::default();
     // A rack of five in 10.5.5.0/24 goes quiet together at minute 70 (planned maintenance).
-    for i in 0..5 {
-        let d = format!("rack-{i}");
-        busy_from(&mut csv, &d, &format!("10.5.5.{}", 10 + i), 0, 70);
-        busy_from(&mut csv, &d, &format!("10.5.5.{}", 10 + i), 85, 100);
-    }
+    quiet_rack(&mut csv, 100);
     // A device of another subnet goes quiet at the same moment: alone in its neighbourhood.
     busy_from(&mut csv, "lone", "10.6.6.6", 0, 70);
     busy_from(&mut csv, "lone", "10.6.6.6", 85, 100);
@@ -205,11 +211,7 @@ fn silence_reports_a_group_member_still_quiet_long_after_the_group_is_back_and_a
     let mut csv = Csv::default();
     // A rack of five goes quiet together at minute 70 and is back at 85; a sixth of the rack
     // went quiet with them but stays quiet until 105: no longer the maintenance.
-    for i in 0..5 {
-        let d = format!("rack-{i}");
-        busy_from(&mut csv, &d, &format!("10.5.5.{}", 10 + i), 0, 70);
-        busy_from(&mut csv, &d, &format!("10.5.5.{}", 10 + i), 85, 120);
-    }
+    quiet_rack(&mut csv, 120);
     busy_from(&mut csv, "stuck", "10.5.5.30", 0, 70);
     busy_from(&mut csv, "stuck", "10.5.5.30", 105, 120);
     // A slow device (2 a minute) quiet from 40 to 70: its 5-minute window never expects

@@ -6,8 +6,7 @@
 
 use super::stats::{quantize, WindowStats};
 
-/// What the window keeps of one event: 64 bytes (every held event of every device is one,
-/// so its size is most of the engine's memory per device).
+/// What the window keeps of one event (64 bytes: see the module header).
 #[derive(Clone, Copy, Debug)]
 pub struct Obs {
     pub tick: u64,

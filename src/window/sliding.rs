@@ -425,21 +425,17 @@ impl DeviceSlide {
     /// Writes the current statistics of every window, in length order, into `out` (in
     /// place: a reused state's own list).
     pub fn write_stats(&self, out: &mut super::stats::WindowList) {
-        let windows = self.exact.len() + self.stepped.len();
-        if out.len() == windows {
-            // A reused state of the same shape: plain copies over its windows.
-            let (exact, stepped) = out.split_at_mut(self.exact.len());
-            for (o, w) in exact.iter_mut().zip(&self.exact) {
-                o.clone_from(&w.stats);
-            }
-            for (o, w) in stepped.iter_mut().zip(&self.stepped) {
-                o.clone_from(&w.stats);
-            }
-            return;
-        }
-        out.clear();
         let exact = self.exact.iter().map(|w| &w.stats);
-        out.extend(exact.chain(self.stepped.iter().map(|w| &w.stats)).cloned());
+        let all = exact.chain(self.stepped.iter().map(|w| &w.stats));
+        if out.len() == self.exact.len() + self.stepped.len() {
+            // A reused state of the same shape: plain copies over its windows.
+            for (o, stats) in out.iter_mut().zip(all) {
+                o.clone_from(stats);
+            }
+        } else {
+            out.clear();
+            out.extend(all.cloned());
+        }
     }
 
     /// Asks for the memory `advance_to` and `stats` read first (see `super::prefetch`).
