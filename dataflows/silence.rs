@@ -387,6 +387,7 @@ impl Logic {
 impl DeviceLogic for Logic {
     type Input = Input;
     type State = State;
+    const READS_STATE: bool = true;
 
     fn new_state(&self) -> State {
         State::default()

@@ -62,6 +62,11 @@ pub trait DeviceLogic: 'static {
     type State: 'static;
     /// Whether the logic writes per-input scores (`scores` of [`DeviceLogic::step`]).
     const SCORES: bool = false;
+    /// Whether [`DeviceLogic::inputs`] takes anything from a tick with no events, rejects
+    /// or wake-up (a change of the device's state alone: an event left a window). When not,
+    /// the host does not ask for the logic's memory of a device at such a tick, about half
+    /// of all the ticks a device changes at.
+    const READS_STATE: bool = false;
     fn new_state(&self) -> Self::State;
     /// Asks the processor for the memory outside `state` that a step reads first (a
     /// queue's ends, ...): the device is stepped soon (see `crate::window::prefetch`).
@@ -126,10 +131,12 @@ pub trait Hosted {
     fn step(&mut self, slot: u32, view: &DeviceTick<'_>, woken: bool, out: &mut HostOutput) -> Option<u64>;
 
     /// Asks the processor for the memory of device `slot`'s state: it is stepped soon.
-    fn prefetch(&self, _slot: u32) {}
+    /// `busy`: the device has events, rejects or a wake-up at the tick (otherwise only its
+    /// state changed).
+    fn prefetch(&self, _slot: u32, _busy: bool) {}
 
     /// Asks for the memory device `slot`'s state points to (its slot is in cache by now).
-    fn prefetch_state(&self, _slot: u32) {}
+    fn prefetch_state(&self, _slot: u32, _busy: bool) {}
 }
 
 struct Slot<S> {
@@ -152,14 +159,20 @@ struct HostedLogic<L: DeviceLogic> {
 }
 
 impl<L: DeviceLogic> Hosted for HostedLogic<L> {
-    fn prefetch(&self, slot: u32) {
+    fn prefetch(&self, slot: u32, busy: bool) {
+        if !(busy || L::READS_STATE) {
+            return;
+        }
         if let Some(s) = self.slots.get(slot as usize) {
             // Every line of the slot (a scorer's state spans several).
             crate::window::prefetch_value(s as *const Option<Slot<L::State>>);
         }
     }
 
-    fn prefetch_state(&self, slot: u32) {
+    fn prefetch_state(&self, slot: u32, busy: bool) {
+        if !(busy || L::READS_STATE) {
+            return;
+        }
         if let Some(Some(s)) = self.slots.get(slot as usize) {
             self.logic.prefetch(&s.state);
         }
@@ -173,12 +186,10 @@ impl<L: DeviceLogic> Hosted for HostedLogic<L> {
             self.slots.resize_with(i + 1, || None);
         }
         let t = view.tick;
-        if self.inputs.is_empty() {
-            // A wake-up; stale unless it is the one the device asked for last.
-            let asked = self.slots[i].as_ref().is_some_and(|s| s.wake == Some(t));
-            if !(woken && asked) {
-                return None;
-            }
+        // No input: a wake-up, stale unless it is the one the device asked for last (the
+        // device's slot is read only then).
+        if self.inputs.is_empty() && !(woken && self.slots[i].as_ref().is_some_and(|s| s.wake == Some(t))) {
+            return None;
         }
         if self.inputs.len() > 1 {
             self.inputs.sort_by(L::order);
@@ -291,6 +302,7 @@ where
     /// What the rule says of the device's new state (evaluated where the state is read).
     type Input = Option<Anomaly>;
     type State = ();
+    const READS_STATE: bool = true;
 
     fn new_state(&self) {}
 

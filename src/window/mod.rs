@@ -5,13 +5,13 @@
 //! Invariant: the operator's output, accumulated up to tick `T`, equals
 //! `{ (device, DeviceWindows(device, T)) }` as defined in `docs/semantics.md`.
 
-mod detect_work;
 mod obs;
 pub mod operator;
 mod prefetch;
 pub mod sliding;
 pub mod state_store;
 pub mod stats;
+mod tick_devices;
 mod worker_state;
 
 pub use prefetch::{prefetch, prefetch_ends, prefetch_value};

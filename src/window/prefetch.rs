@@ -33,10 +33,10 @@ pub fn prefetch_ends<T>(queue: &std::collections::VecDeque<T>) {
     }
 }
 
-/// Asks for every cache line of `value` (up to 8: 512 bytes), wherever it starts.
+/// Asks for every cache line of `value` (up to 16: 1 KiB), wherever it starts.
 #[inline(always)]
 pub fn prefetch_value<T>(value: *const T) {
-    let size = std::mem::size_of::<T>().clamp(1, 512);
+    let size = std::mem::size_of::<T>().clamp(1, 1024);
     let start = value as *const u8;
     for offset in (0..size).step_by(64).chain([size - 1]) {
         prefetch(start.wrapping_add(offset));

@@ -26,6 +26,7 @@
 use std::collections::VecDeque;
 
 use foldhash::HashMap;
+use smallvec::SmallVec;
 
 use super::obs::{add, remove, Obs};
 use super::stats::WindowStats;
@@ -131,10 +132,11 @@ pub struct DeviceSlide {
     events: VecDeque<Obs>,
     /// Sequence number of `events[0]`.
     base_seq: u64,
-    /// Windows sliding every tick, ascending; all shorter than the stepped ones.
-    exact: Vec<WindowAcc>,
-    /// Windows advancing in steps of `step` ticks, ascending.
-    stepped: Vec<SteppedAcc>,
+    /// Windows sliding every tick, ascending; all shorter than the stepped ones. Inline (the
+    /// default windows fit): a device's accumulators are part of its slot, fetched with it.
+    exact: SmallVec<[WindowAcc; 1]>,
+    /// Windows advancing in steps of `step` ticks, ascending (inline, as `exact`).
+    stepped: SmallVec<[SteppedAcc; 2]>,
     step: u64,
     buckets: VecDeque<Bucket>,
     /// Latest tick of every destination (port) in some window, with the event that first
@@ -185,8 +187,8 @@ impl DeviceSlide {
         debug_assert!(lens.windows(2).all(|w| w[0] < w[1]));
         debug_assert_eq!(lens.len(), steps.len());
         let step = steps.iter().copied().max().unwrap_or(1).max(1);
-        let mut exact = Vec::new();
-        let mut stepped = Vec::new();
+        let mut exact = SmallVec::new();
+        let mut stepped = SmallVec::new();
         for (&len, &s) in lens.iter().zip(steps) {
             if s <= 1 {
                 debug_assert!(stepped.is_empty() && len <= step);
@@ -438,13 +440,21 @@ impl DeviceSlide {
         }
     }
 
-    /// Asks for the memory `advance_to` and `stats` read first (see `super::prefetch`).
+    /// Asks for the memory outside the device's slot that `advance_to` and `insert` read
+    /// (see `super::prefetch`): both ends of the events and of the buckets, the oldest entry
+    /// of each min/max queue.
     pub fn prefetch(&self) {
-        use super::prefetch::prefetch;
-        prefetch(self.exact.as_ptr());
-        prefetch(self.stepped.as_ptr());
-        prefetch(self.events.as_slices().0.as_ptr());
-        prefetch(self.buckets.as_slices().0.as_ptr());
+        use super::prefetch::{prefetch, prefetch_ends};
+        prefetch_ends(&self.events);
+        prefetch_ends(&self.buckets);
+        for w in &self.exact {
+            if let Some(front) = w.min_q.front() {
+                prefetch(front as *const (u64, i64));
+            }
+            if let Some(front) = w.max_q.front() {
+                prefetch(front as *const (u64, i64));
+            }
+        }
     }
 
     /// Events held one by one (those of the longest window that slides every tick).

@@ -118,13 +118,6 @@ impl StateStore {
     pub fn insert_with(&self, fill: impl FnOnce(&mut DeviceWindows)) -> StateRef {
         let mut inner = self.inner.borrow_mut();
         if let Some(index) = inner.free.pop() {
-            // The next state is written soon: ask for the memory of the slot it will take.
-            if let Some(&next) = inner.free.last() {
-                let at: *const Slot = inner.slots.at(next);
-                for line in 0..std::mem::size_of::<Slot>().div_ceil(64) {
-                    super::prefetch(at.cast::<u8>().wrapping_add(line * 64));
-                }
-            }
             let slot = inner.slots.at_mut(index);
             slot.generation = slot.generation.wrapping_add(1);
             slot.live = true;
@@ -173,13 +166,13 @@ impl StateStore {
         DeviceState::new(self.get(state).clone())
     }
 
-    /// The address of `state`'s slot, for prefetching.
-    pub fn address(&self, state: StateRef) -> *const u8 {
+    /// Asks for the memory of the slot the state inserted `ahead` insertions from now will
+    /// take (when no state is freed meanwhile): every line of it is written then.
+    pub fn prefetch_free(&self, ahead: usize) {
         let inner = self.inner.borrow();
-        inner
-            .slots
-            .get(state.index)
-            .map_or(std::ptr::null(), |s| (&s.windows as *const DeviceWindows).cast())
+        if let Some(&index) = inner.free.len().checked_sub(ahead + 1).and_then(|k| inner.free.get(k)) {
+            super::prefetch_value(inner.slots.at(index) as *const Slot);
+        }
     }
 
     /// A new hold, at tick 0 until advanced.

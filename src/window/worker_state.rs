@@ -1,9 +1,9 @@
 //! Every device's windows on one worker, worked tick by tick: what the `window_stats`
-//! operator ([`super::operator`]) drives. A tick's work is in stages — expiries, the tick's
-//! events, the collection changes of every touched device, the hosted detectors' steps, the
-//! rows of tumbling periods closing at it — each walking a list of devices known in advance
-//! (so it asks for the memory of the devices a few places ahead), and it may be cut into
-//! slices between items and resumed.
+//! operator ([`super::operator`]) drives. A tick's work is one visit per device, in slot
+//! order ([`super::tick_devices`]): its expiries, its events, its collection change and the
+//! hosted detectors' step, all while its memory is in cache (the visits ask for the memory
+//! of the devices a few places ahead); then the rows of tumbling periods closing at the tick.
+//! A tick may be cut into slices between devices and resumed.
 //!
 //! Invariants: see the operator's (expiries before insertions for every touched device, each
 //! touched device's change emitted once per tick as its old state out and its new state in,
@@ -16,12 +16,12 @@ use std::time::Instant;
 
 use foldhash::HashMap;
 
-use super::detect_work::DetectWork;
 use super::obs::Obs;
 use super::operator::{WindowChange, WindowSpec};
 use super::sliding::DeviceSlide;
 use super::state_store::{StateRef, StateStore};
 use super::stats::WindowRow;
+use super::tick_devices::{DeviceInputs, TickDevices};
 use crate::detect::keyed::{DeviceTick, HostOutput, HostedLogics};
 use crate::event::{DeviceId, Event};
 
@@ -43,34 +43,27 @@ struct DeviceSlot {
     slide: DeviceSlide,
 }
 
+// A visit asks for every line of the slot at once (`prefetch_value` covers 1 KiB).
+const _: () = assert!(std::mem::size_of::<DeviceSlot>() <= 1024);
+
 /// Where the work on one tick stands (see [`WindowState::process_tick`]).
 struct TickWork {
     now: u64,
     /// Whether the tick's collection changes are emitted (see the operator).
     emit: bool,
     stage: Stage,
-    /// Devices with an expiry at `now`, and the events of `now`.
-    wakeups: Vec<u32>,
-    events: std::vec::IntoIter<Event>,
-    /// The slot of each of the tick's events, in order (found before the insertions, so that
-    /// they can ask for the memory of the devices ahead).
-    event_slots: Vec<u32>,
-    /// Position in the current stage's list.
-    pos: usize,
-    /// Rows: the tumbling window being written, and its devices in name order.
+    /// The tick's devices and what each has to do.
+    devices: TickDevices,
+    /// Rows: the tumbling window being written, its devices in name order, the position.
     period: usize,
-    devices: Vec<u32>,
-    /// Detection: the devices the hosted logics step, and what each did at the tick.
-    detect: DetectWork,
+    rows: Vec<u32>,
+    pos: usize,
 }
 
 /// The stages of a tick, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
-    Expiries,
-    Insertions,
-    Changes,
-    Detect,
+    Devices,
     Rows,
 }
 
@@ -87,7 +80,6 @@ pub(super) struct WindowState {
     wakeups: BTreeMap<u64, Vec<u32>>,
     /// Per tumbling window: boundary tick → devices with events in that period.
     periods: Vec<BTreeMap<u64, Vec<u32>>>,
-    touched: Vec<u32>,
     /// The tick being worked on, when an activation ran out of time in the middle of it.
     current: Option<TickWork>,
     /// Events held in device windows, and events waiting in `pending`.
@@ -115,7 +107,6 @@ impl WindowState {
             pending: BTreeMap::new(),
             wakeups: BTreeMap::new(),
             periods,
-            touched: Vec::new(),
             current: None,
             held: 0,
             pending_events: 0,
@@ -189,19 +180,12 @@ impl WindowState {
         true
     }
 
-    /// Brings device `i` to `now` and lists it among the devices whose state changes at `now`.
-    fn touch(&mut self, i: u32, now: u64) {
-        if self.expire_to(i, now) {
-            self.touched.push(i);
-        }
-    }
-
-    /// Works on tick `now` (the earliest with work, see [`WindowState::next_tick`]):
-    /// expiries, insertions, then the changes of every touched device (when `emit`), then the
-    /// tumbling rows of periods ending at `now`; `emit` counts when the tick is started.
-    /// Stops early once `deadline` has passed and returns false; the next call goes on where
-    /// this one stopped (the input frontier is past `now`, so nothing new arrives for it
-    /// meanwhile). True when the tick is done.
+    /// Works on tick `now` (the earliest with work, see [`WindowState::next_tick`]): one
+    /// visit per device with something to do (expiries, insertions, then — when `emit` — its
+    /// change and the hosted logics' step), then the tumbling rows of periods ending at `now`;
+    /// `emit` counts when the tick is started. Stops early once `deadline` has passed and
+    /// returns false; the next call goes on where this one stopped (the input frontier is past
+    /// `now`, so nothing new arrives for it meanwhile). True when the tick is done.
     pub(super) fn process_tick(
         &mut self,
         now: u64,
@@ -215,27 +199,7 @@ impl WindowState {
                 debug_assert_eq!(work.now, now);
                 work
             }
-            None => {
-                // The states every reader has moved past are freed (their slots reused).
-                self.states.collect();
-                self.touched.clear();
-                let events = self.pending.remove(&now).unwrap_or_default();
-                self.pending_events -= events.len();
-                let detect = DetectWork::new(!self.logics.borrow().is_empty(), events.len());
-                let event_slots = events.iter().map(|e| self.slot_for(&e.device)).collect();
-                TickWork {
-                    now,
-                    emit,
-                    stage: Stage::Expiries,
-                    wakeups: self.wakeups.remove(&now).unwrap_or_default(),
-                    events: events.into_iter(),
-                    event_slots,
-                    pos: 0,
-                    period: 0,
-                    devices: Vec::new(),
-                    detect,
-                }
-            }
+            None => self.start_tick(now, emit),
         };
         // Every CHECK_EVERY items the worker answers its waiting point queries and reads the
         // clock (reading it costs more than one item).
@@ -258,65 +222,36 @@ impl WindowState {
         }
         loop {
             match work.stage {
-                Stage::Expiries => {
-                    while work.pos < work.wakeups.len() {
-                        self.prefetch_ahead(&work.wakeups, work.pos);
-                        self.touch(work.wakeups[work.pos], now);
-                        checkpoint!(self, work);
-                    }
-                    work.stage = Stage::Insertions;
-                    work.pos = 0;
-                }
-                Stage::Insertions => {
-                    while let Some(event) = work.events.next() {
-                        self.prefetch_ahead(&work.event_slots, work.pos);
-                        let i = work.event_slots[work.pos];
-                        self.insert(i, now, &event);
-                        work.detect.keep(i, event);
-                        checkpoint!(self, work);
-                    }
-                    work.stage = if work.emit { Stage::Changes } else { Stage::Rows };
-                    work.pos = 0;
-                }
-                Stage::Changes => {
-                    while work.pos < self.touched.len() {
-                        self.prefetch_ahead(&self.touched, work.pos);
-                        self.emit_change(self.touched[work.pos], now, out);
-                        checkpoint!(self, work);
-                    }
-                    work.stage = Stage::Detect;
-                    work.pos = 0;
-                    self.prepare_detect(&mut work);
-                }
-                Stage::Detect => {
-                    while !work.detect.done() {
-                        self.prefetch_detect(&work.detect);
-                        self.detect_device(&mut work);
+                Stage::Devices => {
+                    while !work.devices.done() {
+                        self.prefetch_ahead(&work.devices);
+                        let inputs = work.devices.next();
+                        self.visit(&inputs, &work, out);
                         checkpoint!(self, work);
                     }
                     work.stage = Stage::Rows;
                     work.pos = 0;
-                    work.detect.finish();
+                    work.devices = TickDevices::default();
                 }
                 Stage::Rows => {
                     while work.period < self.spec.tumbling.len() {
-                        if work.pos == 0 && work.devices.is_empty() {
+                        if work.pos == 0 && work.rows.is_empty() {
                             let mut devices = self.periods[work.period].remove(&now).unwrap_or_default();
                             // Every device of a closing period at once: one pass over the
                             // slots for the names, not one per comparison, and polls around.
                             crate::pause::now();
                             devices.sort_by_cached_key(|&i| self.slots[i as usize].name.clone());
                             crate::pause::now();
-                            work.devices = devices;
+                            work.rows = devices;
                         }
-                        while work.pos < work.devices.len() {
-                            let i = work.devices[work.pos];
+                        while work.pos < work.rows.len() {
+                            let i = work.rows[work.pos];
                             rows.push(self.row(i, now, work.period));
                             checkpoint!(self, work);
                         }
                         work.period += 1;
                         work.pos = 0;
-                        work.devices.clear();
+                        work.rows.clear();
                     }
                     return true;
                 }
@@ -324,41 +259,80 @@ impl WindowState {
         }
     }
 
-    /// Asks for the memory of the devices a few places after `pos` in `list`: the slot of
-    /// the one `AHEAD` places on, the windows of the one half as far (its slot is in cache by
-    /// then).
-    fn prefetch_ahead(&self, list: &[u32], pos: usize) {
-        use super::prefetch::{prefetch, prefetch_value, AHEAD};
-        if let Some(&i) = list.get(pos + AHEAD) {
-            prefetch_value(&self.slots[i as usize] as *const DeviceSlot);
+    /// Lists the devices of tick `now` and what each has to do there: its events, its
+    /// expiries and — when the tick's changes are emitted — its rejected records and the
+    /// hosted logics' wake-ups.
+    fn start_tick(&mut self, now: u64, emit: bool) -> TickWork {
+        // The states every reader has moved past are freed (their slots reused).
+        self.states.collect();
+        let events = self.pending.remove(&now).unwrap_or_default();
+        self.pending_events -= events.len();
+        let events: Vec<(u32, Event)> = events.into_iter().map(|e| (self.slot_for(&e.device), e)).collect();
+        let expiring = self.wakeups.remove(&now).unwrap_or_default();
+        let detect = emit && !self.logics.borrow().is_empty();
+        let (mut rejected, mut woken) = (Vec::new(), Vec::new());
+        if emit {
+            let rejects = self.pending_rejects.remove(&now).unwrap_or_default();
+            if detect {
+                rejected = rejects.iter().map(|(d, ahead)| (self.slot_for(d), *ahead)).collect();
+                woken = self.logic_wakeups.remove(&now).unwrap_or_default();
+            }
         }
-        if let Some(&i) = list.get(pos + AHEAD / 2) {
-            let slot = &self.slots[i as usize];
-            slot.slide.prefetch();
-            if let Some(state) = slot.emitted {
-                prefetch(self.states.address(state));
+        TickWork {
+            now,
+            emit,
+            stage: Stage::Devices,
+            devices: TickDevices::prepare(detect, events, expiring, rejected, woken, crate::pause::now),
+            period: 0,
+            rows: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// Asks for the memory of the devices a few places after the next one: the slot and the
+    /// hosted logics' slots of the one `AHEAD` places on; the windows, the logics' states and
+    /// the store slot a new state will take for the one half as far (its slot is in cache by
+    /// then).
+    fn prefetch_ahead(&self, devices: &TickDevices) {
+        use super::prefetch::{prefetch_value, AHEAD};
+        if let Some((i, busy)) = devices.upcoming(AHEAD) {
+            prefetch_value(&self.slots[i as usize] as *const DeviceSlot);
+            if devices.detect {
+                for logic in self.logics.borrow().iter() {
+                    logic.prefetch(i, busy);
+                }
+            }
+        }
+        if let Some((i, busy)) = devices.upcoming(AHEAD / 2) {
+            self.slots[i as usize].slide.prefetch();
+            self.states.prefetch_free(AHEAD / 2);
+            if devices.detect {
+                for logic in self.logics.borrow().iter() {
+                    logic.prefetch_state(i, busy);
+                }
             }
         }
     }
 
-    /// The detection stage's [`WindowState::prefetch_ahead`]: the slots and every hosted
-    /// logic's state of the device `AHEAD` places on, the state of the one half as far.
-    fn prefetch_detect(&self, detect: &DetectWork) {
-        use super::prefetch::{prefetch, AHEAD};
-        if let Some(i) = detect.upcoming(AHEAD) {
-            // The stage reads the slot's first line only.
-            prefetch(&self.slots[i as usize] as *const DeviceSlot);
-            for logic in self.logics.borrow().iter() {
-                logic.prefetch(i);
+    /// One device's work at the tick: its expiries and events, then (when the tick emits) its
+    /// change if its windows changed and the hosted logics' step.
+    fn visit(&mut self, inputs: &DeviceInputs, work: &TickWork, out: &mut Vec<WindowChange>) {
+        let (i, now) = (inputs.slot, work.now);
+        let touched = inputs.touched();
+        if touched {
+            self.expire_to(i, now);
+            for event in &work.devices.events()[inputs.events.clone()] {
+                self.insert(i, now, event);
             }
         }
-        if let Some(i) = detect.upcoming(AHEAD / 2) {
-            if let Some(state) = self.slots[i as usize].emitted {
-                prefetch(self.states.address(state));
-            }
-            for logic in self.logics.borrow().iter() {
-                logic.prefetch_state(i);
-            }
+        if !work.emit {
+            return;
+        }
+        if touched {
+            self.emit_change(i, now, out);
+        }
+        if work.devices.detect {
+            self.detect_device(inputs, work);
         }
     }
 
@@ -384,23 +358,9 @@ impl WindowState {
         slot.emitted = Some(state);
     }
 
-    /// Lists the devices the hosted logics step at `work.now`: every touched device (its
-    /// state changed), every device with rejected records there, every woken device.
-    fn prepare_detect(&mut self, work: &mut TickWork) {
-        let rejects = self.pending_rejects.remove(&work.now).unwrap_or_default();
-        if !work.detect.hosting {
-            return;
-        }
-        let rejected: Vec<(u32, u64)> = rejects.iter().map(|(d, ahead)| (self.slot_for(d), *ahead)).collect();
-        let woken = self.logic_wakeups.remove(&work.now).unwrap_or_default();
-        work.detect.prepare(&self.touched, rejected, woken, crate::pause::now);
-    }
-
-    /// Steps the next device of the detection stage with every hosted logic.
-    fn detect_device(&mut self, work: &mut TickWork) {
-        let inputs = work.detect.next();
-        let i = inputs.slot;
-        let now = work.now;
+    /// Steps the device of `inputs` with every hosted logic.
+    fn detect_device(&mut self, inputs: &DeviceInputs, work: &TickWork) {
+        let (i, now) = (inputs.slot, work.now);
         let slot = &self.slots[i as usize];
         let state = match slot.emitted {
             Some(state) if slot.processed == now => Some(self.states.get(state)),
@@ -410,7 +370,7 @@ impl WindowState {
             device: &slot.name,
             tick: now,
             // The events of one device are contiguous: the view borrows them in place.
-            events: &work.detect.events()[inputs.events.clone()],
+            events: &work.devices.events()[inputs.events.clone()],
             state: state.as_deref(),
             rejects: inputs.rejects,
             ahead: inputs.ahead,
@@ -418,7 +378,7 @@ impl WindowState {
         };
         let mut logics = self.logics.borrow_mut();
         for (k, logic) in logics.iter_mut().enumerate() {
-            let woken = work.detect.woken(&inputs, k as u32);
+            let woken = work.devices.woken(inputs, k as u32);
             if let Some(w) = logic.step(i, &view, woken, &mut self.host_out) {
                 self.logic_wakeups.entry(w).or_default().push((i, k as u32));
             }
@@ -426,8 +386,9 @@ impl WindowState {
     }
 
     /// Inserts `event` at tick `now` into the windows of its device, slot `i`.
+    /// The device was brought to `now` first ([`WindowState::expire_to`]).
     fn insert(&mut self, i: u32, now: u64, event: &Event) {
-        self.touch(i, now);
+        debug_assert_eq!(self.slots[i as usize].processed, now);
         let external = event.dst_ip.0 != 0 && self.spec.network.is_external(event.dst_ip);
         let obs = Obs::new(
             now,
