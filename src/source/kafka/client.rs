@@ -166,14 +166,41 @@ pub fn ensure_topics(config: &KafkaConfig, topics: &[&str], partitions: u32) -> 
         .operation_timeout(Some(timeout));
     let results = futures_executor::block_on(admin.create_topics(new.iter(), &opts))
         .map_err(|e| KafkaError::other("creating topics", e))?;
+    let mut created = Vec::new();
     for r in results {
         match r {
-            Ok(name) => tracing::info!(topic = %name, partitions, "created topic"),
+            Ok(name) => {
+                tracing::info!(topic = %name, partitions, "created topic");
+                created.push(name);
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => return Err(KafkaError::other(format!("creating topic `{name}`"), code)),
         }
     }
+    // A broker that has just started (or a loaded one) answers the creation before its
+    // metadata lists the topic: wait until every partition of each new topic has a leader
+    // (up to `kafka.timeout`), so that the next client to ask finds it.
+    let deadline = std::time::Instant::now() + timeout;
+    for name in &created {
+        while !has_leaders(&admin, name, partitions, timeout) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     Ok(())
+}
+
+/// Whether the brokers' metadata lists `topic` with `partitions` partitions, each with a
+/// leader.
+fn has_leaders(admin: &AdminClient<DefaultClientContext>, topic: &str, partitions: u32, timeout: Duration) -> bool {
+    let Ok(md) = admin.inner().fetch_metadata(Some(topic), timeout) else {
+        return false;
+    };
+    md.topics().iter().any(|t| {
+        t.name() == topic
+            && t.error().is_none()
+            && t.partitions().len() == partitions as usize
+            && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+    })
 }
 
 /// Low and high watermark offsets of a partition.
