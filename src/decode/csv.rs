@@ -160,27 +160,30 @@ impl CsvDecoder {
                 format!("{} fields, expected {}", len, self.width),
             ));
         }
-        let column = |c: usize| match self.columns[c] {
-            Some(i) => field(i),
-            None => "",
-        };
+        // Each canonical column's text ("" when the header lacks it), from one call site.
+        let mut column = [""; 11];
+        for (text, at) in column.iter_mut().zip(self.columns) {
+            if let Some(i) = at {
+                *text = field(i);
+            }
+        }
         let ts_ms = match ts {
             Some(ts) => ts?,
-            None => parse_ts_text(column(0), "ts")?,
+            None => parse_ts_text(column[0], "ts")?,
         };
-        let device = parse_device(column(1), "device_id")?;
+        let device = parse_device(column[1], "device_id")?;
         Ok(Event {
             ts_ms,
             device,
-            src_ip: parse_ip(column(2), "src_ip")?,
-            dst_ip: parse_ip(column(3), "dst_ip")?,
-            dst_port: parse_port(column(4), "dst_port")?,
-            protocol: Protocol::parse(column(5)),
-            bytes_out: parse_counter(column(6), "bytes_out", MAX_BYTES)?,
-            bytes_in: parse_counter(column(7), "bytes_in", MAX_BYTES)?,
-            packets: parse_counter(column(8), "packets", MAX_PACKETS)?,
-            duration_ms: parse_counter(column(9), "duration_ms", MAX_DURATION_MS)?,
-            value: parse_value(column(10), "value")?,
+            src_ip: parse_ip(column[2], "src_ip")?,
+            dst_ip: parse_ip(column[3], "dst_ip")?,
+            dst_port: parse_port(column[4], "dst_port")?,
+            protocol: Protocol::parse(column[5]),
+            bytes_out: parse_counter(column[6], "bytes_out", MAX_BYTES)?,
+            bytes_in: parse_counter(column[7], "bytes_in", MAX_BYTES)?,
+            packets: parse_counter(column[8], "packets", MAX_PACKETS)?,
+            duration_ms: parse_counter(column[9], "duration_ms", MAX_DURATION_MS)?,
+            value: parse_value(column[10], "value")?,
         })
     }
 

@@ -1,7 +1,9 @@
 //! Field parsers shared by every format: timestamps, counters, ports, addresses, readings.
 //!
 //! Invariant: each parser either returns a validated value or a [`DecodeError`] whose detail
-//! names the field and quotes (a bounded part of) the offending text.
+//! names the field and quotes (a bounded part of) the offending text. The public parsers of
+//! the hot fields are inlined fast paths (plain digits, a dotted quad, a short decimal: see
+//! [`fast`]) in front of their general form, which gives the same answer for those inputs.
 
 use super::fast;
 use super::reject::{DecodeError, RejectReason};
@@ -66,7 +68,17 @@ pub fn check_ts_range(ts_ms: i64, field: &str) -> Result<i64, DecodeError> {
 }
 
 /// Epoch milliseconds (an integer) or an RFC 3339 date-time.
+#[inline]
 pub fn parse_ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
+    // Plain digits in range (nothing to trim): what the general path gives, at once.
+    match fast::digits(text.as_bytes()) {
+        Some(v) if (MIN_TS_MS as u64..MAX_TS_MS as u64).contains(&v) => Ok(v as i64),
+        _ => ts_text(text, field),
+    }
+}
+
+/// [`parse_ts_text`] in general.
+fn ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
     let t = trim(text);
     if t.is_empty() {
         return Err(DecodeError::new(
@@ -98,7 +110,16 @@ pub fn parse_ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
 }
 
 /// A non-negative integer counter of at most `max`; empty means 0.
+#[inline]
 pub fn parse_counter(text: &str, field: &str, max: u64) -> Result<u64, DecodeError> {
+    match fast::digits(text.as_bytes()) {
+        Some(v) if v <= max => Ok(v),
+        _ => counter(text, field, max),
+    }
+}
+
+/// [`parse_counter`] in general.
+fn counter(text: &str, field: &str, max: u64) -> Result<u64, DecodeError> {
     let t = trim(text);
     if t.is_empty() {
         return Ok(0);
@@ -153,7 +174,16 @@ pub fn parse_seconds_as_ms(value: f64, field: &str) -> Result<u64, DecodeError> 
 }
 
 /// A destination port; empty means 0.
+#[inline]
 pub fn parse_port(text: &str, field: &str) -> Result<u16, DecodeError> {
+    match fast::digits(text.as_bytes()) {
+        Some(v) if v <= 65535 => Ok(v as u16),
+        _ => port(text, field),
+    }
+}
+
+/// [`parse_port`] in general.
+fn port(text: &str, field: &str) -> Result<u16, DecodeError> {
     let t = trim(text);
     if t.is_empty() {
         return Ok(0);
@@ -172,7 +202,17 @@ pub fn parse_port(text: &str, field: &str) -> Result<u16, DecodeError> {
 }
 
 /// An IP address; empty means "no address" (`::`).
+#[inline]
 pub fn parse_ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
+    match fast::dotted_quad(text.as_bytes()) {
+        // `Ip::from_addr` of the address: IPv4-mapped IPv6, `::ffff:a.b.c.d`.
+        Some(v4) => Ok(Ip(0xffff << 32 | u128::from(v4))),
+        None => ip(text, field),
+    }
+}
+
+/// [`parse_ip`] in general.
+fn ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
     let t = trim(text);
     if t.is_empty() {
         return Ok(Ip(0));
@@ -190,7 +230,16 @@ pub fn parse_ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
 }
 
 /// The device's reading: empty means none; NaN and infinities are kept (they are evidence).
+#[inline]
 pub fn parse_value(text: &str, field: &str) -> Result<Option<f64>, DecodeError> {
+    match fast::decimal(text.as_bytes()) {
+        Some(v) => Ok(Some(v)),
+        None => value(text, field),
+    }
+}
+
+/// [`parse_value`] in general.
+fn value(text: &str, field: &str) -> Result<Option<f64>, DecodeError> {
     let t = trim(text);
     if t.is_empty() {
         return Ok(None);
@@ -292,6 +341,49 @@ mod tests {
             let t = format!("{a}.{}.0.{}", a % 7, 300 - a);
             let v4 = fast::dotted_quad(t.as_bytes()).map(std::net::Ipv4Addr::from);
             assert_eq!(v4, t.parse().ok(), "{t}");
+        }
+    }
+
+    #[test]
+    fn inlined_fast_paths_answer_as_the_general_parsers_do() {
+        use crate::decode::fast::tests::Rng;
+        use crate::event::{MAX_BYTES, MAX_PACKETS};
+        let mut texts: Vec<String> = ODD.iter().map(|t| t.to_string()).collect();
+        texts.extend(
+            [
+                "946684800000",
+                "946684799999",
+                "4102444800000",
+                "4102444799999",
+                "65535",
+                "65536",
+                "1000000000000",
+                "1000000000001",
+                "10000000000",
+                "10000000001",
+                "-0.0",
+                "26.4",
+            ]
+            .map(String::from),
+        );
+        let mut rng = Rng::new(29);
+        let alphabet = ["0", "1", "4", "5", "6", "9", "9", ".", "-", " ", "e"];
+        for _ in 0..100_000 {
+            texts.push(rng.text_below(&alphabet, 20));
+        }
+        for t in &texts {
+            let t = t.as_str();
+            assert_eq!(parse_ts_text(t, "ts"), ts_text(t, "ts"), "{t:?}");
+            for max in [MAX_BYTES, MAX_PACKETS, 100] {
+                assert_eq!(parse_counter(t, "b", max), counter(t, "b", max), "{t:?}");
+            }
+            assert_eq!(parse_port(t, "p"), port(t, "p"), "{t:?}");
+            assert_eq!(parse_ip(t, "ip"), ip(t, "ip"), "{t:?}");
+            assert_eq!(
+                format!("{:?}", parse_value(t, "v")),
+                format!("{:?}", value(t, "v")),
+                "{t:?}"
+            );
         }
     }
 
