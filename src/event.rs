@@ -69,6 +69,13 @@ pub enum Protocol {
 impl Protocol {
     /// Parses a protocol name, case-insensitively; unknown names map to `Other`.
     pub fn parse(text: &str) -> Self {
+        // The lower-case names as outputs write them, without a trim.
+        match text.as_bytes() {
+            b"tcp" => return Protocol::Tcp,
+            b"udp" => return Protocol::Udp,
+            b"icmp" => return Protocol::Icmp,
+            _ => {}
+        }
         match text.trim() {
             t if t.eq_ignore_ascii_case("tcp") => Protocol::Tcp,
             t if t.eq_ignore_ascii_case("udp") => Protocol::Udp,
@@ -202,6 +209,25 @@ mod tests {
         assert_eq!(Ip::from_addr(addr).to_addr(), addr);
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         assert_eq!(Ip::from_addr(v6).to_addr(), v6);
+    }
+
+    #[test]
+    fn protocol_names_parse_case_insensitively_and_trimmed() {
+        for (text, p) in [
+            ("tcp", Protocol::Tcp),
+            ("TCP", Protocol::Tcp),
+            (" tcp\t", Protocol::Tcp),
+            ("udp", Protocol::Udp),
+            ("Udp\u{a0}", Protocol::Udp),
+            ("icmp", Protocol::Icmp),
+            ("iCMP", Protocol::Icmp),
+            ("tcp6", Protocol::Other),
+            ("tc", Protocol::Other),
+            ("", Protocol::Other),
+            ("sctp", Protocol::Other),
+        ] {
+            assert_eq!(Protocol::parse(text), p, "{text:?}");
+        }
     }
 
     #[test]

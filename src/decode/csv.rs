@@ -2,10 +2,12 @@
 //!
 //! Invariants: fields follow RFC 4180 quoting (`"a,b"`, `""` for a quote); a record whose
 //! field count differs from the header's is `malformed`; a file whose first line is not a
-//! header is read in the canonical column order.
+//! header is read in the canonical column order. A line without a quote is split without a
+//! copy ([`PlainFields`]), into the same fields.
 
 use std::borrow::Cow;
 
+use super::fast::PlainFields;
 use super::fields::*;
 use super::reject::{DecodeError, RejectReason};
 use crate::event::{Event, Protocol, CSV_HEADER, MAX_BYTES, MAX_DURATION_MS, MAX_PACKETS};
@@ -106,41 +108,82 @@ impl CsvDecoder {
         }))
     }
 
-    fn field<'a>(&self, fields: &'a [Cow<'a, str>], column: usize) -> &'a str {
-        match self.columns[column] {
-            Some(i) => fields[i].as_ref(),
-            None => "",
-        }
-    }
-
     /// Decodes and validates one record.
     pub fn decode(&self, line: &str) -> Result<Event, DecodeError> {
+        let line = line.trim_end_matches('\r');
+        if let Some(fields) = PlainFields::split(line) {
+            return self.decode_fields(fields.len(), |i| fields.get(i), None);
+        }
         let mut fields = Fields::new();
-        split_fields(line.trim_end_matches('\r'), &mut fields)?;
-        self.decode_fields(&fields)
+        split_fields(line, &mut fields)?;
+        self.decode_fields(fields.len(), |i| fields[i].as_ref(), None)
     }
 
-    fn decode_fields(&self, fields: &[Cow<'_, str>]) -> Result<Event, DecodeError> {
-        if fields.len() != self.width {
+    /// [`Self::peek_ts`] and [`Self::decode`] of `line` from one split of it, with its
+    /// timestamp parsed once; `None` when the line does not split (`peek_ts` may still read
+    /// its timestamp: ask the two).
+    pub fn peek_decode(&self, line: &str) -> Option<(Option<i64>, Result<Event, DecodeError>)> {
+        let line = line.trim_end_matches('\r');
+        if let Some(fields) = PlainFields::split(line) {
+            return Some(self.peek_decode_fields(fields.len(), |i| fields.get(i)));
+        }
+        let mut fields = Fields::new();
+        split_fields(line, &mut fields).ok()?;
+        Some(self.peek_decode_fields(fields.len(), |i| fields[i].as_ref()))
+    }
+
+    /// What `peek_ts` reads from a line that splits: the timestamp column when the line has
+    /// it (whatever its width); the decoded record takes the same parse.
+    fn peek_decode_fields<'a>(
+        &self,
+        len: usize,
+        field: impl Fn(usize) -> &'a str,
+    ) -> (Option<i64>, Result<Event, DecodeError>) {
+        let ts = self.columns[0]
+            .filter(|&i| i < len)
+            .map(|i| parse_ts_text(field(i), "ts"));
+        let peeked = ts.as_ref().and_then(|ts| ts.as_ref().ok().copied());
+        (peeked, self.decode_fields(len, field, ts))
+    }
+
+    /// Decodes the `len` fields `field` gives; `ts`: the timestamp column already parsed.
+    #[inline]
+    fn decode_fields<'a>(
+        &self,
+        len: usize,
+        field: impl Fn(usize) -> &'a str,
+        ts: Option<Result<i64, DecodeError>>,
+    ) -> Result<Event, DecodeError> {
+        if len != self.width {
             return Err(DecodeError::new(
                 RejectReason::Malformed,
-                format!("{} fields, expected {}", fields.len(), self.width),
+                format!("{} fields, expected {}", len, self.width),
             ));
         }
-        let ts_ms = parse_ts_text(self.field(fields, 0), "ts")?;
-        let device = parse_device(self.field(fields, 1), "device_id")?;
+        // Each canonical column's text ("" when the header lacks it), from one call site.
+        let mut column = [""; 11];
+        for (text, at) in column.iter_mut().zip(self.columns) {
+            if let Some(i) = at {
+                *text = field(i);
+            }
+        }
+        let ts_ms = match ts {
+            Some(ts) => ts?,
+            None => parse_ts_text(column[0], "ts")?,
+        };
+        let device = parse_device(column[1], "device_id")?;
         Ok(Event {
             ts_ms,
             device,
-            src_ip: parse_ip(self.field(fields, 2), "src_ip")?,
-            dst_ip: parse_ip(self.field(fields, 3), "dst_ip")?,
-            dst_port: parse_port(self.field(fields, 4), "dst_port")?,
-            protocol: Protocol::parse(self.field(fields, 5)),
-            bytes_out: parse_counter(self.field(fields, 6), "bytes_out", MAX_BYTES)?,
-            bytes_in: parse_counter(self.field(fields, 7), "bytes_in", MAX_BYTES)?,
-            packets: parse_counter(self.field(fields, 8), "packets", MAX_PACKETS)?,
-            duration_ms: parse_counter(self.field(fields, 9), "duration_ms", MAX_DURATION_MS)?,
-            value: parse_value(self.field(fields, 10), "value")?,
+            src_ip: parse_ip(column[2], "src_ip")?,
+            dst_ip: parse_ip(column[3], "dst_ip")?,
+            dst_port: parse_port(column[4], "dst_port")?,
+            protocol: Protocol::parse(column[5]),
+            bytes_out: parse_counter(column[6], "bytes_out", MAX_BYTES)?,
+            bytes_in: parse_counter(column[7], "bytes_in", MAX_BYTES)?,
+            packets: parse_counter(column[8], "packets", MAX_PACKETS)?,
+            duration_ms: parse_counter(column[9], "duration_ms", MAX_DURATION_MS)?,
+            value: parse_value(column[10], "value")?,
         })
     }
 
@@ -187,6 +230,87 @@ mod tests {
         assert_eq!(e.value, None);
         assert_eq!(d.peek_ts("vm-1,1700000000000,42"), Some(1_700_000_000_000));
         assert!(CsvDecoder::from_header("1700000000000,vm-1").unwrap().is_none());
+    }
+
+    /// The general path: the line through `split_fields`, the timestamp parsed on its own.
+    fn general(d: &CsvDecoder, line: &str) -> Result<Event, DecodeError> {
+        let mut fields = Fields::new();
+        split_fields(line.trim_end_matches('\r'), &mut fields)?;
+        d.decode_fields(fields.len(), |i| fields[i].as_ref(), None)
+    }
+
+    #[test]
+    fn one_split_decodes_as_the_general_path_and_peeks_as_peek_ts() {
+        use crate::decode::fast::tests::Rng;
+        let decoders = [
+            CsvDecoder::default(),
+            CsvDecoder::from_header(
+                "device_id,ts,src_ip,dst_ip,dst_port,protocol,bytes_out,bytes_in,packets,duration_ms,value",
+            )
+            .unwrap()
+            .unwrap(),
+            CsvDecoder::from_header("ts,device_id,bytes_out,extra")
+                .unwrap()
+                .unwrap(),
+            // Wider than a line the fast split takes.
+            CsvDecoder::from_header("ts,device_id,value,c1,c2,c3,c4,c5,c6,c7,c8,c9,c10,c11,c12,c13,c14,c15")
+                .unwrap()
+                .unwrap(),
+        ];
+        let lines = [
+            "1767571200001,vm-000348,10.16.1.174,10.0.1.13,8080,tcp,17696,1248,24,105,26.4",
+            "1767571200008,sensor-0514,192.168.18.15,10.0.0.3,53,udp,58,102,2,4,",
+            "2026-01-05T00:00:00.008Z,vm-1,::1,1.2.3.4,0,ICMP,0,0,0,0,-0.0",
+            "vm-000174,1767571200008,10.32.0.73,10.0.0.2,53,udp,108,180,2,18,31.8",
+            "\"1767571200008\",\"vm,1\",,,,,,,,,NaN",
+            "1767571200001,vm-1,42,x",
+            "1767571200001,vm-1,2.5,,,,,,,,,,,,,,,",
+        ];
+        let edits = [
+            ",",
+            "\"",
+            "\"\"",
+            " ",
+            "-",
+            "0",
+            "9",
+            ".",
+            "\r",
+            "é",
+            "x",
+            "1e3",
+            "+",
+            "\t",
+            "",
+            "99999999999999999999",
+            "1767571200.123",
+            "256",
+            "00",
+        ];
+        let mut rng = Rng::new(23);
+        for _ in 0..60_000 {
+            let mut line = lines[rng.below(lines.len())].to_string();
+            for _ in 0..rng.below(4) {
+                let cut: Vec<usize> = line.char_indices().map(|(i, _)| i).chain([line.len()]).collect();
+                let at = cut[rng.below(cut.len())];
+                match rng.below(3) {
+                    0 if at < line.len() => {
+                        line.remove(at);
+                    }
+                    _ => line.insert_str(at, edits[rng.below(edits.len())]),
+                }
+            }
+            for d in &decoders {
+                let decoded = d.decode(&line);
+                assert_eq!(format!("{decoded:?}"), format!("{:?}", general(d, &line)), "{line:?}");
+                if let Some((peeked, once)) = d.peek_decode(&line) {
+                    assert_eq!(peeked, d.peek_ts(&line), "{line:?}");
+                    assert_eq!(format!("{once:?}"), format!("{decoded:?}"), "{line:?}");
+                } else {
+                    assert!(split_fields(line.trim_end_matches('\r'), &mut Fields::new()).is_err());
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,21 +1,30 @@
 //! Field parsers shared by every format: timestamps, counters, ports, addresses, readings.
 //!
 //! Invariant: each parser either returns a validated value or a [`DecodeError`] whose detail
-//! names the field and quotes (a bounded part of) the offending text.
+//! names the field and quotes (a bounded part of) the offending text. The public parsers of
+//! the hot fields are inlined fast paths (plain digits, a dotted quad, a short decimal: see
+//! [`fast`]) in front of their general form, which gives the same answer for those inputs.
 
+use super::fast;
 use super::reject::{DecodeError, RejectReason};
 use crate::event::{Ip, MAX_TS_MS, MIN_TS_MS};
 
 /// A counter's largest plausible value, or the `too_large` reject naming the field.
+#[inline]
 fn check_max(value: u64, max: u64, field: &str, text: &str) -> Result<u64, DecodeError> {
     if value <= max {
         Ok(value)
     } else {
-        Err(DecodeError::new(
-            RejectReason::TooLarge,
-            format!("{field} {} is above its largest plausible value {max}", quote(text)),
-        ))
+        Err(too_large(max, field, text))
     }
+}
+
+#[cold]
+fn too_large(max: u64, field: &str, text: &str) -> DecodeError {
+    DecodeError::new(
+        RejectReason::TooLarge,
+        format!("{field} {} is above its largest plausible value {max}", quote(text)),
+    )
 }
 
 /// A bounded part of `text`, quoted, for a reject detail.
@@ -27,12 +36,12 @@ pub(crate) fn quote(text: &str) -> String {
     format!("`{t}`")
 }
 
-/// `text.trim()`, without its scan of both ends when they are plainly not whitespace (an
-/// ASCII byte that is not one of the six ASCII white-space characters `char::is_whitespace`
-/// knows): the common case of a clean field.
+/// `text.trim()`, without its scan of both ends when they are plainly not whitespace (a
+/// printable ASCII byte other than the space, or DEL): the common case of a clean field. Any
+/// other end byte takes `trim` itself.
 #[inline]
 fn trim(text: &str) -> &str {
-    let clean = |b: u8| b < 0x80 && !matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r');
+    let clean = |b: u8| (0x21..0x80).contains(&b);
     match text.as_bytes() {
         [first, .., last] if clean(*first) && clean(*last) => text,
         [only] if clean(*only) => text,
@@ -40,53 +49,10 @@ fn trim(text: &str) -> &str {
     }
 }
 
-/// The value of `t` when it is 1 to 18 ASCII digits (what `parse` gives for them, without
-/// overflow), else None: the caller parses the general case.
+/// The value of `t` when it is 1 to 18 ASCII digits, else None (see [`fast::digits`]).
 #[inline]
 fn digits(t: &str) -> Option<u64> {
-    let b = t.as_bytes();
-    if b.is_empty() || b.len() > 18 {
-        return None;
-    }
-    let mut v = 0u64;
-    for &c in b {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        v = v * 10 + u64::from(d);
-    }
-    Some(v)
-}
-
-/// A dotted-quad IPv4 address exactly as the standard parser reads one (four groups of one to
-/// three digits, no leading zero in a group of two or more, each at most 255, nothing else),
-/// else None: the caller parses the general case.
-#[inline]
-fn dotted_quad(t: &str) -> Option<std::net::Ipv4Addr> {
-    let b = t.as_bytes();
-    let mut octets = [0u8; 4];
-    let mut i = 0;
-    for (k, octet) in octets.iter_mut().enumerate() {
-        if k > 0 {
-            if b.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-        let start = i;
-        let mut v = 0u32;
-        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
-            v = v * 10 + u32::from(b[i] - b'0');
-            i += 1;
-        }
-        let len = i - start;
-        if len == 0 || v > 255 || (len > 1 && b[start] == b'0') {
-            return None;
-        }
-        *octet = v as u8;
-    }
-    (i == b.len()).then(|| std::net::Ipv4Addr::from(octets))
+    fast::digits(t.as_bytes())
 }
 
 /// Checks the accepted event-time range.
@@ -102,7 +68,17 @@ pub fn check_ts_range(ts_ms: i64, field: &str) -> Result<i64, DecodeError> {
 }
 
 /// Epoch milliseconds (an integer) or an RFC 3339 date-time.
+#[inline]
 pub fn parse_ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
+    // Plain digits in range (nothing to trim): what the general path gives, at once.
+    match fast::digits(text.as_bytes()) {
+        Some(v) if (MIN_TS_MS as u64..MAX_TS_MS as u64).contains(&v) => Ok(v as i64),
+        _ => ts_text(text, field),
+    }
+}
+
+/// [`parse_ts_text`] in general.
+fn ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
     let t = trim(text);
     if t.is_empty() {
         return Err(DecodeError::new(
@@ -134,7 +110,16 @@ pub fn parse_ts_text(text: &str, field: &str) -> Result<i64, DecodeError> {
 }
 
 /// A non-negative integer counter of at most `max`; empty means 0.
+#[inline]
 pub fn parse_counter(text: &str, field: &str, max: u64) -> Result<u64, DecodeError> {
+    match fast::digits(text.as_bytes()) {
+        Some(v) if v <= max => Ok(v),
+        _ => counter(text, field, max),
+    }
+}
+
+/// [`parse_counter`] in general.
+fn counter(text: &str, field: &str, max: u64) -> Result<u64, DecodeError> {
     let t = trim(text);
     if t.is_empty() {
         return Ok(0);
@@ -189,7 +174,16 @@ pub fn parse_seconds_as_ms(value: f64, field: &str) -> Result<u64, DecodeError> 
 }
 
 /// A destination port; empty means 0.
+#[inline]
 pub fn parse_port(text: &str, field: &str) -> Result<u16, DecodeError> {
+    match fast::digits(text.as_bytes()) {
+        Some(v) if v <= 65535 => Ok(v as u16),
+        _ => port(text, field),
+    }
+}
+
+/// [`parse_port`] in general.
+fn port(text: &str, field: &str) -> Result<u16, DecodeError> {
     let t = trim(text);
     if t.is_empty() {
         return Ok(0);
@@ -208,13 +202,24 @@ pub fn parse_port(text: &str, field: &str) -> Result<u16, DecodeError> {
 }
 
 /// An IP address; empty means "no address" (`::`).
+#[inline]
 pub fn parse_ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
+    match fast::dotted_quad(text.as_bytes()) {
+        // `Ip::from_addr` of the address: IPv4-mapped IPv6, `::ffff:a.b.c.d`.
+        Some(v4) => Ok(Ip(0xffff << 32 | u128::from(v4))),
+        None => ip(text, field),
+    }
+}
+
+/// [`parse_ip`] in general.
+fn ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
     let t = trim(text);
     if t.is_empty() {
         return Ok(Ip(0));
     }
-    if let Some(v4) = dotted_quad(t) {
-        return Ok(Ip::from_addr(std::net::IpAddr::V4(v4)));
+    if let Some(v4) = fast::dotted_quad(t.as_bytes()) {
+        // `Ip::from_addr` of the address: IPv4-mapped IPv6, `::ffff:a.b.c.d`.
+        return Ok(Ip(0xffff << 32 | u128::from(v4)));
     }
     t.parse::<std::net::IpAddr>().map(Ip::from_addr).map_err(|_| {
         DecodeError::new(
@@ -225,10 +230,22 @@ pub fn parse_ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
 }
 
 /// The device's reading: empty means none; NaN and infinities are kept (they are evidence).
+#[inline]
 pub fn parse_value(text: &str, field: &str) -> Result<Option<f64>, DecodeError> {
+    match fast::decimal(text.as_bytes()) {
+        Some(v) => Ok(Some(v)),
+        None => value(text, field),
+    }
+}
+
+/// [`parse_value`] in general.
+fn value(text: &str, field: &str) -> Result<Option<f64>, DecodeError> {
     let t = trim(text);
     if t.is_empty() {
         return Ok(None);
+    }
+    if let Some(v) = fast::decimal(t.as_bytes()) {
+        return Ok(Some(v));
     }
     t.parse::<f64>()
         .map(Some)
@@ -272,6 +289,10 @@ mod tests {
         "\u{a0}7",
         "7\u{85}",
         "\u{3000}",
+        "\u{1}7",
+        "7\u{1c}",
+        "\u{7f}",
+        "7\u{7f}",
         "+7",
         "-7",
         "007",
@@ -307,8 +328,8 @@ mod tests {
             if let Some(v) = digits(t) {
                 assert_eq!(Ok(v), t.parse::<u64>(), "digits {t:?}");
             }
-            if let Some(v4) = dotted_quad(t) {
-                assert_eq!(Ok(v4), t.parse::<std::net::Ipv4Addr>(), "address {t:?}");
+            if let Some(v4) = fast::dotted_quad(t.as_bytes()) {
+                assert_eq!(Ok(v4.into()), t.parse::<std::net::Ipv4Addr>(), "address {t:?}");
             } else {
                 assert!(
                     t.parse::<std::net::Ipv4Addr>().is_err() || t.len() > 15,
@@ -318,7 +339,51 @@ mod tests {
         }
         for a in 0..=300u32 {
             let t = format!("{a}.{}.0.{}", a % 7, 300 - a);
-            assert_eq!(dotted_quad(&t), t.parse().ok(), "{t}");
+            let v4 = fast::dotted_quad(t.as_bytes()).map(std::net::Ipv4Addr::from);
+            assert_eq!(v4, t.parse().ok(), "{t}");
+        }
+    }
+
+    #[test]
+    fn inlined_fast_paths_answer_as_the_general_parsers_do() {
+        use crate::decode::fast::tests::Rng;
+        use crate::event::{MAX_BYTES, MAX_PACKETS};
+        let mut texts: Vec<String> = ODD.iter().map(|t| t.to_string()).collect();
+        texts.extend(
+            [
+                "946684800000",
+                "946684799999",
+                "4102444800000",
+                "4102444799999",
+                "65535",
+                "65536",
+                "1000000000000",
+                "1000000000001",
+                "10000000000",
+                "10000000001",
+                "-0.0",
+                "26.4",
+            ]
+            .map(String::from),
+        );
+        let mut rng = Rng::new(29);
+        let alphabet = ["0", "1", "4", "5", "6", "9", "9", ".", "-", " ", "e"];
+        for _ in 0..100_000 {
+            texts.push(rng.text_below(&alphabet, 20));
+        }
+        for t in &texts {
+            let t = t.as_str();
+            assert_eq!(parse_ts_text(t, "ts"), ts_text(t, "ts"), "{t:?}");
+            for max in [MAX_BYTES, MAX_PACKETS, 100] {
+                assert_eq!(parse_counter(t, "b", max), counter(t, "b", max), "{t:?}");
+            }
+            assert_eq!(parse_port(t, "p"), port(t, "p"), "{t:?}");
+            assert_eq!(parse_ip(t, "ip"), ip(t, "ip"), "{t:?}");
+            assert_eq!(
+                format!("{:?}", parse_value(t, "v")),
+                format!("{:?}", value(t, "v")),
+                "{t:?}"
+            );
         }
     }
 

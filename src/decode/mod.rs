@@ -9,6 +9,7 @@
 pub mod csv;
 mod eve_fast;
 pub mod eve_scan;
+mod fast;
 pub mod fields;
 pub mod json;
 pub mod reject;
@@ -259,9 +260,13 @@ impl RecordDecoder {
     }
 
     /// [`Self::peek`] and [`Self::decode`] from one read of the record, for formats whose
-    /// records are costly to read twice (Suricata EVE), when that read can tell; `None`: ask
-    /// the two.
+    /// records are costly to read twice (Suricata EVE; CSV, whose owner would parse the
+    /// timestamp twice), when that read can tell; `None`: ask the two.
     pub fn peek_decode(&self, raw: &[u8]) -> Option<(Peek, Result<Event, DecodeError>)> {
+        if let Kind::Csv(d) = &self.kind {
+            let (ts, decoded) = d.peek_decode(self.text(raw).ok()?)?;
+            return Some((Peek::Record(ts), decoded));
+        }
         let Kind::Suricata(d) = &self.kind else { return None };
         let (peeked, decoded) = d.peek_decode(self.text(raw).ok()?)?;
         let peek = match peeked {

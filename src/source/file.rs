@@ -162,7 +162,7 @@ impl RecordReader {
 
     fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, name: &str) -> Result<bool, SourceError> {
         buf.clear();
-        let n = reader.read_until(b'\n', buf).map_err(|source| SourceError::Io {
+        let n = read_until_newline(reader, buf).map_err(|source| SourceError::Io {
             path: name.to_string(),
             source,
         })?;
@@ -312,6 +312,36 @@ impl RecordReader {
     }
 }
 
+/// `reader.read_until(b'\n', buf)`, with the newline found by `memchr` (vectorised) where
+/// the standard library's search reads a word at a time.
+fn read_until_newline(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let (done, used) = {
+            let available = match reader.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            match memchr::memchr(b'\n', available) {
+                Some(i) => {
+                    buf.extend_from_slice(&available[..=i]);
+                    (true, i + 1)
+                }
+                None => {
+                    buf.extend_from_slice(available);
+                    (false, available.len())
+                }
+            }
+        };
+        reader.consume(used);
+        read += used;
+        if done || used == 0 {
+            return Ok(read);
+        }
+    }
+}
+
 /// Counts bytes read, for progress.
 struct CountingRead<R>(R, Arc<AtomicU64>);
 
@@ -334,5 +364,42 @@ struct SharedBytes(Arc<Vec<u8>>);
 impl AsRef<[u8]> for SharedBytes {
     fn as_ref(&self) -> &[u8] {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_read_as_read_until_reads_them() {
+        // Lines across buffer refills, empty lines, a last line without a newline.
+        let mut data = Vec::new();
+        let mut x = 7u32;
+        for i in 0..2_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = (x >> 16) as usize % 40 + i % 3;
+            data.extend((0..len).map(|k| b'a' + (k % 26) as u8));
+            if i % 11 == 0 {
+                data.push(b'\r');
+            }
+            data.push(b'\n');
+        }
+        data.extend_from_slice(b"no newline");
+        for capacity in [1, 3, 8, 64, 1 << 20] {
+            let mut ours = BufReader::with_capacity(capacity, data.as_slice());
+            let mut theirs = BufReader::with_capacity(capacity, data.as_slice());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            loop {
+                a.clear();
+                b.clear();
+                let n = read_until_newline(&mut ours, &mut a).unwrap();
+                assert_eq!(n, theirs.read_until(b'\n', &mut b).unwrap());
+                assert_eq!(a, b);
+                if n == 0 {
+                    break;
+                }
+            }
+        }
     }
 }
