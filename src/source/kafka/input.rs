@@ -238,6 +238,8 @@ impl KafkaInput {
         let floor = self.floor.unwrap_or(0);
         let mut n = 0;
         let mut timeout = Duration::ZERO;
+        // One clock reading per poll batch, not per record.
+        let mut now = Instant::now();
         while n < max {
             let Some(result) = self.consumer.poll(timeout) else {
                 if n == 0 && timeout.is_zero() {
@@ -246,6 +248,10 @@ impl KafkaInput {
                 }
                 break;
             };
+            if !timeout.is_zero() {
+                // The batch waited for its first record.
+                now = Instant::now();
+            }
             timeout = Duration::ZERO;
             let msg = match result {
                 Ok(msg) => msg,
@@ -271,7 +277,7 @@ impl KafkaInput {
             }
             let payload = msg.payload().unwrap_or_default();
             self.bytes += payload.len() as u64;
-            part.record(msg.offset(), payload, &self.decoders, floor, batch);
+            part.record(msg.offset(), payload, &self.decoders, floor, batch, now);
             n += 1;
         }
         if n == 0 && self.bounded {

@@ -132,15 +132,24 @@ impl PartitionState {
         self.decider.watermark.end_tick()
     }
 
-    /// Decides the record at `offset` into `batch`, never below `floor`.
-    pub fn record(&mut self, offset: i64, payload: &[u8], decoders: &Decoders, floor: u64, batch: &mut InputBatch) {
+    /// Decides the record at `offset` into `batch`, never below `floor`; `now` is when the
+    /// batch of records it came with was polled (the partition's last activity).
+    pub fn record(
+        &mut self,
+        offset: i64,
+        payload: &[u8],
+        decoders: &Decoders,
+        floor: u64,
+        batch: &mut InputBatch,
+        now: Instant,
+    ) {
         let mut decoder = decoders.for_payload(payload);
         if decoder.format() == Format::ZeekTsv {
             let tsv = self.tsv.get_or_insert_with(|| decoder.clone());
             // A header message is not a record (one that cannot be used is rejected below).
             if tsv.is_header(payload) && tsv.header(payload).is_ok() {
                 self.next = offset + 1;
-                self.last_activity = Instant::now();
+                self.last_activity = now;
                 if self.decider.first_held().is_none() {
                     self.marks.note(offset, self.end_tick().unwrap_or(0));
                 }
@@ -153,7 +162,7 @@ impl PartitionState {
         self.decider
             .decide(&self.source, offset as u64, payload, decoder, true, batch);
         self.next = offset + 1;
-        self.last_activity = Instant::now();
+        self.last_activity = now;
         // Records held while warming up are retained from the first of them, with the tick
         // the partition reached once they were decided.
         if self.decider.first_held().is_none() {
@@ -187,13 +196,14 @@ mod tests {
             &decoders,
             0,
             &mut batch,
+            Instant::now(),
         );
         assert_eq!(p.commit_limit(100), 10, "held records are not committed past");
         for (i, offset) in (11..14).enumerate() {
-            p.record(offset, &line(ts + i as i64), &decoders, 0, &mut batch);
+            p.record(offset, &line(ts + i as i64), &decoders, 0, &mut batch, Instant::now());
         }
         assert!(batch.events.is_empty() && batch.rejects.is_empty());
-        p.record(14, &line(ts + 3), &decoders, 0, &mut batch);
+        p.record(14, &line(ts + 3), &decoders, 0, &mut batch, Instant::now());
         // ...once five are in, all are decided: four accepted, the one far ahead rejected.
         assert_eq!((batch.read, batch.accepted), (5, 4));
         assert_eq!(batch.rejects.len(), 1);
@@ -209,9 +219,9 @@ mod tests {
         assert_eq!(p.marks.commit_offset(0, 0, 15), 10);
         // A partition that ends (or idles) before five records decides what it holds.
         let mut q = PartitionState::new(&config, "t".into(), 1, 0, Some(2));
-        q.record(0, &line(ts), &decoders, 0, &mut batch);
+        q.record(0, &line(ts), &decoders, 0, &mut batch, Instant::now());
         assert_eq!(batch.read, 5);
-        q.flush(0, &mut batch);
+        q.flush(0, &mut batch, Instant::now());
         assert_eq!((batch.read, batch.accepted), (6, 5));
         assert_eq!(q.commit_limit(7), 7);
     }
@@ -229,6 +239,7 @@ mod tests {
             &decoders,
             0,
             &mut batch,
+            Instant::now(),
         );
         assert_eq!(batch.events.len(), 1);
         // Floor above the record's tick: late.
@@ -239,6 +250,7 @@ mod tests {
             &decoders,
             floor,
             &mut batch,
+            Instant::now(),
         );
         assert_eq!(batch.events.len(), 1);
         assert_eq!(batch.rejects.len(), 1);
@@ -248,7 +260,7 @@ mod tests {
         assert_eq!(batch.read, 2);
         assert_eq!(batch.accepted, 1);
         assert!(!p.exhausted());
-        p.record(2, b"{\"ts\":\"garbage\"}", &decoders, 0, &mut batch);
+        p.record(2, b"{\"ts\":\"garbage\"}", &decoders, 0, &mut batch, Instant::now());
         assert_eq!(batch.rejects.len(), 2);
         assert!(p.exhausted());
         assert!(p.beyond_end(3));
