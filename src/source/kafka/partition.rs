@@ -221,7 +221,7 @@ mod tests {
         let mut q = PartitionState::new(&config, "t".into(), 1, 0, Some(2));
         q.record(0, &line(ts), &decoders, 0, &mut batch, Instant::now());
         assert_eq!(batch.read, 5);
-        q.flush(0, &mut batch, Instant::now());
+        q.flush(0, &mut batch);
         assert_eq!((batch.read, batch.accepted), (6, 5));
         assert_eq!(q.commit_limit(7), 7);
     }
