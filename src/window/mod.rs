@@ -5,6 +5,7 @@
 //! Invariant: the operator's output, accumulated up to tick `T`, equals
 //! `{ (device, DeviceWindows(device, T)) }` as defined in `docs/semantics.md`.
 
+mod latest;
 mod obs;
 pub mod operator;
 mod prefetch;

@@ -25,9 +25,9 @@
 
 use std::collections::VecDeque;
 
-use foldhash::HashMap;
 use smallvec::SmallVec;
 
+use super::latest::LatestMap;
 use super::obs::{add, remove, Obs};
 use super::stats::WindowStats;
 
@@ -141,42 +141,8 @@ pub struct DeviceSlide {
     buckets: VecDeque<Bucket>,
     /// Latest tick of every destination (port) in some window, with the event that first
     /// had it at that tick.
-    dst_last: HashMap<u128, Latest>,
-    port_last: HashMap<u16, Latest>,
-}
-
-/// When a destination (port) was last seen: the tick, and the sequence number of the tick's
-/// first event with it.
-#[derive(Clone, Copy, Debug)]
-struct Latest {
-    tick: u64,
-    seq: u64,
-}
-
-/// Records that `key` is seen at `now` by event `seq`; returns the tick it was last seen
-/// before (`Some(now)`: already seen at `now`) and the event it was seen by then, when that
-/// event is now superseded (an earlier tick's).
-fn note_latest<K: std::hash::Hash + Eq>(
-    map: &mut HashMap<K, Latest>,
-    key: K,
-    now: u64,
-    seq: u64,
-) -> (Option<u64>, Option<u64>) {
-    use std::collections::hash_map::Entry;
-    match map.entry(key) {
-        Entry::Vacant(v) => {
-            v.insert(Latest { tick: now, seq });
-            (None, None)
-        }
-        Entry::Occupied(mut o) => {
-            let old = *o.get();
-            if old.tick == now {
-                return (Some(now), None);
-            }
-            o.insert(Latest { tick: now, seq });
-            (Some(old.tick), Some(old.seq))
-        }
-    }
+    dst_last: LatestMap<u128>,
+    port_last: LatestMap<u16>,
 }
 
 impl DeviceSlide {
@@ -211,8 +177,8 @@ impl DeviceSlide {
             stepped,
             step,
             buckets: VecDeque::new(),
-            dst_last: HashMap::default(),
-            port_last: HashMap::default(),
+            dst_last: LatestMap::default(),
+            port_last: LatestMap::default(),
         }
     }
 
@@ -249,13 +215,13 @@ impl DeviceSlide {
                 if obs.dst_first && !obs.dst_superseded && obs.dst() != 0 {
                     w.stats.distinct_dst -= 1;
                     if wi == forget {
-                        self.dst_last.remove(&obs.dst());
+                        self.dst_last.remove(obs.dst());
                     }
                 }
                 if obs.port_first && !obs.port_superseded && obs.port != 0 {
                     w.stats.distinct_ports -= 1;
                     if wi == forget {
-                        self.port_last.remove(&obs.port);
+                        self.port_last.remove(obs.port);
                     }
                 }
                 w.head += 1;
@@ -309,10 +275,10 @@ impl DeviceSlide {
         }
         let step = self.step;
         if dsts {
-            self.dst_last.retain(|_, l| l.tick / step >= first);
+            self.dst_last.retain(|l| l.tick / step >= first);
         }
         if ports {
-            self.port_last.retain(|_, l| l.tick / step >= first);
+            self.port_last.retain(|l| l.tick / step >= first);
         }
     }
 
@@ -321,12 +287,12 @@ impl DeviceSlide {
         let now = obs.tick;
         let seq = self.next_seq();
         let (dst_prev, dst_superseded) = if obs.dst() != 0 {
-            note_latest(&mut self.dst_last, obs.dst(), now, seq)
+            self.dst_last.note(obs.dst(), now, seq)
         } else {
             (Some(now), None)
         };
         let (port_prev, port_superseded) = if obs.port != 0 {
-            note_latest(&mut self.port_last, obs.port, now, seq)
+            self.port_last.note(obs.port, now, seq)
         } else {
             (Some(now), None)
         };
@@ -454,6 +420,17 @@ impl DeviceSlide {
             if let Some(front) = w.max_q.front() {
                 prefetch(front as *const (u64, i64));
             }
+        }
+    }
+
+    /// Asks for the memory where an event to `dst` and `port` will be looked up when it is
+    /// inserted (its slots in the destination and port tables).
+    pub fn prefetch_event(&self, dst: u128, port: u16) {
+        if dst != 0 {
+            self.dst_last.prefetch(dst);
+        }
+        if port != 0 {
+            self.port_last.prefetch(port);
         }
     }
 

@@ -53,6 +53,8 @@ pub(super) struct TickDevices {
     /// Per device: whether it has events, rejects or wake-ups at the tick (otherwise only
     /// its windows lose events).
     busy: Vec<bool>,
+    /// Per device, where its events start in `events` (one more entry: the end).
+    event_start: Vec<u32>,
     pos: usize,
     event_pos: usize,
     expire_pos: usize,
@@ -114,8 +116,18 @@ impl TickDevices {
                 busy.push(b);
             }
         }
+        let mut event_start = Vec::with_capacity(devices.len() + 1);
+        let mut e = 0;
+        for &slot in &devices {
+            while event_slots.get(e).is_some_and(|&s| s < slot) {
+                e += 1;
+            }
+            event_start.push(e as u32);
+        }
+        event_start.push(event_slots.len() as u32);
         TickDevices {
             detect,
+            event_start,
             event_slots,
             events,
             expiring,
@@ -137,6 +149,15 @@ impl TickDevices {
     pub fn upcoming(&self, ahead: usize) -> Option<(u32, bool)> {
         let k = self.pos + ahead;
         Some((*self.devices.get(k)?, self.busy[k]))
+    }
+
+    /// The events of the device `ahead` places after the next one (for prefetching).
+    pub fn upcoming_events(&self, ahead: usize) -> &[Event] {
+        let k = self.pos + ahead;
+        match (self.event_start.get(k), self.event_start.get(k + 1)) {
+            (Some(&a), Some(&b)) => &self.events[a as usize..b as usize],
+            _ => &[],
+        }
     }
 
     /// The next device and what it has to do at the tick; moves `pos` on.
@@ -219,6 +240,14 @@ mod tests {
             || {},
         );
         let mut seen = Vec::new();
+        let upcoming: Vec<Vec<i64>> = (0..7)
+            .map(|k| tick.upcoming_events(k).iter().map(|e| e.ts_ms).collect())
+            .collect();
+        assert_eq!(
+            upcoming,
+            [vec![10], vec![], vec![], vec![], vec![20, 30], vec![], vec![5]]
+        );
+        assert!(tick.upcoming_events(7).is_empty());
         let busy: Vec<(u32, bool)> = (0..7).map(|k| tick.upcoming(k).unwrap()).collect();
         assert_eq!(
             busy,

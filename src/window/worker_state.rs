@@ -304,7 +304,11 @@ impl WindowState {
             }
         }
         if let Some((i, busy)) = devices.upcoming(AHEAD / 2) {
-            self.slots[i as usize].slide.prefetch();
+            let slide = &self.slots[i as usize].slide;
+            slide.prefetch();
+            for event in devices.upcoming_events(AHEAD / 2) {
+                slide.prefetch_event(event.dst_ip.0, event.dst_port);
+            }
             self.states.prefetch_free(AHEAD / 2);
             if devices.detect {
                 for logic in self.logics.borrow().iter() {
