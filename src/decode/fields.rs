@@ -205,10 +205,16 @@ fn port(text: &str, field: &str) -> Result<u16, DecodeError> {
 #[inline]
 pub fn parse_ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
     match fast::dotted_quad(text.as_bytes()) {
-        // `Ip::from_addr` of the address: IPv4-mapped IPv6, `::ffff:a.b.c.d`.
-        Some(v4) => Ok(Ip(0xffff << 32 | u128::from(v4))),
+        Some(v4) => Ok(mapped_v4(v4)),
         None => ip(text, field),
     }
+}
+
+/// `Ip::from_addr` of an IPv4 address given as its big-endian bits: IPv4-mapped IPv6,
+/// `::ffff:a.b.c.d`.
+#[inline]
+fn mapped_v4(v4: u32) -> Ip {
+    Ip(0xffff << 32 | u128::from(v4))
 }
 
 /// [`parse_ip`] in general.
@@ -218,8 +224,7 @@ fn ip(text: &str, field: &str) -> Result<Ip, DecodeError> {
         return Ok(Ip(0));
     }
     if let Some(v4) = fast::dotted_quad(t.as_bytes()) {
-        // `Ip::from_addr` of the address: IPv4-mapped IPv6, `::ffff:a.b.c.d`.
-        return Ok(Ip(0xffff << 32 | u128::from(v4)));
+        return Ok(mapped_v4(v4));
     }
     t.parse::<std::net::IpAddr>().map(Ip::from_addr).map_err(|_| {
         DecodeError::new(

@@ -158,9 +158,17 @@ struct HostedLogic<L: DeviceLogic> {
     scores: Vec<EventScore>,
 }
 
+impl<L: DeviceLogic> HostedLogic<L> {
+    /// Whether a device may have inputs for the logic at a tick (`busy`: it has events,
+    /// rejects or a wake-up there; otherwise only its state changed).
+    fn stepped(busy: bool) -> bool {
+        busy || L::READS_STATE
+    }
+}
+
 impl<L: DeviceLogic> Hosted for HostedLogic<L> {
     fn prefetch(&self, slot: u32, busy: bool) {
-        if !(busy || L::READS_STATE) {
+        if !Self::stepped(busy) {
             return;
         }
         if let Some(s) = self.slots.get(slot as usize) {
@@ -170,7 +178,7 @@ impl<L: DeviceLogic> Hosted for HostedLogic<L> {
     }
 
     fn prefetch_state(&self, slot: u32, busy: bool) {
-        if !(busy || L::READS_STATE) {
+        if !Self::stepped(busy) {
             return;
         }
         if let Some(Some(s)) = self.slots.get(slot as usize) {

@@ -91,7 +91,7 @@ impl<K: Key> LatestMap<K> {
     pub fn note(&mut self, key: K, now: u64, seq: u64) -> (Option<u64>, Option<u64>) {
         debug_assert!(key != K::default(), "zero keys are not stored");
         if (self.len + 1) * 4 > self.slots.len() * 3 {
-            self.resize((self.len + 1).max(4) * 2);
+            self.resize((self.len + 1) * 2);
         }
         let mask = self.slots.len() - 1;
         let mut i = self.home(key);
@@ -140,20 +140,20 @@ impl<K: Key> LatestMap<K> {
 
     /// Keeps only the keys whose latest sighting satisfies `keep`.
     pub fn retain(&mut self, keep: impl Fn(&Latest) -> bool) {
-        let before = self.len;
         let kept: Vec<(K, Latest)> = self
             .slots
             .iter()
             .filter(|(k, l)| *k != K::default() && keep(l))
             .copied()
             .collect();
-        if kept.len() == before {
+        if kept.len() == self.len {
             return;
         }
+        // Rebuilt at the size the kept keys need (an emptied table gives its memory back).
+        self.slots = Vec::new();
         self.len = 0;
-        self.slots.clear();
         if !kept.is_empty() {
-            self.resize((kept.len().max(4) * 2).next_power_of_two());
+            self.resize(kept.len() * 2);
         }
         for (k, l) in kept {
             self.insert_new(k, l);

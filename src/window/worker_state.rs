@@ -167,17 +167,16 @@ impl WindowState {
         i
     }
 
-    /// Applies device `i`'s expiries up to `now`, once per tick; true the first time.
-    fn expire_to(&mut self, i: u32, now: u64) -> bool {
+    /// Applies device `i`'s expiries up to `now`, once per tick.
+    fn expire_to(&mut self, i: u32, now: u64) {
         let slot = &mut self.slots[i as usize];
         if slot.processed == now {
-            return false;
+            return;
         }
         let before = slot.slide.held();
         slot.slide.advance_to(now);
         self.held -= before - slot.slide.held();
         slot.processed = now;
-        true
     }
 
     /// Works on tick `now` (the earliest with work, see [`WindowState::next_tick`]): one
