@@ -309,7 +309,7 @@ fn build_main_dataflow(
                 read.extend(
                     batch
                         .iter()
-                        .map(|((d, s), t, r)| ((d.clone(), states.snapshot(*s)), *t, *r)),
+                        .map(|((d, s), t, r)| ((states.device_name(*d), states.snapshot(*s)), *t, *r)),
                 );
                 change_sink.borrow_mut().changes(&read);
                 read.clear();

@@ -5,13 +5,16 @@
 //! geometric ladder as they arrive, because in general updates trickle in for times far
 //! apart and a batch is sealed rarely. Here every update arrives at a tick the window
 //! operator is finishing, and the arrangement's frontier passes it within an activation or
-//! two: the pending updates are few ticks' worth, sealed soon. So they are only appended as
-//! they come, and sorted once, when sealed — one `sort_unstable` of small tuples (a device
-//! name and an 8-byte handle) instead of a sort per container plus the ladder's merges.
+//! two: the pending updates are few ticks' worth, sealed soon. And the window operator emits
+//! each tick's changes already sorted by `(device key, handle)` (it visits a tick's devices
+//! in key order). So updates are only appended as they come and, when sealed, put in order by
+//! one stable sort that finds those sorted runs and merges them (one run per tick; none to
+//! merge when one tick is sealed, the usual case) — integer compares, nothing else touched.
 //!
 //! Invariant: a sealed batch holds exactly the pending updates at times not beyond `upper`,
 //! sorted by `(device, state, time)` and consolidated (no two equal triples, no zero diff);
-//! the rest stay pending, and the reported frontier is the least of their times.
+//! the rest stay pending, and the reported frontier is the least of their times. (Sorted input
+//! makes it fast, not correct: any order is sealed the same.)
 
 use differential_dataflow::batcher::merge::Sealer;
 use differential_dataflow::batcher::{Batcher, Extract};
@@ -20,11 +23,10 @@ use differential_dataflow::trace::implementations::ord_neu::OrdValBatch;
 use differential_dataflow::trace::implementations::{ValBuilder, Vector};
 use timely::progress::frontier::{Antichain, AntichainRef};
 
-use crate::event::DeviceId;
-use crate::window::StateRef;
+use crate::window::{DeviceKey, StateRef};
 
 /// One update of the features collection.
-type Update = ((DeviceId, StateRef), u64, isize);
+type Update = ((DeviceKey, StateRef), u64, isize);
 
 /// Collects the features collection's updates and seals them into batches (see the module
 /// documentation).
@@ -61,7 +63,7 @@ impl Extract for ChangeBatcher {
             Some(u) if self.pending.iter().any(|update| update.1 >= u) => self.pending.retain(|update| {
                 let take = update.1 < u;
                 if take {
-                    ready.push(update.clone());
+                    ready.push(*update);
                 }
                 !take
             }),
@@ -74,7 +76,8 @@ impl Extract for ChangeBatcher {
         if ready.is_empty() {
             return (None, self.frontier.borrow());
         }
-        sort(&mut ready);
+        // Stable: it merges the sorted runs it finds (see the module documentation).
+        ready.sort_by_key(|update| (update.0, update.1));
         // Consolidate: equal `(device, state, time)` summed, zeros dropped.
         let mut kept = 0;
         for i in 0..ready.len() {
@@ -96,37 +99,9 @@ impl Extract for ChangeBatcher {
             return (None, self.frontier.borrow());
         }
         let mut chain = vec![ready];
-        let batch = <ValBuilder<DeviceId, StateRef, u64, isize> as Sealer<Vec<Update>>>::seal(&mut chain);
+        let batch = <ValBuilder<DeviceKey, StateRef, u64, isize> as Sealer<Vec<Update>>>::seal(&mut chain);
         (batch, self.frontier.borrow())
     }
-}
-
-/// The first 16 bytes of `name`, zero-padded, as a big-endian integer: ordered as the names
-/// are wherever two differ (a name that is a prefix of another pads with zeros, which are
-/// less than or equal to any byte), equal only if their first 16 bytes, padded, are.
-fn prefix(name: &[u8]) -> u128 {
-    let mut bytes = [0u8; 16];
-    let n = name.len().min(16);
-    bytes[..n].copy_from_slice(&name[..n]);
-    u128::from_be_bytes(bytes)
-}
-
-/// Sorts `updates` by `(device, state, time)`: by the devices' name prefixes, read once per
-/// update, and whole names, states and times only between equal prefixes.
-fn sort(updates: &mut Vec<Update>) {
-    let mut order: Vec<(u128, u32)> = updates
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (prefix(u.0 .0.as_bytes()), i as u32))
-        .collect();
-    order.sort_unstable_by(|x, y| {
-        x.0.cmp(&y.0).then_with(|| {
-            let (a, b) = (&updates[x.1 as usize], &updates[y.1 as usize]);
-            (&a.0, a.1).cmp(&(&b.0, b.1))
-        })
-    });
-    let sorted: Vec<Update> = order.iter().map(|&(_, i)| updates[i as usize].clone()).collect();
-    *updates = sorted;
 }
 
 #[cfg(test)]
@@ -137,12 +112,12 @@ mod tests {
     use differential_dataflow::trace::Navigable;
 
     /// Every `(device, state, time, diff)` of a sealed batch, in its order.
-    fn contents(batch: &OrdValBatch<Vector<Update>>) -> Vec<(DeviceId, StateRef, u64, isize)> {
+    fn contents(batch: &OrdValBatch<Vector<Update>>) -> Vec<(DeviceKey, StateRef, u64, isize)> {
         let mut out = Vec::new();
         let mut cursor = batch.cursor();
         while let Some(key) = cursor.get_key(batch) {
             while let Some(val) = cursor.get_val(batch) {
-                cursor.map_times(batch, |t, d| out.push((key.clone(), *val, *t, *d)));
+                cursor.map_times(batch, |t, d| out.push((*key, *val, *t, *d)));
                 cursor.step_val(batch);
             }
             cursor.step_key(batch);
@@ -150,50 +125,54 @@ mod tests {
         out
     }
 
+    /// The batch of `updates` computed another way: a `BTreeMap` summing the diffs.
+    fn reference(updates: &[Update]) -> Vec<(DeviceKey, StateRef, u64, isize)> {
+        let mut sums = std::collections::BTreeMap::new();
+        for ((k, s), t, r) in updates {
+            *sums.entry((*k, *s, *t)).or_insert(0isize) += r;
+        }
+        sums.into_iter()
+            .filter(|(_, r)| *r != 0)
+            .map(|((k, s, t), r)| (k, s, t, r))
+            .collect()
+    }
+
     #[test]
-    fn name_prefixes_order_as_names_do() {
-        let names = [
-            "",
-            "a",
-            "a\0",
-            "a\0\x01",
-            "ab",
-            "abcdefghijklmnop",
-            "abcdefghijklmnopq",
-            "abcdefghijklmnopr",
-            "b",
-            "\u{ff}",
-            "vm-000123",
-            "vm-0001230",
-            "ip-10-0-1-23.ec2.internal",
-            "ip-10-0-1-23.ec2.internal2",
-        ];
-        for a in names {
-            for b in names {
-                let (pa, pb) = (prefix(a.as_bytes()), prefix(b.as_bytes()));
-                if pa != pb {
-                    assert_eq!(pa.cmp(&pb), a.cmp(b), "{a:?} vs {b:?}");
-                }
-            }
-        }
-        // And the whole sort against a plain one, over names sharing long prefixes.
+    fn seals_runs_and_any_order_alike() {
         let store = StateStore::new();
-        let mut updates: Vec<Update> = Vec::new();
+        let states: Vec<StateRef> = (0..64).map(|_| store.insert(DeviceWindows::default())).collect();
         let mut rng = 7u64;
-        for i in 0..2_000u64 {
+        let mut next = |n: u64| {
             rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let name = format!("host-{:03}.example.internal{}", rng >> 61, (rng >> 40) % 3);
-            let state = store.insert(DeviceWindows::default());
-            updates.push((
-                (DeviceId::from(name.as_str()), state),
-                (rng >> 20) % 5,
-                if i % 2 == 0 { 1 } else { -1 },
-            ));
+            (rng >> 33) % n
+        };
+        // Three ticks' sorted runs, as the window operator emits them, then the same
+        // updates shuffled: both seal to the reference.
+        let mut runs: Vec<Update> = Vec::new();
+        for tick in 0..3u64 {
+            let mut run: Vec<Update> = (0..200)
+                .map(|_| {
+                    let key = DeviceKey(next(40) as u32);
+                    let state = states[next(64) as usize];
+                    ((key, state), tick, if next(2) == 0 { 1 } else { -1 })
+                })
+                .collect();
+            run.sort();
+            runs.extend(run);
         }
-        let mut plain = updates.clone();
-        plain.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        sort(&mut updates);
-        assert_eq!(updates, plain);
+        let mut shuffled = runs.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, next(i as u64 + 1) as usize);
+        }
+        for input in [runs.clone(), shuffled] {
+            let mut b = ChangeBatcher::new(None, 0);
+            let (mut first, mut second) = (input[..250].to_vec(), input[250..].to_vec());
+            b.insert(&mut first);
+            b.insert(&mut second);
+            let (batch, frontier) = b.extract(Antichain::new().borrow());
+            assert!(frontier.is_empty());
+            assert_eq!(contents(&batch.expect("a batch")), reference(&runs));
+        }
     }
 
     #[test]
@@ -207,30 +186,23 @@ mod tests {
                 })
             })
             .collect();
-        let d = |n: &str| DeviceId::from(n);
+        let (a, b_, c) = (DeviceKey(0), DeviceKey(1), DeviceKey(2));
         let mut b = ChangeBatcher::new(None, 0);
         b.insert(&mut vec![
-            ((d("b"), s[1]), 3, 1),
-            ((d("a"), s[0]), 3, 1),
-            ((d("c"), s[2]), 5, 1),
-            ((d("a"), s[3]), 4, 1),
+            ((b_, s[1]), 3, 1),
+            ((a, s[0]), 3, 1),
+            ((c, s[2]), 5, 1),
+            ((a, s[3]), 4, 1),
         ]);
-        b.insert(&mut vec![
-            ((d("a"), s[0]), 4, -1),
-            ((d("b"), s[1]), 3, -1),
-            ((d("a"), s[0]), 3, 1),
-        ]);
+        b.insert(&mut vec![((a, s[0]), 4, -1), ((b_, s[1]), 3, -1), ((a, s[0]), 3, 1)]);
         let (batch, frontier) = b.extract(Antichain::from_elem(5).borrow());
         assert_eq!(frontier.to_vec(), vec![5], "the update at 5 stays");
         let got = contents(&batch.expect("a batch"));
-        // `b` inserted and retracted at 3: gone. `a`'s two insertions at 3: summed.
-        assert_eq!(
-            got,
-            vec![(d("a"), s[0], 3, 2), (d("a"), s[0], 4, -1), (d("a"), s[3], 4, 1)]
-        );
+        // `b_` inserted and retracted at 3: gone. `a`'s two insertions at 3: summed.
+        assert_eq!(got, vec![(a, s[0], 3, 2), (a, s[0], 4, -1), (a, s[3], 4, 1)]);
         let (batch, frontier) = b.extract(Antichain::new().borrow());
         assert!(frontier.is_empty());
-        assert_eq!(contents(&batch.expect("a batch")), vec![(d("c"), s[2], 5, 1)]);
+        assert_eq!(contents(&batch.expect("a batch")), vec![(c, s[2], 5, 1)]);
         let (batch, _) = b.extract(Antichain::new().borrow());
         assert!(batch.is_none(), "nothing left");
     }

@@ -1,6 +1,7 @@
 //! The feature store: the arrangement of `(device, DeviceWindows)` keyed by device, read
-//! point-in-time, with its compaction managed in one place. The arrangement holds handles
-//! into the worker's [`StateStore`]; the store's [`Hold`] follows the compaction here.
+//! point-in-time, with its compaction managed in one place. The arrangement holds the
+//! worker's device keys and handles into the worker's [`StateStore`] (which gives the names
+//! and the states back); the store's [`Hold`] follows the compaction here.
 //!
 //! Invariants: a [`FeatureStore`] never lets compaction pass a time it may still be asked
 //! about — the logical compaction frontier trails the completed frontier by one tick (so
@@ -18,20 +19,20 @@ use std::rc::Rc;
 
 use crate::event::DeviceId;
 use crate::pause;
-use crate::window::{DeviceState, Hold, StateRef, StateStore};
+use crate::window::{DeviceKey, DeviceState, Hold, StateRef, StateStore};
 
 mod batcher;
 pub mod scan;
 
-/// The arranged window statistics (the feature store's storage): handles into the worker's
-/// [`StateStore`].
-pub type FeatureTrace = TraceAgent<ValSpine<DeviceId, StateRef, u64, isize>>;
+/// The arranged window statistics (the feature store's storage): device keys and handles
+/// into the worker's [`StateStore`].
+pub type FeatureTrace = TraceAgent<ValSpine<DeviceKey, StateRef, u64, isize>>;
 
 /// Arranges the window-stats changes of one worker by device, in place: the changes are
 /// made on the worker that owns the device and carry handles into its store, so they are
 /// never exchanged.
 pub fn arrange<'s>(
-    changes: timely::dataflow::StreamVec<'s, u64, ((DeviceId, StateRef), u64, isize)>,
+    changes: timely::dataflow::StreamVec<'s, u64, ((DeviceKey, StateRef), u64, isize)>,
 ) -> differential_dataflow::operators::arrange::Arranged<'s, FeatureTrace> {
     use differential_dataflow::operators::arrange::arrangement::arrange_core;
     arrange_core::<_, _, batcher::ChangeBatcher, _>(
@@ -84,7 +85,8 @@ impl FeatureStore {
         }
     }
 
-    /// This worker's devices and their state as of `tick` (which must be complete).
+    /// This worker's devices and their state as of `tick` (which must be complete), in name
+    /// order.
     pub fn read_at(&mut self, tick: u64) -> Vec<(DeviceId, DeviceState)> {
         let mut out = Vec::new();
         // All batches (an empty upper is always a clean cut); later times are filtered out.
@@ -105,12 +107,14 @@ impl FeatureStore {
                     }
                 });
                 if count > 0 {
-                    out.push((key.clone(), self.states.snapshot(*val)));
+                    out.push((self.states.device_name(*key), self.states.snapshot(*val)));
                 }
                 cursor.step_val(&storage);
             }
             cursor.step_key(&storage);
         }
+        // Keys follow the order of arrival on this worker: names are the order readers see.
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
     }
 

@@ -9,7 +9,8 @@
 //! states share one while both are in the store. Only live states are looked up.
 //!
 //! Invariant: the states visited are exactly those a merged cursor accumulating counts at
-//! times `<= at` finds with a positive count — at most one per device.
+//! times `<= at` finds with a positive count — at most one per device — each with its
+//! device's name (the trace's keys are the worker's device keys).
 
 use differential_dataflow::trace::cursor::{Cursor, Navigable};
 use differential_dataflow::trace::TraceReader;
@@ -18,7 +19,7 @@ use timely::progress::frontier::Antichain;
 use super::FeatureTrace;
 use crate::event::DeviceId;
 use crate::pause;
-use crate::window::{DeviceWindows, StateRef, StateStore};
+use crate::window::{DeviceKey, DeviceWindows, StateRef, StateStore};
 
 /// Calls `visit` with every device's state at `at` in `trace`, in no particular order.
 pub fn for_each_live(
@@ -27,20 +28,26 @@ pub fn for_each_live(
     at: u64,
     mut visit: impl FnMut(&DeviceId, StateRef, &DeviceWindows),
 ) {
-    live_states(trace, at, |live| {
+    live_states(trace, states, at, |live| {
         for &(device, state) in live {
             visit(device, state, &states.get(state));
         }
     });
 }
 
-/// Calls `read` once with every device's state handle at `at` in `trace`, in no particular
-/// order (nothing when the trace cannot be read).
-pub fn live_states(trace: &mut FeatureTrace, at: u64, read: impl FnOnce(&[(&DeviceId, StateRef)])) {
+/// Calls `read` once with every device's state handle at `at` in `trace` (the names from
+/// `states`), in no particular order (nothing when the trace cannot be read). `read` must not
+/// add devices to `states`.
+pub fn live_states(
+    trace: &mut FeatureTrace,
+    states: &StateStore,
+    at: u64,
+    read: impl FnOnce(&[(&DeviceId, StateRef)]),
+) {
     let Some(batches) = trace.batches_through(Antichain::new().borrow()) else {
         return;
     };
-    let mut entries: Vec<(StateRef, &DeviceId, isize)> = Vec::new();
+    let mut entries: Vec<(StateRef, DeviceKey, isize)> = Vec::new();
     let mut seen = 0usize;
     for batch in &batches {
         let mut cursor = batch.cursor();
@@ -53,7 +60,7 @@ pub fn live_states(trace: &mut FeatureTrace, at: u64, read: impl FnOnce(&[(&Devi
                     }
                 });
                 if count != 0 {
-                    entries.push((*val, key, count));
+                    entries.push((*val, *key, count));
                 }
                 // A long read: the worker's waiting point queries are answered meanwhile.
                 pause::every(seen, pause::every::ENTRIES);
@@ -64,6 +71,7 @@ pub fn live_states(trace: &mut FeatureTrace, at: u64, read: impl FnOnce(&[(&Devi
         }
     }
     entries.sort_unstable_by_key(|e| e.0);
+    let keys = states.keys();
     let mut live: Vec<(&DeviceId, StateRef)> = Vec::with_capacity(entries.len());
     let mut i = 0;
     while i < entries.len() {
@@ -75,7 +83,7 @@ pub fn live_states(trace: &mut FeatureTrace, at: u64, read: impl FnOnce(&[(&Devi
         }
         debug_assert!(count == 0 || count == 1, "a state is in the collection at most once");
         if count > 0 {
-            live.push((device, state));
+            live.push((keys.name(device), state));
         }
     }
     read(&live);

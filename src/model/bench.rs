@@ -20,7 +20,7 @@ use super::{train, Frontier, ModelError, TrainingSet};
 use crate::config::Config;
 use crate::event::DeviceId;
 use crate::features::FeatureLayout;
-use crate::window::{DeviceState, DeviceWindows, StateRef, StateStore};
+use crate::window::{DeviceKey, DeviceState, DeviceWindows, StateRef, StateStore};
 
 /// What the benchmark reports.
 #[derive(Clone, Debug, Serialize)]
@@ -94,7 +94,7 @@ pub fn run(devices: usize, config: &Config) -> Result<TrainBench, ModelError> {
                 .or_insert_with(|| store.insert(DeviceWindows::clone(s)))
         };
         let (mut state_in, mut model_in) = worker.dataflow::<u64, _, _>(|scope| {
-            let (state_in, states) = scope.new_collection::<(DeviceId, StateRef), isize>();
+            let (state_in, states) = scope.new_collection::<(DeviceKey, StateRef), isize>();
             let (model_in, models) = scope.new_collection();
             score_devices(
                 crate::feature_store::arrange(states.inner),
@@ -114,8 +114,9 @@ pub fn run(devices: usize, config: &Config) -> Result<TrainBench, ModelError> {
             }
         };
         let t0 = Instant::now();
+        let key = |d: &DeviceId| store.keys_mut().key_or_insert(d).0;
         for (d, s) in states {
-            state_in.insert((d, handle(&s)));
+            state_in.insert((key(&d), handle(&s)));
         }
         model_in.insert(v1.clone());
         state_in.advance_to(1);
@@ -137,8 +138,8 @@ pub fn run(devices: usize, config: &Config) -> Result<TrainBench, ModelError> {
         updates.set(0);
         let t2 = Instant::now();
         for (d, old, new) in changed {
-            state_in.remove((d.clone(), handle(&old)));
-            state_in.insert((d, handle(&new)));
+            state_in.remove((key(&d), handle(&old)));
+            state_in.insert((key(&d), handle(&new)));
         }
         state_in.advance_to(3);
         model_in.advance_to(3);

@@ -88,15 +88,23 @@ type TickChanges = (Vec<((DeviceId, StateRef), isize)>, Vec<(Model, isize)>);
 /// A span of the features arrangement's batches.
 type FeatureSpan = SpanOf<FeatureTrace>;
 
-/// Calls `each(time, (device, state), diff)` for every update of `span` later than `after`.
-fn walk(span: &FeatureSpan, after: Option<u64>, mut each: impl FnMut(u64, (DeviceId, StateRef), isize)) {
+/// Calls `each(time, (device, state), diff)` for every update of `span` later than `after`
+/// (the device's name from `states`: the span is keyed by the worker's device keys).
+fn walk(
+    span: &FeatureSpan,
+    states: &StateStore,
+    after: Option<u64>,
+    mut each: impl FnMut(u64, (DeviceId, StateRef), isize),
+) {
     let Some(batch) = &span.inner else { return };
+    let keys = states.keys();
     let mut cursor = batch.cursor();
     while let Some(key) = cursor.get_key(batch) {
+        let name = keys.name(*key);
         while let Some(val) = cursor.get_val(batch) {
             cursor.map_times(batch, |t, d| {
                 if after.is_none_or(|a| *t > a) {
-                    each(*t, (key.clone(), *val), *d);
+                    each(*t, (name.clone(), *val), *d);
                 }
             });
             cursor.step_val(batch);
@@ -136,7 +144,9 @@ pub fn score_devices<'s>(
                         for span in spans.drain(..).filter(|s| s.inner.is_some()) {
                             if current.is_some() {
                                 buffer.stamp(&time);
-                                walk(&span, None, |t, change, diff| buffer.at(t).0.push((change, diff)));
+                                walk(&span, &states, None, |t, change, diff| {
+                                    buffer.at(t).0.push((change, diff))
+                                });
                             } else {
                                 unread.push(span);
                             }
@@ -192,7 +202,7 @@ pub fn score_devices<'s>(
                         // Every device again: its state at `t` from the trace (which holds
                         // every batch through `t`: the frontier of its batches passed `t`).
                         if current.is_some() {
-                            crate::feature_store::scan::live_states(&mut trace, t, |live| {
+                            crate::feature_store::scan::live_states(&mut trace, &states, t, |live| {
                                 for &(device, state) in live {
                                     touched.insert(device.clone(), Some(state));
                                 }
@@ -204,7 +214,9 @@ pub fn score_devices<'s>(
                         // Batches not read while there was no model: their later updates
                         // come at their own ticks.
                         for span in unread.drain(..) {
-                            walk(&span, Some(t), |at, change, diff| buffer.at(at).0.push((change, diff)));
+                            walk(&span, &states, Some(t), |at, change, diff| {
+                                buffer.at(at).0.push((change, diff))
+                            });
                         }
                         tracing::debug!(
                             tick = t,
@@ -284,6 +296,7 @@ mod tests {
     use crate::config::Config;
     use crate::model::synth::fleet;
     use crate::model::{train, Frontier, TrainingSet};
+    use crate::window::DeviceKey;
     use crate::window::DeviceState;
 
     type Output = Vec<((DeviceId, DeviceScore), u64, isize)>;
@@ -398,7 +411,7 @@ mod tests {
                     .or_insert_with(|| store.insert(DeviceWindows::clone(s)))
             };
             let (mut state_in, mut model_in) = worker.dataflow::<u64, _, _>(|scope| {
-                let (state_in, states) = scope.new_collection::<(DeviceId, StateRef), isize>();
+                let (state_in, states) = scope.new_collection::<(DeviceKey, StateRef), isize>();
                 let (model_in, models) = scope.new_collection();
                 score_devices(
                     crate::feature_store::arrange(states.inner),
@@ -415,11 +428,12 @@ mod tests {
             let mut model_now: Option<Model> = None;
             for (tick, (changes, m)) in script.ticks.iter().enumerate() {
                 for (d, old, new) in changes {
+                    let key = store.keys_mut().key_or_insert(d).0;
                     if let Some(old) = old {
-                        state_in.remove((d.clone(), handle(old)));
+                        state_in.remove((key, handle(old)));
                     }
                     if let Some(new) = new {
-                        state_in.insert((d.clone(), handle(new)));
+                        state_in.insert((key, handle(new)));
                     }
                 }
                 if let Some(m) = m {

@@ -289,10 +289,11 @@ impl WorkerSink for KafkaSink {
             }
             self.period = Some(period);
             let windows = store.get(*state);
-            match self.pending.get_mut(device) {
+            let device = store.device_name(*device);
+            match self.pending.get_mut(&device) {
                 Some(kept) => kept.clone_from(&windows),
                 None => {
-                    self.pending.insert(device.clone(), windows.clone());
+                    self.pending.insert(device, windows.clone());
                 }
             }
         }

@@ -49,7 +49,7 @@ pub struct QueryTraces {
 /// only `key`'s when one is given.
 macro_rules! scan {
     ($trace:expr, $key:expr, $at:expr, |$k:ident, $v:ident| $body:block) => {{
-        let only: Option<&DeviceId> = $key;
+        let only = $key;
         let at: u64 = $at;
         let mut seen = 0usize;
         if let Some(batches) = $trace.batches_through(Antichain::new().borrow()) {
@@ -114,9 +114,12 @@ impl Reader {
             Query::Device { device } => {
                 let mut state = None;
                 let states = &self.states;
-                scan!(self.features, Some(device), at, |_k, v| {
-                    state = Some(Box::new(crate::window::DeviceWindows::clone(&states.get(*v))));
-                });
+                // The features trace is keyed by the worker's device keys (none: never seen).
+                if let Some(key) = states.keys().key(device) {
+                    scan!(self.features, Some(&key), at, |_k, v| {
+                        state = Some(Box::new(crate::window::DeviceWindows::clone(&states.get(*v))));
+                    });
+                }
                 let mut anomalies = Vec::new();
                 scan!(self.anomalies, Some(device), at, |_k, v| {
                     anomalies.push(v.clone());
@@ -148,9 +151,11 @@ impl Reader {
                 limit,
             } => {
                 let mut known = false;
-                scan!(self.features, Some(device), at, |_k, _v| {
-                    known = true;
-                });
+                if let Some(key) = self.states.keys().key(device) {
+                    scan!(self.features, Some(&key), at, |_k, _v| {
+                        known = true;
+                    });
+                }
                 let mut rows: Vec<WindowRow> = Vec::new();
                 if let Some(history) = self.history.as_mut() {
                     scan!(history, Some(device), at, |_k, row| {
@@ -194,7 +199,7 @@ impl Reader {
                 let mut heap: BinaryHeap<std::cmp::Reverse<Ranked>> = BinaryHeap::new();
                 let layout = &self.layout;
                 let store = &self.states;
-                crate::feature_store::scan::live_states(&mut self.features, at, |live| {
+                crate::feature_store::scan::live_states(&mut self.features, store, at, |live| {
                     let mut values = Vec::with_capacity(live.len());
                     for chunk in live.chunks(crate::pause::every::ENTRIES) {
                         let held: Vec<_> = chunk.iter().map(|(_, s)| store.get(*s)).collect();

@@ -1,10 +1,12 @@
 //! Per-device windows: the statistics record, the sliding-window state of one device, the
 //! timely operator that maintains them for every device as the frontier advances, and the
-//! worker's store of the states it emits (the `features` arrangement holds handles into it).
+//! worker's store of the states it emits (the `features` arrangement holds handles into it,
+//! keyed by the worker's integer device keys).
 //!
 //! Invariant: the operator's output, accumulated up to tick `T`, equals
 //! `{ (device, DeviceWindows(device, T)) }` as defined in `docs/semantics.md`.
 
+pub mod device_keys;
 mod latest;
 mod obs;
 pub mod operator;
@@ -15,6 +17,7 @@ pub mod stats;
 mod tick_devices;
 mod worker_state;
 
+pub use device_keys::{DeviceKey, DeviceKeys};
 pub use prefetch::{prefetch, prefetch_ends, prefetch_value};
 pub use state_store::{Hold, StateRef, StateStore};
 pub use stats::{DeviceState, DeviceWindows, WindowRow, WindowStats};

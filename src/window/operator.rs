@@ -31,6 +31,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 
+use super::device_keys::DeviceKey;
 use super::state_store::{StateRef, StateStore};
 use super::stats::WindowRow;
 use super::worker_state::WindowState;
@@ -39,9 +40,10 @@ use crate::detect::anomaly::{Anomaly, EventScore};
 use crate::detect::keyed::{HostedLogics, PerDevice};
 use crate::event::{DeviceId, Event};
 
-/// A change of the window-stats collection: `((device, state), tick, diff)`, the state a
-/// handle into the worker's [`StateStore`].
-pub type WindowChange = ((DeviceId, StateRef), u64, isize);
+/// A change of the window-stats collection: `((device, state), tick, diff)`, the device its
+/// key on the worker and the state a handle into the worker's [`StateStore`] (which keeps
+/// both).
+pub type WindowChange = ((DeviceKey, StateRef), u64, isize);
 
 /// A change of the window-stats collection with its state read out of the store (what the
 /// sinks are handed).

@@ -16,12 +16,17 @@
 //! hold registered nothing is freed; holds only move forward. The store is per worker
 //! (`Rc`, not `Send`): handles never leave the worker that made them (the arrangement is not
 //! exchanged).
+//!
+//! The store also keeps the worker's [`DeviceKeys`] (the arrangement's keys and their names),
+//! which every reader of the handles needs too.
 
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
+use super::device_keys::{DeviceKey, DeviceKeys};
 use super::stats::{DeviceState, DeviceWindows};
+use crate::event::DeviceId;
 
 /// A state in a worker's [`StateStore`]: its slot and the slot's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -87,6 +92,7 @@ struct Inner {
 #[derive(Default)]
 pub struct StateStore {
     inner: RefCell<Inner>,
+    keys: RefCell<DeviceKeys>,
 }
 
 /// A reader's promise to the store: from now on it reads at ticks `>=` the hold only (see
@@ -173,6 +179,21 @@ impl StateStore {
         if let Some(&index) = inner.free.len().checked_sub(ahead + 1).and_then(|k| inner.free.get(k)) {
             super::prefetch_value(inner.slots.at(index) as *const Slot);
         }
+    }
+
+    /// The worker's device keys.
+    pub fn keys(&self) -> Ref<'_, DeviceKeys> {
+        self.keys.borrow()
+    }
+
+    /// The worker's device keys, to add to (the window operator's).
+    pub fn keys_mut(&self) -> RefMut<'_, DeviceKeys> {
+        self.keys.borrow_mut()
+    }
+
+    /// The name of device `key` (a copy: names are short and inline).
+    pub fn device_name(&self, key: DeviceKey) -> DeviceId {
+        self.keys.borrow().name(key).clone()
     }
 
     /// A new hold, at tick 0 until advanced.

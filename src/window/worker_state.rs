@@ -14,8 +14,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-use foldhash::HashMap;
-
+use super::device_keys::DeviceKey;
 use super::obs::Obs;
 use super::operator::{WindowChange, WindowSpec};
 use super::sliding::DeviceSlide;
@@ -72,7 +71,7 @@ pub(super) struct WindowState {
     pub(super) spec: WindowSpec,
     /// Where the emitted states are kept (the collection carries handles).
     pub(super) states: Rc<StateStore>,
-    index: HashMap<DeviceId, u32>,
+    /// By device key (the store's [`super::DeviceKeys`] give a device its key).
     slots: Vec<DeviceSlot>,
     /// Events not yet processed, by tick.
     pub(super) pending: BTreeMap<u64, Vec<Event>>,
@@ -102,7 +101,6 @@ impl WindowState {
         WindowState {
             spec,
             states,
-            index: HashMap::default(),
             slots: Vec::new(),
             pending: BTreeMap::new(),
             wakeups: BTreeMap::new(),
@@ -150,10 +148,11 @@ impl WindowState {
     }
 
     fn slot_for(&mut self, name: &DeviceId) -> u32 {
-        if let Some(&i) = self.index.get(name) {
+        let (DeviceKey(i), new) = self.states.keys_mut().key_or_insert(name);
+        if !new {
             return i;
         }
-        let i = self.slots.len() as u32;
+        debug_assert_eq!(i as usize, self.slots.len(), "keys are slots");
         self.slots.push(DeviceSlot {
             name: name.clone(),
             slide: DeviceSlide::new(&self.spec.lens, &self.spec.steps),
@@ -163,7 +162,6 @@ impl WindowState {
             latest_tick: None,
             tumble_mark: smallvec::smallvec![u64::MAX; self.spec.tumbling.len()],
         });
-        self.index.insert(name.clone(), i);
         i
     }
 
@@ -340,13 +338,15 @@ impl WindowState {
     }
 
     /// Emits the change of touched device `i` at `now`: its previous state out, its new one
-    /// in (a touched device always changed: an event entered or one expired).
+    /// in (a touched device always changed: an event entered or one expired), the two in
+    /// handle order — the tick's devices are visited in key order, so a tick's changes come
+    /// out sorted by `(device key, handle)` (the arrangement's batcher relies on it for speed,
+    /// not for correctness).
     fn emit_change(&mut self, i: u32, now: u64, out: &mut Vec<WindowChange>) {
         let slot = &mut self.slots[i as usize];
         let old = slot.emitted.take();
         if let Some(old) = old {
             self.states.retire(old, now);
-            out.push(((slot.name.clone(), old), now, -1));
         }
         let (slide, last_seen_ms) = (&slot.slide, slot.last_seen_ms);
         let state = self.states.insert_with(|w| {
@@ -357,7 +357,18 @@ impl WindowState {
             old.is_none_or(|old| *self.states.get(old) != *self.states.get(state)),
             "a touched device changes"
         );
-        out.push(((slot.name.clone(), state), now, 1));
+        let key = DeviceKey(i);
+        match old {
+            Some(old) if old < state => {
+                out.push(((key, old), now, -1));
+                out.push(((key, state), now, 1));
+            }
+            Some(old) => {
+                out.push(((key, state), now, 1));
+                out.push(((key, old), now, -1));
+            }
+            None => out.push(((key, state), now, 1)),
+        }
         slot.emitted = Some(state);
     }
 
@@ -477,7 +488,7 @@ mod tests {
         }
     }
 
-    /// A change with its state read out of the store.
+    /// A change with its device's name and its state read out of the store.
     type ReadChange = ((DeviceId, DeviceWindows), u64, isize);
 
     /// Runs every tick to the end, each call with `deadline`; returns the changes, the rows
@@ -504,7 +515,7 @@ mod tests {
         }
         let changes = changes
             .into_iter()
-            .map(|((d, s), t, r)| ((d, states.get(s).clone()), t, r))
+            .map(|((d, s), t, r)| ((states.device_name(d), states.get(s).clone()), t, r))
             .collect();
         (changes, rows, calls)
     }
