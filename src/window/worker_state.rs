@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::device_keys::DeviceKey;
+use super::device_keys::{self, DeviceKey};
 use super::obs::Obs;
 use super::operator::{WindowChange, WindowSpec};
 use super::sliding::DeviceSlide;
@@ -148,7 +148,12 @@ impl WindowState {
     }
 
     fn slot_for(&mut self, name: &DeviceId) -> u32 {
-        let (DeviceKey(i), new) = self.states.keys_mut().key_or_insert(name);
+        self.slot_for_hashed(name, device_keys::hash(name))
+    }
+
+    /// [`WindowState::slot_for`] with the name's hash already computed.
+    fn slot_for_hashed(&mut self, name: &DeviceId, hash: u64) -> u32 {
+        let (DeviceKey(i), new) = self.states.keys_mut().key_or_insert_hashed(name, hash);
         if !new {
             return i;
         }
@@ -264,7 +269,7 @@ impl WindowState {
         self.states.collect();
         let events = self.pending.remove(&now).unwrap_or_default();
         self.pending_events -= events.len();
-        let events: Vec<(u32, Event)> = events.into_iter().map(|e| (self.slot_for(&e.device), e)).collect();
+        let events = self.with_slots(events);
         let expiring = self.wakeups.remove(&now).unwrap_or_default();
         let detect = emit && !self.logics.borrow().is_empty();
         let (mut rejected, mut woken) = (Vec::new(), Vec::new());
@@ -284,6 +289,22 @@ impl WindowState {
             rows: Vec::new(),
             pos: 0,
         }
+    }
+
+    /// The tick's events with their devices' slots (a new device gets one): the names are
+    /// hashed first, so that the index entry of each is asked for `AHEAD` names before its
+    /// lookup (see `super::prefetch`).
+    fn with_slots(&mut self, events: Vec<Event>) -> Vec<(u32, Event)> {
+        use super::prefetch::AHEAD;
+        let hashes: Vec<u64> = events.iter().map(|e| device_keys::hash(&e.device)).collect();
+        let mut slotted = Vec::with_capacity(events.len());
+        for (n, event) in events.into_iter().enumerate() {
+            if let Some(&ahead) = hashes.get(n + AHEAD) {
+                self.states.keys().prefetch(ahead);
+            }
+            slotted.push((self.slot_for_hashed(&event.device, hashes[n]), event));
+        }
+        slotted
     }
 
     /// Asks for the memory of the devices a few places after the next one: the slot and the
