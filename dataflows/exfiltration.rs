@@ -233,7 +233,8 @@ struct DstState {
 
 /// The median of `v` (the mean of the two middle values for an even length); 0 when empty.
 fn median(v: impl Iterator<Item = u64>) -> f64 {
-    let mut v: Vec<u64> = v.collect();
+    // On the stack for the usual number of blocks (this runs at every step of every device).
+    let mut v: smallvec::SmallVec<[u64; 16]> = v.collect();
     if v.is_empty() {
         return 0.0;
     }

@@ -125,6 +125,21 @@ impl Bucket {
     }
 }
 
+/// The bucket of step `index`, if it has one. The steps a device's destinations were last
+/// seen in are mostly its latest few: those are looked at first, from the newest (in cache:
+/// the newest bucket was asked for ahead), before a binary search of the rest (each probe of
+/// which is a cold line).
+fn find_bucket(buckets: &mut VecDeque<Bucket>, index: u64) -> Option<&mut Bucket> {
+    const RECENT: usize = 4;
+    let n = buckets.len();
+    let recent = (1..=RECENT.min(n)).map(|back| n - back).find(|&at| buckets[at].index <= index);
+    let at = match recent {
+        Some(at) => at,
+        None => buckets.partition_point(|b| b.index < index),
+    };
+    buckets.get_mut(at).filter(|b| b.index == index)
+}
+
 /// All windows of one device: those that slide every tick keep their events (the longest
 /// one's), those that advance in steps keep one summed bucket per step with events.
 #[derive(Clone, Debug)]
@@ -353,11 +368,8 @@ impl DeviceSlide {
             if prev.is_some_and(|p| p / step == current) {
                 return false;
             }
-            if let Some(p) = prev {
-                let at = buckets.partition_point(|b| b.index < p / step);
-                if let Some(b) = buckets.get_mut(at).filter(|b| b.index == p / step) {
-                    *which(b) -= 1;
-                }
+            if let Some(b) = prev.and_then(|p| find_bucket(buckets, p / step)) {
+                *which(b) -= 1;
             }
             *which(buckets.back_mut().expect("pushed")) += 1;
             true
