@@ -26,7 +26,7 @@ use super::{SinkFactory, WorkerSink};
 use crate::decode::Reject;
 use crate::detect::{Anomaly, EventScore};
 use crate::event::DeviceId;
-use crate::features::{feature_row, FeatureLayout};
+use crate::features::{write_feature_row, FeatureLayout};
 use crate::source::kafka::KafkaShared;
 use crate::window::{DeviceState, WindowRow};
 
@@ -225,9 +225,13 @@ impl WorkerSink for FileSink {
         let Some(mut w) = self.open(&name) else { return };
         let mut sorted: Vec<&(DeviceId, DeviceState)> = states.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut row = Vec::with_capacity(2048);
         for (device, state) in sorted {
-            let row = feature_row(&self.layout, device, as_of_ms, state);
-            if let Err(e) = writeln!(w.w, "{}\t{row}", key_text(device)) {
+            row.clear();
+            write_feature_row(&self.layout, device, as_of_ms, state, &mut row);
+            row.push(b'\n');
+            let written = write!(w.w, "{}\t", key_text(device)).and_then(|()| w.w.write_all(&row));
+            if let Err(e) = written {
                 self.keep(&w.path, e);
                 break;
             }

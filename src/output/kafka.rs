@@ -31,10 +31,13 @@ use super::{SinkFactory, WorkerSink};
 use crate::config::KafkaConfig;
 use crate::decode::Reject;
 use crate::event::DeviceId;
-use crate::features::{feature_row, FeatureLayout};
+use crate::features::{write_feature_row, FeatureLayout};
 use crate::source::kafka::client::{self, TrackedProducer};
 use crate::source::kafka::KafkaShared;
-use crate::window::{DeviceState, DeviceWindows, StateStore, WindowRow};
+use crate::window::{DeviceKey, DeviceState, DeviceWindows, StateStore, WindowRow};
+
+/// `KafkaSink::pending_at` of a device with no change in the current period.
+const NOT_PENDING: u32 = u32::MAX;
 
 /// One worker's Kafka outputs (the producer is shared by the workers of the process).
 pub struct KafkaSink {
@@ -49,9 +52,12 @@ pub struct KafkaSink {
     every: u64,
     /// The period of the changes in `pending`.
     period: Option<u64>,
-    /// Devices changed in the current period: their latest state (copied over in place as
-    /// it changes).
-    pending: HashMap<DeviceId, DeviceWindows>,
+    /// Devices changed in the current period (by their key on this worker) and their latest
+    /// state, copied over in place as it changes.
+    pending: Vec<(DeviceKey, DeviceWindows)>,
+    /// Per device key: its place in `pending` (`NOT_PENDING`: none) — a dense table, so that
+    /// a change finds its device's entry without hashing its name.
+    pending_at: Vec<u32>,
     error: Option<std::io::Error>,
     buf: Vec<u8>,
 }
@@ -80,7 +86,8 @@ impl KafkaSink {
                 last_emitted: HashMap::default(),
                 every: config.features_every.0 / tick_ms.max(1),
                 period: None,
-                pending: HashMap::default(),
+                pending: Vec::new(),
+                pending_at: Vec::new(),
                 error: None,
                 buf: Vec::with_capacity(1024),
             }) as Box<dyn WorkerSink>
@@ -124,21 +131,29 @@ impl KafkaSink {
             self.error = Some(std::io::Error::other(e));
             return;
         }
+        self.send_buf(topic, key);
+    }
+
+    /// Sends what `buf` holds to `topic`.
+    fn send_buf(&mut self, topic: &str, key: &[u8]) {
         let record = BaseRecord::<[u8], [u8]>::to(topic).key(key).payload(&self.buf);
         if let Err(e) = client::send(&self.producer, record) {
             self.keep(e);
         }
     }
 
-    /// Emits the devices changed in the current period, as of its last tick.
-    fn emit_period(&mut self) {
+    /// Emits the devices changed in the current period, as of its last tick (their names
+    /// from `store`).
+    fn emit_period(&mut self, store: &StateStore) {
         let Some(period) = self.period else { return };
         let as_of_tick = (period + 1) * self.every - 1;
-        let mut pending: Vec<(DeviceId, DeviceState)> = self
-            .pending
-            .drain()
-            .map(|(device, windows)| (device, DeviceState::new(windows)))
-            .collect();
+        let keys = store.keys();
+        let mut pending: Vec<(DeviceId, DeviceState)> = Vec::with_capacity(self.pending.len());
+        for (key, windows) in self.pending.drain(..) {
+            self.pending_at[key.0 as usize] = NOT_PENDING;
+            pending.push((keys.name(key).clone(), DeviceState::new(windows)));
+        }
+        drop(keys);
         pending.sort_by(|a, b| a.0.cmp(&b.0));
         self.features(as_of_tick, false, &pending);
     }
@@ -192,11 +207,12 @@ impl WorkerSink for KafkaSink {
             if row.window_end_ms <= resume_ms {
                 continue;
             }
-            let mut json = row.to_json();
-            if let Some(map) = json.as_object_mut() {
-                map.insert("op".into(), "insert".into());
+            if self.error.is_some() {
+                return;
             }
-            self.send_json(&topic, row.device.as_bytes(), &json);
+            self.buf.clear();
+            row.write_json_with_op("insert", &mut self.buf);
+            self.send_buf(&topic, row.device.as_bytes());
         }
     }
 
@@ -268,8 +284,12 @@ impl WorkerSink for KafkaSink {
             if !last && self.last_emitted.get(device) == Some(state) {
                 continue;
             }
-            let row = feature_row(&layout, device, as_of_ms, state);
-            self.send_json(&topic, device.as_bytes(), &row);
+            if self.error.is_some() {
+                return;
+            }
+            self.buf.clear();
+            write_feature_row(&layout, device, as_of_ms, state, &mut self.buf);
+            self.send_buf(&topic, device.as_bytes());
             self.last_emitted.insert(device.clone(), state.clone());
         }
     }
@@ -285,16 +305,20 @@ impl WorkerSink for KafkaSink {
             }
             let period = tick / self.every;
             if self.period.is_some_and(|p| p < period) {
-                self.emit_period();
+                self.emit_period(store);
             }
             self.period = Some(period);
             let windows = store.get(*state);
-            let device = store.device_name(*device);
-            match self.pending.get_mut(&device) {
-                Some(kept) => kept.clone_from(&windows),
-                None => {
-                    self.pending.insert(device, windows.clone());
+            let k = device.0 as usize;
+            if self.pending_at.len() <= k {
+                self.pending_at.resize(k + 1, NOT_PENDING);
+            }
+            match self.pending_at[k] {
+                NOT_PENDING => {
+                    self.pending_at[k] = self.pending.len() as u32;
+                    self.pending.push((*device, windows.clone()));
                 }
+                at => self.pending[at as usize].1.clone_from(&windows),
             }
         }
     }

@@ -132,7 +132,9 @@ impl Bucket {
 fn find_bucket(buckets: &mut VecDeque<Bucket>, index: u64) -> Option<&mut Bucket> {
     const RECENT: usize = 4;
     let n = buckets.len();
-    let recent = (1..=RECENT.min(n)).map(|back| n - back).find(|&at| buckets[at].index <= index);
+    let recent = (1..=RECENT.min(n))
+        .map(|back| n - back)
+        .find(|&at| buckets[at].index <= index);
     let at = match recent {
         Some(at) => at,
         None => buckets.partition_point(|b| b.index < index),

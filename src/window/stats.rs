@@ -130,6 +130,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_row_with_its_op_writes_what_its_json_map_prints() {
+        let row = WindowRow {
+            window_end_ms: 60_000,
+            window_len_ms: 60_000,
+            device: "vm-\"7\"".into(),
+            window_start_ms: 0,
+            stats: WindowStats {
+                count: 3,
+                value_count: 2,
+                value_sum: 3_000_000,
+                value_sumsq: 5_000_000_000_000,
+                value_min: Some(1_000_000),
+                value_max: Some(2_000_000),
+                ..Default::default()
+            },
+        };
+        let mut map = row.to_json();
+        map.as_object_mut().unwrap().insert("op".into(), "insert".into());
+        let mut written = Vec::new();
+        row.write_json_with_op("insert", &mut written);
+        assert_eq!(String::from_utf8(written).unwrap(), map.to_string());
+    }
+
+    #[test]
     fn quantize_limits() {
         assert_eq!(quantize(1.5), Some(1_500_000));
         assert_eq!(quantize(-0.000_000_4), Some(0));
@@ -176,6 +200,16 @@ impl WindowRow {
         let _ = serde_json::to_writer(out, &self.json_view());
     }
 
+    /// [`WindowRow::write_json`] with an `"op"` key (in its sorted place), as the Kafka
+    /// topic's rows have.
+    pub fn write_json_with_op(&self, op: &'static str, out: &mut Vec<u8>) {
+        let view = RowJson {
+            op: Some(op),
+            ..self.json_view()
+        };
+        let _ = serde_json::to_writer(out, &view);
+    }
+
     fn json_view(&self) -> RowJson<'_> {
         let s = &self.stats;
         RowJson {
@@ -186,6 +220,7 @@ impl WindowRow {
             device_id: self.device.as_str(),
             distinct_dst: s.distinct_dst,
             distinct_ports: s.distinct_ports,
+            op: None,
             packets: s.packets,
             value_count: s.value_count,
             value_invalid: s.value_invalid,
@@ -210,6 +245,9 @@ struct RowJson<'a> {
     device_id: &'a str,
     distinct_dst: u32,
     distinct_ports: u32,
+    /// The Kafka topic's operation (`"insert"`); absent from the file's rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    op: Option<&'static str>,
     packets: u64,
     value_count: u64,
     value_invalid: u64,
