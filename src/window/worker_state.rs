@@ -45,6 +45,10 @@ struct DeviceSlot {
 // A visit asks for every line of the slot at once (`prefetch_value` covers 1 KiB).
 const _: () = assert!(std::mem::size_of::<DeviceSlot>() <= 1024);
 
+/// Devices from which the index of device names is asked for ahead of its lookups (below,
+/// its entries — 32 bytes each — fit in the processor's caches).
+const PREFETCH_INDEX_FROM: usize = 16_384;
+
 /// Where the work on one tick stands (see [`WindowState::process_tick`]).
 struct TickWork {
     now: u64,
@@ -296,6 +300,10 @@ impl WindowState {
     /// lookup (see `super::prefetch`).
     fn with_slots(&mut self, events: Vec<Event>) -> Vec<(u32, Event)> {
         use super::prefetch::AHEAD;
+        // A small index stays in cache: nothing to ask for.
+        if self.slots.len() < PREFETCH_INDEX_FROM {
+            return events.into_iter().map(|e| (self.slot_for(&e.device), e)).collect();
+        }
         let hashes: Vec<u64> = events.iter().map(|e| device_keys::hash(&e.device)).collect();
         let mut slotted = Vec::with_capacity(events.len());
         for (n, event) in events.into_iter().enumerate() {
