@@ -233,7 +233,7 @@ struct DstState {
 
 /// The median of `v` (the mean of the two middle values for an even length); 0 when empty.
 fn median(v: impl Iterator<Item = u64>) -> f64 {
-    // On the stack for the usual number of blocks (this runs at every step of every device).
+    // On the stack for the usual number of blocks.
     let mut v: smallvec::SmallVec<[u64; 16]> = v.collect();
     if v.is_empty() {
         return 0.0;
@@ -359,16 +359,18 @@ impl DeviceLogic for NewDestinations {
             s.known.retain(|_, t| *t > cut);
         }
         let distinct = s.by_dst.len();
-        let usual = self.usual(s);
         let k = if s.open { 0.5 } else { 1.0 };
+        // The usual volume (a median over the device's blocks, in memory of its own) last:
+        // most steps fail a test before it.
         s.open = distinct >= if s.open { 1 } else { self.min_new }
             && s.flows.len() >= if s.open { 1 } else { self.min_flows }
             && s.bytes as f64 >= k * self.min_bytes as f64
-            && s.bytes as f64 >= k * self.factor * usual;
+            && s.bytes as f64 >= k * self.factor * self.usual(s);
         s.since = if s.open { Some(s.since.unwrap_or(tick)) } else { None };
         s.went_on &= s.open;
         let confirmed_at = s.since.map(|t| t + self.confirm);
         let report = (s.went_on && confirmed_at.is_some_and(|c| c <= tick)).then(|| {
+            let usual = self.usual(s);
             let score = (1.0 - self.min_bytes as f64 / (2.0 * s.bytes as f64)).clamp(0.5, 1.0);
             Anomaly {
                 detector: Exfiltration::NAME.into(),
