@@ -103,6 +103,11 @@ impl DeviceLogic for SkewLogic {
         }
     }
 
+    /// Its inputs are records too far ahead (rare rejects): not worth asking for ahead.
+    fn worth_prefetching(&self, _events: &[crate::event::Event]) -> bool {
+        false
+    }
+
     fn order(a: &(u32, u64), b: &(u32, u64)) -> std::cmp::Ordering {
         a.cmp(b)
     }

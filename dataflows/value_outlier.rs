@@ -216,6 +216,11 @@ impl DeviceLogic for Outlier {
         out.extend(tick.events.iter().filter(|e| e.value.is_some()).cloned());
     }
 
+    /// Its inputs are readings: a device's events without one leave its state alone.
+    fn worth_prefetching(&self, events: &[Event]) -> bool {
+        events.iter().any(|e| e.value.is_some())
+    }
+
     fn order(a: &Event, b: &Event) -> std::cmp::Ordering {
         event_order(a, b)
     }

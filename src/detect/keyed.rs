@@ -71,6 +71,12 @@ pub trait DeviceLogic: 'static {
     /// Asks the processor for the memory outside `state` that a step reads first (a
     /// queue's ends, ...): the device is stepped soon (see `crate::window::prefetch`).
     fn prefetch(&self, _state: &Self::State) {}
+    /// Whether a device that will have `events` at a tick (with rejects or a wake-up, maybe)
+    /// is likely to give this logic inputs there, so that its state is worth asking for
+    /// ahead. A hint: a wrong answer costs a cache miss, never a result.
+    fn worth_prefetching(&self, _events: &[Event]) -> bool {
+        true
+    }
     /// Appends this logic's inputs from what the device did at a tick (none: no step,
     /// unless the device asked to be woken then).
     fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<Self::Input>);
@@ -132,11 +138,11 @@ pub trait Hosted {
 
     /// Asks the processor for the memory of device `slot`'s state: it is stepped soon.
     /// `busy`: the device has events, rejects or a wake-up at the tick (otherwise only its
-    /// state changed).
-    fn prefetch(&self, _slot: u32, _busy: bool) {}
+    /// state changed); `events`: its events there.
+    fn prefetch(&self, _slot: u32, _busy: bool, _events: &[Event]) {}
 
     /// Asks for the memory device `slot`'s state points to (its slot is in cache by now).
-    fn prefetch_state(&self, _slot: u32, _busy: bool) {}
+    fn prefetch_state(&self, _slot: u32, _busy: bool, _events: &[Event]) {}
 }
 
 struct Slot<S> {
@@ -161,14 +167,14 @@ struct HostedLogic<L: DeviceLogic> {
 impl<L: DeviceLogic> HostedLogic<L> {
     /// Whether a device may have inputs for the logic at a tick (`busy`: it has events,
     /// rejects or a wake-up there; otherwise only its state changed).
-    fn stepped(busy: bool) -> bool {
-        busy || L::READS_STATE
+    fn stepped(&self, busy: bool, events: &[Event]) -> bool {
+        L::READS_STATE || busy && self.logic.worth_prefetching(events)
     }
 }
 
 impl<L: DeviceLogic> Hosted for HostedLogic<L> {
-    fn prefetch(&self, slot: u32, busy: bool) {
-        if !Self::stepped(busy) {
+    fn prefetch(&self, slot: u32, busy: bool, events: &[Event]) {
+        if !self.stepped(busy, events) {
             return;
         }
         if let Some(s) = self.slots.get(slot as usize) {
@@ -177,8 +183,8 @@ impl<L: DeviceLogic> Hosted for HostedLogic<L> {
         }
     }
 
-    fn prefetch_state(&self, slot: u32, busy: bool) {
-        if !Self::stepped(busy) {
+    fn prefetch_state(&self, slot: u32, busy: bool, events: &[Event]) {
+        if !self.stepped(busy, events) {
             return;
         }
         if let Some(Some(s)) = self.slots.get(slot as usize) {

@@ -324,8 +324,9 @@ impl WindowState {
         if let Some((i, busy)) = devices.upcoming(AHEAD) {
             prefetch_value(&self.slots[i as usize] as *const DeviceSlot);
             if devices.detect {
+                let events = devices.upcoming_events(AHEAD);
                 for logic in self.logics.borrow().iter() {
-                    logic.prefetch(i, busy);
+                    logic.prefetch(i, busy, events);
                 }
             }
         }
@@ -337,8 +338,9 @@ impl WindowState {
             }
             self.states.prefetch_free(AHEAD / 2);
             if devices.detect {
+                let events = devices.upcoming_events(AHEAD / 2);
                 for logic in self.logics.borrow().iter() {
-                    logic.prefetch_state(i, busy);
+                    logic.prefetch_state(i, busy, events);
                 }
             }
         }
