@@ -123,19 +123,22 @@ impl KafkaSink {
     }
 
     fn send_json(&mut self, topic: &str, key: &[u8], value: &serde_json::Value) {
+        self.send_written(topic, key, |buf| {
+            serde_json::to_writer(buf, value).map_err(std::io::Error::other)
+        });
+    }
+
+    /// Sends to `topic` the payload `write` puts in the (reused) buffer; nothing once an
+    /// error is kept.
+    fn send_written(&mut self, topic: &str, key: &[u8], write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) {
         if self.error.is_some() {
             return;
         }
         self.buf.clear();
-        if let Err(e) = serde_json::to_writer(&mut self.buf, value) {
-            self.error = Some(std::io::Error::other(e));
+        if let Err(e) = write(&mut self.buf) {
+            self.error = Some(e);
             return;
         }
-        self.send_buf(topic, key);
-    }
-
-    /// Sends what `buf` holds to `topic`.
-    fn send_buf(&mut self, topic: &str, key: &[u8]) {
         let record = BaseRecord::<[u8], [u8]>::to(topic).key(key).payload(&self.buf);
         if let Err(e) = client::send(&self.producer, record) {
             self.keep(e);
@@ -207,12 +210,10 @@ impl WorkerSink for KafkaSink {
             if row.window_end_ms <= resume_ms {
                 continue;
             }
-            if self.error.is_some() {
-                return;
-            }
-            self.buf.clear();
-            row.write_json_with_op("insert", &mut self.buf);
-            self.send_buf(&topic, row.device.as_bytes());
+            self.send_written(&topic, row.device.as_bytes(), |buf| {
+                row.write_json_with_op("insert", buf);
+                Ok(())
+            });
         }
     }
 
@@ -284,12 +285,10 @@ impl WorkerSink for KafkaSink {
             if !last && self.last_emitted.get(device) == Some(state) {
                 continue;
             }
-            if self.error.is_some() {
-                return;
-            }
-            self.buf.clear();
-            write_feature_row(&layout, device, as_of_ms, state, &mut self.buf);
-            self.send_buf(&topic, device.as_bytes());
+            self.send_written(&topic, device.as_bytes(), |buf| {
+                write_feature_row(&layout, device, as_of_ms, state, buf);
+                Ok(())
+            });
             self.last_emitted.insert(device.clone(), state.clone());
         }
     }

@@ -21,7 +21,6 @@
 //! it with no empty entry in between.
 
 use std::hash::BuildHasher;
-use std::sync::OnceLock;
 
 use crate::event::DeviceId;
 
@@ -48,8 +47,7 @@ pub struct DeviceKeys {
 
 /// A name's hash, for [`DeviceKeys::prefetch`] and [`DeviceKeys::key_or_insert_hashed`].
 pub fn hash(name: &DeviceId) -> u64 {
-    static STATE: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
-    STATE.get_or_init(Default::default).hash_one(name.as_bytes())
+    super::latest::hasher().hash_one(name.as_bytes())
 }
 
 impl DeviceKeys {

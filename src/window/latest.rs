@@ -34,7 +34,9 @@ pub struct LatestMap<K: Key> {
     len: usize,
 }
 
-fn hasher() -> &'static foldhash::fast::RandomState {
+/// The process's seeded hasher for the window operator's tables (this one and the device
+/// index, `super::device_keys`).
+pub(super) fn hasher() -> &'static foldhash::fast::RandomState {
     static STATE: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
     STATE.get_or_init(Default::default)
 }
