@@ -175,6 +175,12 @@ impl Config {
             ));
         }
         for w in self.windows.sliding.iter().chain(&self.windows.tumbling) {
+            if w.0 / step.0 > 1 << 31 {
+                return Err(invalid(
+                    "windows.step",
+                    &format!("window {w} spans more than 2^31 steps of {step}: set a longer step"),
+                ));
+            }
             if w.0 > step.0 && w.0 % step.0 != 0 {
                 return Err(invalid(
                     "windows.step",

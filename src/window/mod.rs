@@ -6,6 +6,7 @@
 //! Invariant: the operator's output, accumulated up to tick `T`, equals
 //! `{ (device, DeviceWindows(device, T)) }` as defined in `docs/semantics.md`.
 
+mod bucket;
 pub mod device_keys;
 mod latest;
 mod obs;

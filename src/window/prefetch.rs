@@ -20,16 +20,26 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Asks for the first and last cache lines of a queue's elements (where popping the oldest
-/// and pushing the newest read and write).
+/// Asks for the oldest and newest of a queue's elements (where popping the oldest and
+/// pushing the newest read and write), both lines of each when it may straddle two.
 #[inline(always)]
 pub fn prefetch_ends<T>(queue: &std::collections::VecDeque<T>) {
     let (a, b) = queue.as_slices();
     if let Some(first) = a.first() {
-        prefetch(first as *const T);
+        prefetch_element(first);
     }
     if let Some(last) = b.last().or(a.last()) {
-        prefetch(last as *const T);
+        prefetch_element(last);
+    }
+}
+
+/// Asks for the first and last byte of an element of at most two cache lines.
+#[inline(always)]
+fn prefetch_element<T>(element: &T) {
+    let start = element as *const T as *const u8;
+    prefetch(start);
+    if std::mem::size_of::<T>() > 1 {
+        prefetch(start.wrapping_add(std::mem::size_of::<T>() - 1));
     }
 }
 

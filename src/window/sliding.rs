@@ -27,6 +27,7 @@ use std::collections::VecDeque;
 
 use smallvec::SmallVec;
 
+use super::bucket::{find_bucket, Bucket};
 use super::latest::LatestMap;
 use super::obs::{add, remove, Obs};
 use super::stats::WindowStats;
@@ -52,94 +53,12 @@ struct SteppedAcc {
     stats: WindowStats,
 }
 
-/// The events of one step of one device, summed: 64 bytes (a device keeps one per step of
-/// its longest window, 60 for an hour), the readings apart since most steps have none.
-#[derive(Clone, Debug, Default)]
-struct Bucket {
-    /// Step number: `tick / step`.
-    index: u64,
-    count: u64,
-    bytes_out: u64,
-    bytes_in: u64,
-    packets: u64,
-    bytes_out_external: u64,
-    /// Destinations and ports whose latest event lies in this step: they leave a window
-    /// when this step does.
-    dsts_last: u32,
-    ports_last: u32,
-    /// The step's readings, when it had any (valid or invalid).
-    values: Option<Box<BucketValues>>,
-}
-
-/// The readings of one step: the `value_*` fields of [`WindowStats`].
-#[derive(Clone, Debug, Default)]
-struct BucketValues {
-    count: u64,
-    invalid: u64,
-    sum: i128,
-    sumsq: i128,
-    min: Option<i64>,
-    max: Option<i64>,
-}
-
-impl Bucket {
-    fn add(&mut self, o: &Obs) {
-        self.count += 1;
-        self.bytes_out = self.bytes_out.saturating_add(o.bytes_out);
-        self.bytes_in = self.bytes_in.saturating_add(o.bytes_in);
-        self.packets = self.packets.saturating_add(o.packets);
-        if o.external {
-            self.bytes_out_external = self.bytes_out_external.saturating_add(o.bytes_out);
-        }
-        let Some(reading) = o.value() else { return };
-        let v = self.values.get_or_insert_with(Default::default);
-        match reading {
-            Some(q) => {
-                v.count += 1;
-                v.sum += q as i128;
-                v.sumsq = v.sumsq.saturating_add((q as i128) * (q as i128));
-                v.min = Some(v.min.map_or(q, |m| m.min(q)));
-                v.max = Some(v.max.map_or(q, |m| m.max(q)));
-            }
-            None => v.invalid += 1,
-        }
+/// Makes room for one more element a few at a time, not by doubling: a device's queues are
+/// short and many (a doubling queue of 17 buckets holds room for 32).
+fn grow_slim<T>(queue: &mut VecDeque<T>) {
+    if queue.len() == queue.capacity() {
+        queue.reserve_exact((queue.len() / 8).max(4));
     }
-
-    /// Takes the step's sums out of a window's (not its distincts, min or max).
-    fn subtract_from(&self, s: &mut WindowStats) {
-        s.count -= self.count;
-        s.bytes_out = s.bytes_out.saturating_sub(self.bytes_out);
-        s.bytes_in = s.bytes_in.saturating_sub(self.bytes_in);
-        s.packets = s.packets.saturating_sub(self.packets);
-        s.bytes_out_external = s.bytes_out_external.saturating_sub(self.bytes_out_external);
-        if let Some(v) = &self.values {
-            s.value_count -= v.count;
-            s.value_invalid -= v.invalid;
-            s.value_sum -= v.sum;
-            s.value_sumsq = s.value_sumsq.saturating_sub(v.sumsq).max(0);
-        }
-    }
-
-    fn valid_readings(&self) -> bool {
-        self.values.as_ref().is_some_and(|v| v.count > 0)
-    }
-}
-
-/// The bucket of step `index`, if it has one. The steps a device's destinations were last
-/// seen in are mostly its latest few: those are looked at first, from the newest (in cache:
-/// the newest bucket was asked for ahead), before a binary search of the rest (each probe of
-/// which is a cold line).
-fn find_bucket(buckets: &mut VecDeque<Bucket>, index: u64) -> Option<&mut Bucket> {
-    const RECENT: usize = 4;
-    let n = buckets.len();
-    let recent = (1..=RECENT.min(n))
-        .map(|back| n - back)
-        .find(|&at| buckets[at].index <= index);
-    let at = match recent {
-        Some(at) => at,
-        None => buckets.partition_point(|b| b.index < index),
-    };
-    buckets.get_mut(at).filter(|b| b.index == index)
 }
 
 /// All windows of one device: those that slide every tick keep their events (the longest
@@ -155,7 +74,10 @@ pub struct DeviceSlide {
     /// Windows advancing in steps of `step` ticks, ascending (inline, as `exact`).
     stepped: SmallVec<[SteppedAcc; 2]>,
     step: u64,
+    /// Oldest first; grown a few at a time (see [`grow_slim`]).
     buckets: VecDeque<Bucket>,
+    /// The step the buckets' `rel` counts from.
+    bucket_base: u64,
     /// Latest tick of every destination (port) in some window, with the event that first
     /// had it at that tick.
     dst_last: LatestMap<u128>,
@@ -194,6 +116,7 @@ impl DeviceSlide {
             stepped,
             step,
             buckets: VecDeque::new(),
+            bucket_base: 0,
             dst_last: LatestMap::default(),
             port_last: LatestMap::default(),
         }
@@ -262,13 +185,15 @@ impl DeviceSlide {
     /// Takes out of each stepped window the steps that left it by `now`.
     fn advance_stepped(&mut self, now: u64) {
         let current = now / self.step;
+        let base = self.bucket_base;
+        let step_of = |b: &Bucket| base + b.rel as u64;
         for w in self.stepped.iter_mut() {
             let first = (current + 1).saturating_sub(w.steps);
             if first <= w.first {
                 continue;
             }
-            let lo = self.buckets.partition_point(|b| b.index < w.first);
-            let hi = self.buckets.partition_point(|b| b.index < first);
+            let lo = self.buckets.partition_point(|b| step_of(b) < w.first);
+            let hi = self.buckets.partition_point(|b| step_of(b) < first);
             let mut extremes_left = false;
             for b in self.buckets.range(lo..hi) {
                 b.subtract_from(&mut w.stats);
@@ -278,14 +203,14 @@ impl DeviceSlide {
             }
             w.first = first;
             if extremes_left {
-                let inside = self.buckets.range(hi..).filter_map(|b| b.values.as_deref());
-                w.stats.value_min = inside.clone().filter_map(|v| v.min).min();
-                w.stats.value_max = inside.filter_map(|v| v.max).max();
+                let inside = self.buckets.range(hi..).filter_map(Bucket::extremes);
+                w.stats.value_min = inside.clone().map(|(min, _)| min).min();
+                w.stats.value_max = inside.map(|(_, max)| max).max();
             }
         }
         let first = self.stepped[self.stepped.len() - 1].first;
         let (mut dsts, mut ports) = (false, false);
-        while self.buckets.front().is_some_and(|b| b.index < first) {
+        while self.buckets.front().is_some_and(|b| step_of(b) < first) {
             let b = self.buckets.pop_front().expect("checked");
             dsts |= b.dsts_last > 0;
             ports |= b.ports_last > 0;
@@ -350,6 +275,7 @@ impl DeviceSlide {
                 w.stats.value_max = w.max_q.front().map(|&(_, v)| v);
             }
         }
+        grow_slim(&mut self.events);
         self.events.push_back(obs);
     }
 
@@ -359,18 +285,24 @@ impl DeviceSlide {
     fn insert_stepped(&mut self, obs: &Obs, dst_prev: Option<u64>, port_prev: Option<u64>) {
         let step = self.step;
         let current = obs.tick / step;
-        if self.buckets.back().is_none_or(|b| b.index != current) {
-            self.buckets.push_back(Bucket {
-                index: current,
-                ..Default::default()
-            });
+        let added = self
+            .buckets
+            .back_mut()
+            .filter(|b| self.bucket_base + b.rel as u64 == current)
+            .is_some_and(|b| b.try_add(obs));
+        if !added {
+            self.push_bucket(current);
+            let fresh = self.buckets.back_mut().expect("pushed").try_add(obs);
+            debug_assert!(fresh, "a fresh bucket takes any event");
         }
-        // A destination moves to this step's bucket from the one of its previous event.
+        // A destination moves to the bucket that took the event from the one of its previous
+        // event (none when that was in this step: it is counted in this step's buckets).
+        let base = self.bucket_base;
         let moved = |prev: Option<u64>, buckets: &mut VecDeque<Bucket>, which: fn(&mut Bucket) -> &mut u32| {
             if prev.is_some_and(|p| p / step == current) {
                 return false;
             }
-            if let Some(b) = prev.and_then(|p| find_bucket(buckets, p / step)) {
+            if let Some(b) = prev.and_then(|p| find_bucket(buckets, base, p / step, which)) {
                 *which(b) -= 1;
             }
             *which(buckets.back_mut().expect("pushed")) += 1;
@@ -378,7 +310,6 @@ impl DeviceSlide {
         };
         let new_dst = moved(dst_prev, &mut self.buckets, |b| &mut b.dsts_last);
         let new_port = moved(port_prev, &mut self.buckets, |b| &mut b.ports_last);
-        self.buckets.back_mut().expect("pushed").add(obs);
         let value = obs.value().flatten();
         for w in self.stepped.iter_mut() {
             add(&mut w.stats, obs);
@@ -394,6 +325,26 @@ impl DeviceSlide {
                 w.stats.value_max = Some(w.stats.value_max.map_or(q, |m| m.max(q)));
             }
         }
+    }
+
+    /// Opens a bucket for step `index` (the newest step): `rel` counts from the oldest
+    /// bucket's step when it would not fit from the current base. The buckets span less
+    /// than the longest window's steps, which the configuration keeps below 2^31.
+    fn push_bucket(&mut self, index: u64) {
+        if self.buckets.is_empty() {
+            self.bucket_base = index;
+        }
+        if index - self.bucket_base > u32::MAX as u64 {
+            let new_base = self.bucket_base + self.buckets.front().map_or(0, |b| b.rel as u64);
+            let shift = (new_base - self.bucket_base) as u32;
+            for b in self.buckets.iter_mut() {
+                b.rel -= shift;
+            }
+            self.bucket_base = new_base;
+        }
+        let rel = u32::try_from(index - self.bucket_base).expect("a window spans fewer than 2^32 steps");
+        grow_slim(&mut self.buckets);
+        self.buckets.push_back(Bucket::new(rel));
     }
 
     /// The current statistics of window `i` (in length order).
@@ -466,7 +417,6 @@ mod tests {
     #[test]
     fn an_observation_is_64_bytes_and_round_trips() {
         assert_eq!(std::mem::size_of::<Obs>(), 64);
-        assert_eq!(std::mem::size_of::<Bucket>(), 64);
         let o = Obs::new(7, 1, 2, 3, true, u128::MAX - 5, 443, Some(-2.5));
         assert_eq!((o.dst(), o.value()), (u128::MAX - 5, Some(Some(-2_500_000))));
         assert_eq!(Obs::new(7, 1, 2, 3, false, 0, 0, None).value(), None);
@@ -615,5 +565,75 @@ mod tests {
         // Everything leaves: the maps and buckets empty with the windows.
         d.advance_to(1_000);
         assert!(d.is_empty() && d.dst_last.is_empty() && d.port_last.is_empty());
+    }
+
+    #[test]
+    fn a_step_whose_sums_overflow_one_bucket_takes_several_and_stays_exact() {
+        // 4,000 readings of 1e9 per tick: a bucket's i64 sum of readings (micro-units) holds
+        // about 9,200, so each 3-tick step takes two buckets or more.
+        let (lens, steps) = ([2, 6, 12], [1, 3, 3]);
+        let mut d = DeviceSlide::new(&lens, &steps);
+        let mut seen = Vec::new();
+        for t in 0..30u64 {
+            d.advance_to(t);
+            for i in 0..4_000u64 {
+                let dst = (t * 7 + i) % 5 + 1;
+                let o = Obs::new(t, 1, 1, 1, false, dst as u128, (i % 3) as u16 + 1, Some(1e9));
+                d.insert(o);
+                seen.push(o);
+            }
+            if t % 3 == 2 {
+                assert!(d.buckets.len() >= 2, "tick {t}: 12,000 readings in a step split it");
+            }
+            for (i, (&len, &step)) in lens.iter().zip(&steps).enumerate() {
+                assert_eq!(d.stats(i), &brute(&seen, t, len, step), "window {i} at tick {t}");
+            }
+        }
+        d.advance_to(100);
+        assert!(d.is_empty() && d.dst_last.is_empty() && d.port_last.is_empty());
+    }
+
+    #[test]
+    fn buckets_count_their_steps_from_a_new_base_when_the_old_one_is_too_far() {
+        let (lens, steps) = ([2, 6, 12], [1, 3, 3]);
+        let mut d = DeviceSlide::new(&lens, &steps);
+        let mut seen = Vec::new();
+        let start = 3 * (1u64 << 33);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for t in start..start + 60 {
+            d.advance_to(t);
+            for _ in 0..next(4) {
+                let o = Obs::new(
+                    t,
+                    next(50),
+                    1,
+                    1,
+                    false,
+                    next(6) as u128,
+                    next(4) as u16,
+                    Some(next(9) as f64),
+                );
+                d.insert(o);
+                seen.push(o);
+            }
+            if t == start + 5 {
+                // As if the base had been set 2^32 - 3 steps ago: the next steps no longer fit.
+                let back = (1u64 << 32) - 3;
+                d.bucket_base -= back;
+                for b in d.buckets.iter_mut() {
+                    b.rel += back as u32;
+                }
+            }
+            for (i, (&len, &step)) in lens.iter().zip(&steps).enumerate() {
+                assert_eq!(d.stats(i), &brute(&seen, t, len, step), "window {i} at tick {t}");
+            }
+        }
+        assert!(d.bucket_base >= start / 3, "rebased onto the oldest bucket's step");
     }
 }
