@@ -175,7 +175,9 @@ impl Config {
             ));
         }
         for w in self.windows.sliding.iter().chain(&self.windows.tumbling) {
-            if w.0 / step.0 > 1 << 31 {
+            // A window longer than a step of more than a tick keeps buckets, which count steps
+            // in 32 bits (`window::bucket`).
+            if step.0 > tick && w.0 / step.0 > 1 << 31 {
                 return Err(invalid(
                     "windows.step",
                     &format!("window {w} spans more than 2^31 steps of {step}: set a longer step"),
@@ -375,6 +377,11 @@ mod tests {
         assert!(e.contains("windows.step") && e.contains("multiple of time.tick"), "{e}");
         let c = Config::from_toml("[windows]\nsliding = [\"1m\", \"90s\"]\nstep = \"30s\"\n").unwrap();
         assert_eq!(c.window_steps_ticks(), vec![30, 30]);
+        // A stepped window's buckets count their steps in 32 bits.
+        let e = Config::from_toml("[time]\ntick = \"1ms\"\n[windows]\nsliding = [\"1s\", \"60d\"]\nstep = \"2ms\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("windows.step") && e.contains("2^31 steps"), "{e}");
     }
 
     #[test]
