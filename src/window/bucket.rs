@@ -62,6 +62,11 @@ impl Bucket {
         }
     }
 
+    /// Its step number, given the slide's `bucket_base`.
+    pub(super) fn step(&self, base: u64) -> u64 {
+        base + self.rel as u64
+    }
+
     pub(super) fn sumsq(&self) -> i128 {
         ((self.sumsq_hi as i128) << 64) | self.sumsq_lo as i128
     }
@@ -154,18 +159,17 @@ pub(super) fn find_bucket(
     which: fn(&mut Bucket) -> &mut u32,
 ) -> Option<&mut Bucket> {
     const RECENT: usize = 4;
-    let step_of = |b: &Bucket| base + b.rel as u64;
     let n = buckets.len();
     // One past the newest bucket of a step `<= index`.
     let end = match (1..=RECENT.min(n))
         .map(|back| n - back)
-        .find(|&at| step_of(&buckets[at]) <= index)
+        .find(|&at| buckets[at].step(base) <= index)
     {
         Some(at) => at + 1,
-        None => buckets.partition_point(|b| step_of(b) <= index),
+        None => buckets.partition_point(|b| b.step(base) <= index),
     };
     let mut at = end;
-    while at > 0 && step_of(&buckets[at - 1]) == index {
+    while at > 0 && buckets[at - 1].step(base) == index {
         at -= 1;
         if *which(&mut buckets[at]) > 0 {
             return Some(&mut buckets[at]);

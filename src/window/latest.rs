@@ -194,13 +194,7 @@ mod tests {
     /// Random notes, removals and retains against a `std` map doing the same.
     #[test]
     fn behaves_as_a_map() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut next = super::super::test_random(0x9e37_79b9_7f4a_7c15);
         for keys in [3u64, 20, 300] {
             let mut table: LatestMap<u128> = LatestMap::default();
             let mut reference: HashMap<u128, Latest> = HashMap::new();

@@ -22,3 +22,16 @@ pub use device_keys::{DeviceKey, DeviceKeys};
 pub use prefetch::{prefetch, prefetch_ends, prefetch_value};
 pub use state_store::{Hold, StateRef, StateStore};
 pub use stats::{DeviceState, DeviceWindows, WindowRow, WindowStats};
+
+/// The window tests' random numbers: `next(m)` is in `0..m` (xorshift64 from `seed`, which
+/// must not be 0), the same sequence on every run.
+#[cfg(test)]
+fn test_random(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut x = seed;
+    move |m| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    }
+}
