@@ -394,10 +394,16 @@ impl DeviceLogic for Logic {
     }
 
     fn inputs(&self, tick: &DeviceTick<'_>, out: &mut Vec<Input>) {
-        out.extend(tick.state.map(|s| Input::State {
-            counts: s.windows.iter().map(|w| w.count).collect(),
-            last_seen_ms: s.last_seen_ms,
-        }));
+        if let Some(s) = tick.state {
+            let mut counts = smallvec::SmallVec::new();
+            for w in &s.windows {
+                counts.push(w.count);
+            }
+            out.push(Input::State {
+                counts,
+                last_seen_ms: s.last_seen_ms,
+            });
+        }
         out.extend(tick.events.iter().map(|e| Input::Event(subnet(e.src_ip))));
         out.extend((0..tick.rejects).map(|_| Input::Reject));
     }
@@ -418,12 +424,20 @@ impl DeviceLogic for Logic {
     fn step(&self, s: &mut State, device: &DeviceId, tick: u64, inputs: &[Input], _: &mut Vec<EventScore>) -> Step {
         for i in inputs {
             match i {
-                Input::State { counts, last_seen_ms } => {
-                    s.latest = Some(Counts {
-                        counts: counts.clone(),
-                        last_seen_ms: *last_seen_ms,
-                    });
-                }
+                Input::State { counts, last_seen_ms } => match &mut s.latest {
+                    // Copied over the kept counts in place (no new vector per change).
+                    Some(latest) => {
+                        latest.counts.clear();
+                        latest.counts.extend_from_slice(counts);
+                        latest.last_seen_ms = *last_seen_ms;
+                    }
+                    None => {
+                        s.latest = Some(Counts {
+                            counts: counts.clone(),
+                            last_seen_ms: *last_seen_ms,
+                        })
+                    }
+                },
                 Input::Event(subnet) => {
                     s.minutes.add(tick * self.tick_ms() / 60_000, 1);
                     s.subnet = *subnet;

@@ -138,8 +138,14 @@ pub fn window_stats<'s>(
         move |frontiers: &[MutableAntichain<u64>]| {
             input.for_each(|_time, data| {
                 state.pending_events += data.len();
-                for (tick, event) in data.drain(..) {
-                    state.pending.entry(tick).or_default().push(event);
+                // Events come mostly in tick order: one look-up per run of a tick.
+                let mut events = data.drain(..).peekable();
+                while let Some((tick, event)) = events.next() {
+                    let at_tick = state.pending.entry(tick).or_default();
+                    at_tick.push(event);
+                    while let Some((_, event)) = events.next_if(|(t, _)| *t == tick) {
+                        at_tick.push(event);
+                    }
                 }
             });
             reject_input.for_each(|_time, data| {

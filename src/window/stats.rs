@@ -24,8 +24,8 @@ pub fn quantize(value: f64) -> Option<i64> {
     }
 }
 
-/// Statistics of one device over one window.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Statistics of one device over one window (plain numbers: `Copy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct WindowStats {
     /// Events in the window.
     pub count: u64,
@@ -118,16 +118,59 @@ pub type WindowList = smallvec::SmallVec<[WindowStats; 3]>;
 /// Everything the engine maintains for one device at one time: its statistics for each
 /// maintained window (in the order of `Config::maintained_windows_ticks`) and the time of its
 /// latest event.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DeviceWindows {
     /// Event time of the device's latest event (epoch ms), whether or not still in a window.
     pub last_seen_ms: i64,
     pub windows: WindowList,
 }
 
+impl Clone for DeviceWindows {
+    fn clone(&self) -> Self {
+        DeviceWindows {
+            last_seen_ms: self.last_seen_ms,
+            windows: WindowList::from_slice(&self.windows),
+        }
+    }
+
+    /// Copies `source` over `self` in place (one copy of the statistics, no new list).
+    fn clone_from(&mut self, source: &Self) {
+        self.last_seen_ms = source.last_seen_ms;
+        self.windows.clear();
+        self.windows.extend_from_slice(&source.windows);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_copied_in_place_equals_its_source() {
+        let stats = |n: u64| WindowStats {
+            count: n,
+            value_sum: -(n as i128) << 70,
+            value_min: Some(-(n as i64)),
+            ..WindowStats::default()
+        };
+        let three = DeviceWindows {
+            last_seen_ms: 7,
+            windows: (1..=3).map(stats).collect(),
+        };
+        let one = DeviceWindows {
+            last_seen_ms: -1,
+            windows: [stats(9)].into_iter().collect(),
+        };
+        for (mut to, from) in [
+            (one.clone(), &three),
+            (three.clone(), &one),
+            (DeviceWindows::default(), &three),
+        ] {
+            to.clone_from(from);
+            assert_eq!(&to, from);
+            assert_eq!(&from.clone(), from);
+        }
+    }
 
     #[test]
     fn a_row_with_its_op_writes_what_its_json_map_prints() {

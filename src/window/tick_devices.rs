@@ -84,16 +84,26 @@ impl TickDevices {
         // By device, then in event order, equal events as they arrived: an order of (slot,
         // index) pairs (8 bytes each, the events themselves compared only within a device),
         // then the events moved into it once.
-        let mut order: Vec<(u32, u32)> = events
+        // First by (slot, index) as one integer (a primitive sort), then each device's run of
+        // several events by event order.
+        let mut keys: Vec<u64> = events
             .iter()
             .enumerate()
-            .map(|(i, (slot, _))| (*slot, i as u32))
+            .map(|(i, (slot, _))| u64::from(*slot) << 32 | i as u64)
             .collect();
-        order.sort_unstable_by(|&(a, i), &(b, j)| {
-            a.cmp(&b)
-                .then_with(|| event_order(&events[i as usize].1, &events[j as usize].1))
-                .then(i.cmp(&j))
-        });
+        keys.sort_unstable();
+        let mut order: Vec<(u32, u32)> = keys.iter().map(|&k| ((k >> 32) as u32, k as u32)).collect();
+        let mut from = 0;
+        while from < order.len() {
+            let slot = order[from].0;
+            let to = from + order[from..].iter().take_while(|&&(s, _)| s == slot).count();
+            if to - from > 1 {
+                order[from..to].sort_by(|&(_, i), &(_, j)| {
+                    event_order(&events[i as usize].1, &events[j as usize].1).then(i.cmp(&j))
+                });
+            }
+            from = to;
+        }
         poll();
         let mut events: Vec<Option<Event>> = events.into_iter().map(|(_, e)| Some(e)).collect();
         let event_slots: Vec<u32> = order.iter().map(|&(slot, _)| slot).collect();
@@ -279,5 +289,37 @@ mod tests {
                 (9, true, vec![5], 0, 0, 0, false),
             ]
         );
+    }
+
+    #[test]
+    fn events_in_slot_then_event_order_then_arrival() {
+        // Few slots and few distinct events: long runs per device and many equal events.
+        // `event_order` does not look at the device name: it tags each event with its arrival.
+        let mut rng = crate::window::test_random(11);
+        let events: Vec<(u32, Event)> = (0..2_000)
+            .map(|n| {
+                let mut e = event(rng(5) as i64);
+                e.bytes_out = rng(3);
+                e.value = (rng(2) == 0).then_some(rng(3) as f64);
+                e.device = n.to_string().as_str().into();
+                (rng(37) as u32 * 1_000_003 % 65_537, e)
+            })
+            .collect();
+        // The reference: one comparison sort on (slot, event order, arrival).
+        let mut indexed: Vec<(usize, &(u32, Event))> = events.iter().enumerate().collect();
+        indexed.sort_by(|(i, (a, x)), (j, (b, y))| a.cmp(b).then_with(|| event_order(x, y)).then(i.cmp(j)));
+        let expected: Vec<(u32, String)> = indexed
+            .iter()
+            .map(|(_, (slot, e))| (*slot, e.device.as_str().to_owned()))
+            .collect();
+        let tick = TickDevices::prepare(false, events.clone(), vec![], vec![], vec![], || {});
+        let got: Vec<(u32, String)> = tick
+            .event_slots
+            .iter()
+            .zip(tick.events())
+            .map(|(s, e)| (*s, e.device.as_str().to_owned()))
+            .collect();
+        assert_eq!(got, expected);
+        assert!(got.windows(2).any(|w| w[0].0 == w[1].0), "devices with several events");
     }
 }

@@ -487,7 +487,7 @@ impl WindowState {
             window_len_ms: len * self.spec.tick_ms,
             device: slot.name.clone(),
             window_start_ms: (now as i64 + 1 - len as i64) * tick_ms,
-            stats: slot.slide.stats(wi).clone(),
+            stats: *slot.slide.stats(wi),
         }
     }
 
