@@ -40,17 +40,22 @@ fn missing() -> Option<String> {
 
 /// GET with the token; (status, JSON body or Null).
 fn get(addr: &str, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    try_get(addr, path, token).unwrap()
+}
+
+/// [`get`], with the connection's failure as an error (for the probe while the server starts).
+fn try_get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, Value)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n")?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    s.read_to_string(&mut out)?;
     let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
 }
 
 fn api(addr: &str, path: &str) -> Value {
@@ -128,10 +133,9 @@ fn serve(dir: &Path) -> (Serving, String) {
     let serving = Serving(child);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let up = TcpStream::connect(&addr).is_ok()
-            && get(&addr, "/health", None).1["phase"]
-                .as_str()
-                .is_some_and(|p| p.starts_with("input done"));
+        // A connection refused or reset while the process starts is "not up yet".
+        let up = try_get(&addr, "/health", None)
+            .is_ok_and(|(_, health)| health["phase"].as_str().is_some_and(|p| p.starts_with("input done")));
         if up {
             break;
         }
