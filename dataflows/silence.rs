@@ -257,6 +257,7 @@ struct Logic {
 
 /// What the logic keeps of a device's latest window state: every window's event count and
 /// the latest event time (a copy, so the shared state is not held).
+#[derive(Default)]
 struct Counts {
     counts: smallvec::SmallVec<[u64; 3]>,
     last_seen_ms: i64,
@@ -424,20 +425,13 @@ impl DeviceLogic for Logic {
     fn step(&self, s: &mut State, device: &DeviceId, tick: u64, inputs: &[Input], _: &mut Vec<EventScore>) -> Step {
         for i in inputs {
             match i {
-                Input::State { counts, last_seen_ms } => match &mut s.latest {
+                Input::State { counts, last_seen_ms } => {
                     // Copied over the kept counts in place (no new vector per change).
-                    Some(latest) => {
-                        latest.counts.clear();
-                        latest.counts.extend_from_slice(counts);
-                        latest.last_seen_ms = *last_seen_ms;
-                    }
-                    None => {
-                        s.latest = Some(Counts {
-                            counts: counts.clone(),
-                            last_seen_ms: *last_seen_ms,
-                        })
-                    }
-                },
+                    let latest = s.latest.get_or_insert_with(Counts::default);
+                    latest.counts.clear();
+                    latest.counts.extend_from_slice(counts);
+                    latest.last_seen_ms = *last_seen_ms;
+                }
                 Input::Event(subnet) => {
                     s.minutes.add(tick * self.tick_ms() / 60_000, 1);
                     s.subnet = *subnet;

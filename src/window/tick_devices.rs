@@ -82,10 +82,9 @@ impl TickDevices {
         woken.dedup();
         poll();
         // By device, then in event order, equal events as they arrived: an order of (slot,
-        // index) pairs (8 bytes each, the events themselves compared only within a device),
-        // then the events moved into it once.
-        // First by (slot, index) as one integer (a primitive sort), then each device's run of
-        // several events by event order.
+        // index) pairs (8 bytes each), put in slot order by one primitive sort of the pairs as
+        // integers, then each device's run of several events by event order (the events
+        // themselves compared only within a device); the events are moved into it once.
         let mut keys: Vec<u64> = events
             .iter()
             .enumerate()
@@ -93,16 +92,8 @@ impl TickDevices {
             .collect();
         keys.sort_unstable();
         let mut order: Vec<(u32, u32)> = keys.iter().map(|&k| ((k >> 32) as u32, k as u32)).collect();
-        let mut from = 0;
-        while from < order.len() {
-            let slot = order[from].0;
-            let to = from + order[from..].iter().take_while(|&&(s, _)| s == slot).count();
-            if to - from > 1 {
-                order[from..to].sort_by(|&(_, i), &(_, j)| {
-                    event_order(&events[i as usize].1, &events[j as usize].1).then(i.cmp(&j))
-                });
-            }
-            from = to;
+        for run in order.chunk_by_mut(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+            run.sort_by(|&(_, i), &(_, j)| event_order(&events[i as usize].1, &events[j as usize].1).then(i.cmp(&j)));
         }
         poll();
         let mut events: Vec<Option<Event>> = events.into_iter().map(|(_, e)| Some(e)).collect();
